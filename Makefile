@@ -1,0 +1,89 @@
+# bidscore's front door: CI, the README and pre-commit call these targets.
+# `make help` lists them.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools/bin
+GHZ_VERSION := v0.120.0
+export PATH := $(CURDIR)/$(TOOLS):$(PATH)
+# Release build for the extension in every install: the scoring path is what we measure.
+export MATURIN_PEP517_ARGS := --release
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
+	scripts/install-system-deps.sh
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed $(TOOLS)/ghz ## Create .venv, build rust_core (release), install ghz and system packages
+
+$(TOOLS)/ghz:
+	@command -v go >/dev/null || { echo "error: ghz is installed with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
+	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+.PHONY: build
+build: $(VENV)/.installed ## Rebuild the rust_core extension after Rust changes
+	$(BIN)/maturin develop --release --skip-install -q 2>/dev/null || $(BIN)/pip install -q -e ".[dev]"
+
+.PHONY: proto
+proto: $(VENV)/.installed ## Regenerate Python code from proto/
+	$(BIN)/python scripts/gen_proto.py
+
+.PHONY: format
+format: $(VENV)/.installed ## Format Rust and Python
+	cargo fmt --all
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: lint
+lint: $(VENV)/.installed ## cargo fmt/clippy, ruff, stale generated code
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/python scripts/gen_proto.py --check
+
+.PHONY: typecheck
+typecheck: $(VENV)/.installed ## mypy on our packages, stubtest of rust_core.pyi against the built module
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest rust_core --allowlist scripts/stubtest-allowlist.txt
+
+.PHONY: test-rust
+test-rust: ## cargo test of the Rust core (no Python needed)
+	cargo test --all-targets
+
+.PHONY: test-python
+test-python: install ## pytest: unit, integration against real servers, end to end
+	$(BIN)/pytest
+
+.PHONY: test
+test: install lint typecheck test-rust test-python ## Everything CI runs: lints, types, Rust and Python tests
+
+.PHONY: demo
+demo: install ## The main job end to end on the embedded defaults
+	$(BIN)/python scripts/demo.py
+
+.PHONY: bench
+bench: install ## Benchmarks (bench/): prints ratios against same-run baselines
+	$(BIN)/python bench/run_all.py
+
+.PHONY: fuzz
+fuzz: ## Run each cargo-fuzz target for FUZZ_SECONDS (default 60)
+	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+.PHONY: clean
+clean: ## Remove build products and local state
+	rm -rf $(VENV) .tools target .bidscore
