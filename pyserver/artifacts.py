@@ -1,0 +1,118 @@
+"""Fetch one registered model version into the local cache and verify it before use.
+
+Every worker on a host shares one cache directory, and every worker must map the *same*
+file (the same inode) for the kernel to share its pages: a download lands in a private
+temporary file and is published with `os.link`, which never replaces an existing file, so the
+first complete copy wins and later workers map that one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from pathlib import Path
+
+import rust_core
+from control.registry import Version
+from control.store import ArtifactStore
+from pyserver.modelset import LoadedModel
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# Cached artifacts kept per model beyond the served one: enough for a quick rollback without
+# a download, few enough that a model updated several times a day cannot fill the disk.
+KEEP_PER_MODEL = 3
+
+
+class RefusedArtifact(Exception):
+    """A version that must not be served (bad checksum, fingerprint, format or manifest).
+
+    Unlike an outage, retrying does not help: the reloader remembers the version and waits for
+    the alias to move on.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def cache_path(cache_dir: Path, version: Version, checksum: str) -> Path:
+    """`<cache>/<model>/<version>-<checksum>.model`: a new artifact never reuses a name."""
+    model = _UNSAFE.sub("_", version.model)
+    name = f"{_UNSAFE.sub('_', version.version)}-{_UNSAFE.sub('_', checksum)}.model"
+    return cache_dir / model / name
+
+
+def fetch(store: ArtifactStore, version: Version, cache_dir: Path) -> Path:
+    """The local copy of the version's artifact, downloading it if it is not cached yet.
+
+    Store errors propagate: they are outages, retried with backoff by the caller.
+    """
+    checksum = str(version.manifest.get("checksum") or "")
+    if not checksum:
+        raise RefusedArtifact(
+            "manifest", f"{version.model} version {version.version}: manifest has no checksum"
+        )
+    final = cache_path(cache_dir, version, checksum)
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        store.get(version.artifact_uri, str(tmp))
+        # FileExistsError: another worker published the same artifact first; use theirs.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def load_verified(version: Version, path: Path, expected_fingerprint: str) -> LoadedModel:
+    """Map the file and check it against the manifest and the server's own feature spec."""
+    where = f"{version.model} version {version.version}"
+    try:
+        model = rust_core.load_model(str(path))
+    except rust_core.ModelFormatError as exc:
+        # A cached copy that fails verification is useless to every worker: drop it so a
+        # later (fixed) upload under the same checksum is downloaded afresh.
+        path.unlink(missing_ok=True)
+        raise RefusedArtifact("format", f"{where}: {exc}") from exc
+    checksum = str(version.manifest.get("checksum", ""))
+    if model.checksum.lower() != checksum.lower():
+        path.unlink(missing_ok=True)
+        raise RefusedArtifact(
+            "checksum",
+            f"{where}: artifact checksum {model.checksum} does not match the manifest's {checksum}",
+        )
+    if model.fingerprint.lower() != expected_fingerprint.lower():
+        raise RefusedArtifact(
+            "fingerprint",
+            f"{where}: feature-spec fingerprint {model.fingerprint} is not this server's "
+            f"{expected_fingerprint} (the model was trained with different feature code)",
+        )
+    return LoadedModel(
+        name=version.model,
+        version=version.version,
+        model=model,
+        checksum=model.checksum,
+        path=str(path),
+    )
+
+
+def prune(cache_dir: Path, model: str, serving: Path, keep: int = KEEP_PER_MODEL) -> list[Path]:
+    """Delete all but the `keep` newest cached artifacts of `model` (never `serving`).
+
+    Safe while other workers map a deleted file: the kernel keeps its pages until the last
+    mapping goes. A worker that was about to open it sees an I/O error, which the reloader
+    treats as an outage and retries (downloading again).
+    """
+    directory = cache_dir / _UNSAFE.sub("_", model)
+    files = sorted(directory.glob("*.model"), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for path in files[keep:]:
+        if path != serving:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -1,0 +1,51 @@
+"""The set of models a worker serves, replaced as one reference.
+
+A `ModelSet` never changes after it is built. The reloader builds a new one beside the old and
+`ModelSlot.swap` replaces the reference in one assignment (atomic under the GIL). A request
+reads `slot.current` once and keeps that object for its whole life, so the old models (and
+their memory maps) are released only when the last request holding them finishes and the
+reference count drops to zero: no lock on the hot path and no request sees a mix of versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import rust_core
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One verified model file, mapped in memory, and where it came from."""
+
+    name: str
+    version: str
+    model: rust_core.Model
+    checksum: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    scorer: rust_core.Scorer
+    models: Mapping[str, LoadedModel] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {name: loaded.version for name, loaded in self.models.items()}
+
+
+class ModelSlot:
+    """Holds the current `ModelSet`; `None` until the first complete set is loaded."""
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current: ModelSet | None = None
+
+    def swap(self, new: ModelSet) -> ModelSet | None:
+        """Install `new` and return the previous set (the caller only logs it)."""
+        old, self.current = self.current, new
+        return old

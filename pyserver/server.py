@@ -1,0 +1,125 @@
+"""One worker's lifecycle: build the grpc.aio server, serve until SIGTERM/SIGINT, drain.
+
+Start-up order: bind and start serving at once with health NOT_SERVING (Score answers
+UNAVAILABLE) while the reloader loads the models off the event loop; the first complete,
+warmed-up model set flips health to SERVING. Shutdown: health NOT_SERVING, stop the reloader,
+`server.stop(grace)` refuses new calls and lets in-flight ones finish, in a `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+
+from pyserver.config import ConfigError, ServerConfig
+from pyserver.health import HEALTH_SERVICE_NAME, Health
+from pyserver.metrics import Metrics
+from pyserver.modelset import ModelSet, ModelSlot
+from pyserver.reloader import Reloader
+from pyserver.service import SERVICE_NAME, ScoreService
+from pyserver.serving_features import ServingFeatures
+
+log = logging.getLogger(__name__)
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        # Several workers share the port only when asked to: with one worker a port conflict
+        # must fail loudly rather than silently split traffic with a stale process.
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
+        ("grpc.max_receive_message_length", config.transport_max_bytes),
+        ("grpc.max_send_message_length", config.transport_max_bytes),
+    ]
+
+
+async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> None:
+    """Run one worker until SIGTERM or SIGINT, then drain and return."""
+    loop = asyncio.get_running_loop()
+    metrics = Metrics()
+    metrics_port = config.metrics_port_for(worker)
+    metrics_server = metrics.serve(config.host, metrics_port)[0] if metrics_port else None
+
+    slot = ModelSlot()
+    health = Health()
+    offload = (
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="bidscore-score")
+        if config.offload_candidates
+        else None
+    )
+    service = ScoreService(
+        slot,
+        metrics,
+        max_request_bytes=config.max_request_bytes,
+        max_candidates=config.max_candidates,
+        python_values=features.python_values,
+        # The sampled prediction log attaches here: on_response=PredictionLog(...).log_response
+        on_response=None,
+        offload=offload,
+        offload_candidates=config.offload_candidates,
+    )
+    server = grpc.aio.server(
+        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
+    )
+    handlers = service.handlers()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    health.add_to(server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def on_swap(_: ModelSet) -> None:
+        # Called on the reloader thread; health lives on the event loop.
+        asyncio.run_coroutine_threadsafe(_mark_ready(health, metrics), loop)
+
+    reloader = Reloader(config, features, slot, metrics, on_swap)
+    await health.start()  # before the port opens: nothing may see SERVING too early
+    await server.start()
+    try:
+        reloader.start()
+        log.info(
+            "worker %d (pid %d) listening on %s, models %s at alias %r",
+            worker,
+            os.getpid(),
+            config.address,
+            ",".join(config.models),
+            config.alias,
+        )
+        await stop.wait()
+        log.info("worker %d draining (grace %.1fs)", worker, config.grace_seconds)
+    finally:
+        await health.drain()
+        metrics.ready.set(0)
+        reloader.stop()
+        deadline = loop.time() + config.grace_seconds
+        finished = await service.drain(config.grace_seconds)
+        log.info("worker %d: in-flight calls %s", worker, "finished" if finished else "timed out")
+        # Calls already queued inside grpc get a moment to reach the handler and be refused
+        # with UNAVAILABLE; whatever is still queued at stop() is cancelled by grpc.
+        await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+        await server.stop(max(0.0, deadline - loop.time()))
+        if offload is not None:
+            offload.shutdown(wait=True)
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        log.info("worker %d stopped", worker)
+
+
+async def _mark_ready(health: Health, metrics: Metrics) -> None:
+    if not health.serving:
+        await health.set_serving(True)
+        metrics.ready.set(1)

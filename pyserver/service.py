@@ -1,0 +1,172 @@
+"""The `bidscore.v1.Scorer/Score` handler: raw bytes in, raw bytes out.
+
+The method is registered with no request deserializer and no response serializer, so grpc
+hands over the serialized ScoreRequest and sends back what rust_core returns. Parsing,
+tokenising and scoring all happen inside one `Scorer.score_request` call with the GIL
+released; the Python work per request is a handful of attribute reads and metric updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+import grpc
+
+import rust_core
+from pyserver.errors import RequestError
+from pyserver.metrics import Metrics
+from pyserver.modelset import ModelSet, ModelSlot
+from pyserver.python_features import PythonValues, parse_request
+
+SERVICE_NAME = "bidscore.v1.Scorer"
+log = logging.getLogger(__name__)
+
+# Called with (request bytes, response bytes) after every successful call: the sampled
+# prediction log (`PredictionLog.log_response`) plugs in here. It runs on the event loop, so
+# it must not block.
+ResponseHook = Callable[[bytes, bytes], None]
+
+
+class ScoreService:
+    def __init__(
+        self,
+        slot: ModelSlot,
+        metrics: Metrics,
+        *,
+        max_request_bytes: int,
+        max_candidates: int,
+        python_values: PythonValues | None = None,
+        on_response: ResponseHook | None = None,
+        offload: Executor | None = None,
+        offload_candidates: int = 64,
+    ) -> None:
+        self._slot = slot
+        self._metrics = metrics
+        self._max_request_bytes = max_request_bytes
+        self._max_candidates = max_candidates
+        self._python_values = python_values
+        self.on_response = on_response
+        self._offload = offload
+        self._offload_candidates = offload_candidates
+        self.draining = False
+        self._in_flight = 0
+        self._idle: asyncio.Event | None = None
+
+    def handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        # None (de)serializers: the handler sees and returns bytes.
+        return {"Score": grpc.unary_unary_rpc_method_handler(self.score)}
+
+    async def score(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if self.draining:
+            # Shutting down: refuse before doing any work; UNAVAILABLE tells clients to retry
+            # on another replica.
+            self._metrics.requests_by_code[grpc.StatusCode.UNAVAILABLE].inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+        start = time.perf_counter()
+        self._in_flight += 1
+        try:
+            return await self._score(request, context, start)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def _score(
+        self, request: bytes, context: grpc.aio.ServicerContext, start: float
+    ) -> bytes:
+        try:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline already expired")
+            models = self._slot.current
+            scorer, python_values, candidates = self._prepare(request, models)
+            if self._offload is not None and candidates > self._offload_candidates:
+                # A big request scored inline would stall every other call on this loop for
+                # milliseconds; Rust releases the GIL, so a thread scores it in parallel.
+                response = await asyncio.get_running_loop().run_in_executor(
+                    self._offload, self._run, scorer, request, python_values
+                )
+            else:
+                response = self._run(scorer, request, python_values)
+        except RequestError as exc:
+            # Metrics first: the client may see the status before abort() returns.
+            self._record(exc.code, start)
+            await context.abort(exc.code, exc.message)
+        except Exception as exc:
+            # No request may take a worker down: anything unexpected becomes INTERNAL.
+            log.exception("unexpected error while scoring")
+            self._record(grpc.StatusCode.INTERNAL, start)
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+            )
+        self._record(grpc.StatusCode.OK, start)
+        self._metrics.candidates.observe(candidates)
+        if self.on_response is not None:
+            self.on_response(request, response)
+        return response
+
+    def _record(self, code: grpc.StatusCode, start: float) -> None:
+        self._metrics.requests_by_code[code].inc()
+        self._metrics.latency.observe(time.perf_counter() - start)
+
+    async def drain(self, timeout: float) -> bool:
+        """Refuse new calls from now on and wait (up to `timeout`) for the running ones.
+
+        grpc's own `server.stop(grace)` cancels calls that reached the server but were not yet
+        handed to a handler; refusing them first with UNAVAILABLE empties that queue quickly,
+        so the stop that follows finds (almost) nothing to cancel. True if all finished.
+        """
+        self.draining = True
+        if self._in_flight == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _prepare(
+        self, request: bytes, models: ModelSet | None
+    ) -> tuple[rust_core.Scorer, dict[str, list[str | None]] | None, int]:
+        """Cheap checks before scoring: models loaded, size, candidate count, Python features."""
+        if models is None:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
+        if len(request) > self._max_request_bytes:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
+            )
+        # upb parses a typical request in a few microseconds (faster than walking the wire
+        # format in Python); the count guards the limit before any per-candidate work.
+        message = parse_request(request)
+        candidates = len(message.candidates)
+        if candidates > self._max_candidates:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request has {candidates} candidates, over the limit of {self._max_candidates}",
+            )
+        python = self._python_values
+        python_values = python.compute(message) if python is not None else None
+        return models.scorer, python_values, candidates
+
+    @staticmethod
+    def _run(
+        scorer: rust_core.Scorer, request: bytes, python_values: dict[str, list[str | None]] | None
+    ) -> bytes:
+        try:
+            return bytes(scorer.score_request(request, python_values))
+        except rust_core.ScoreError as exc:
+            raise RequestError(_status_of(exc), str(getattr(exc, "message", exc))) from exc
+
+
+def _status_of(exc: rust_core.ScoreError) -> grpc.StatusCode:
+    code = getattr(exc, "code", "INVALID_ARGUMENT")
+    try:
+        return grpc.StatusCode[str(code)]
+    except KeyError:
+        return grpc.StatusCode.INVALID_ARGUMENT

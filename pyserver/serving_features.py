@@ -1,0 +1,134 @@
+"""The server's own feature code: the specs of the served models compiled into one plan.
+
+The plan decides the tokens; its per-model fingerprints decide which model files this server
+accepts (a model trained with other feature code is refused). The warm-up batch is built from
+the schema itself, so it exercises every raw feature of every served model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping, Sequence
+
+import rust_core
+from bidscore.v1 import scorer_pb2
+from features.plan import plan_json
+from features.spec import ModelSpec
+from pyserver.config import DEFAULT_MAX_CANDIDATES, DEFAULT_SPECS, ConfigError
+from pyserver.modelset import LoadedModel
+from pyserver.python_features import PythonValues
+
+WARMUP_CANDIDATES = 8
+
+
+class WarmupError(Exception):
+    """A freshly built scorer that does not score a known-good batch."""
+
+
+class ServingFeatures:
+    def __init__(
+        self, specs: Sequence[ModelSpec], *, max_candidates: int = DEFAULT_MAX_CANDIDATES
+    ) -> None:
+        if not specs:
+            raise ConfigError("no model specs to serve")
+        schemas = {spec.schema for spec in specs}
+        if len(schemas) != 1:
+            raise ConfigError("every served model must share one feature schema")
+        self.schema = schemas.pop()
+        self.specs = {spec.name: spec for spec in specs}
+        self.plan_json = plan_json(specs)
+        self.plan = rust_core.FeaturePlan(self.plan_json)
+        self.fingerprints = {spec.name: spec.fingerprint for spec in specs}
+        info = self.schema.schema_info()
+        reached = {name for spec in specs for name in spec.reached()}
+        python_names = [name for name in info.python if name in reached]
+        self.python_values = PythonValues(self.schema, python_names) if python_names else None
+        self.max_candidates = max_candidates
+        self.warmup_candidates = min(WARMUP_CANDIDATES, max_candidates)
+        self.warmup_request = _warmup_request(self.schema, list(self.specs), self.warmup_candidates)
+
+    @classmethod
+    def for_models(
+        cls,
+        names: Sequence[str],
+        specs_ref: str = DEFAULT_SPECS,
+        max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    ) -> ServingFeatures:
+        """The specs named by `--models` from the `module:attribute` dict `specs_ref`."""
+        specs = load_specs(specs_ref)
+        unknown = [name for name in names if name not in specs]
+        if unknown:
+            raise ConfigError(
+                f"unknown model(s) {', '.join(unknown)}: {specs_ref} has {', '.join(sorted(specs))}"
+            )
+        return cls([specs[name] for name in names], max_candidates=max_candidates)
+
+    def build_scorer(self, loaded: Mapping[str, LoadedModel]) -> rust_core.Scorer:
+        return rust_core.Scorer(
+            self.plan,
+            {name: (entry.model, entry.version) for name, entry in loaded.items()},
+            max_candidates=self.max_candidates,
+        )
+
+    def score_bytes(self, scorer: rust_core.Scorer, request: bytes) -> bytes:
+        """Score one serialized request as the service does (Python features included)."""
+        python = self.python_values
+        values = python.compute(python.parse(request)) if python is not None else None
+        return bytes(scorer.score_request(request, values))
+
+    def warm_up(self, scorer: rust_core.Scorer) -> None:
+        """Score the warm-up batch; every model must give a probability per candidate.
+
+        Touches the code paths and the model pages a first real request would, so that the
+        first request after a swap is not the slow one.
+        """
+        response = scorer_pb2.ScoreResponse.FromString(
+            self.score_bytes(scorer, self.warmup_request)
+        )
+        if len(response.candidates) != self.warmup_candidates:
+            raise WarmupError(
+                f"warm-up returned {len(response.candidates)} candidates, "
+                f"expected {self.warmup_candidates}"
+            )
+        for cand in response.candidates:
+            if len(cand.scores) != len(response.models):
+                raise WarmupError("warm-up returned a candidate without a score per model")
+            bad = [s for s in cand.scores if not (math.isfinite(s) and 0.0 <= s <= 1.0)]
+            if bad:
+                raise WarmupError(f"warm-up produced scores outside [0, 1]: {bad[:3]}")
+
+
+def load_specs(ref: str) -> dict[str, ModelSpec]:
+    """Import `module:attribute` (for example `features.bid:SPECS`), a dict name -> ModelSpec."""
+    module_name, _, attribute = ref.partition(":")
+    try:
+        specs = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load specs {ref!r}: {exc}") from exc
+    if not isinstance(specs, dict) or not all(isinstance(s, ModelSpec) for s in specs.values()):
+        raise ConfigError(f"{ref} is not a dict of features.spec.ModelSpec")
+    return specs
+
+
+def _sample_value(type_: str, default: object, index: int) -> str:
+    if type_ == "int":
+        return str(1_800_000_000 + 3_607 * index if default == 0 else index)
+    if type_ == "float":
+        return str(0.25 * (index + 1))
+    return f"warmup-{index}"
+
+
+def _warmup_request(schema: type, models: list[str], candidates: int) -> bytes:
+    """A request with a value for every raw feature, varied per candidate."""
+    info = schema.schema_info()  # type: ignore[attr-defined]
+    request = scorer_pb2.ScoreRequest(request_id="warmup", models=models)
+    for name, field in info.raw.items():
+        if field.source == "context":
+            request.context[name] = _sample_value(field.type, field.default, 0)
+    for index in range(candidates):
+        cand = request.candidates.add(id=f"warmup-{index}")
+        for name, field in info.raw.items():
+            if field.source == "candidate":
+                cand.features[name] = _sample_value(field.type, field.default, index)
+    return request.SerializeToString()

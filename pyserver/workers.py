@@ -1,0 +1,126 @@
+"""Run N worker processes on one port (SO_REUSEPORT), forked before any gRPC object exists.
+
+gRPC's core threads and its event engine do not survive `fork`, and neither would the
+reloader thread or rust_core's thread pools: so the parent only validates the settings,
+compiles the feature plan (plain data) and forks; each child then builds its own server,
+metrics endpoint (`--metrics-port + index`) and reloader. The kernel spreads connections over
+the children. The parent forwards SIGTERM/SIGINT, restarts a child that dies unexpectedly
+(a worker crash must not shrink the pool for good), and exits 0 only if every child did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+import uvloop
+
+from pyserver.config import ServerConfig
+from pyserver.server import serve
+from pyserver.serving_features import ServingFeatures
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+# A child that keeps dying right after start is a configuration problem, not bad luck.
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+
+
+def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> int:
+    """Serve in this process until signalled; the exit code for the process."""
+    uvloop.run(serve(config, features, worker))
+    return 0
+
+
+def run(config: ServerConfig, features: ServingFeatures) -> int:
+    if config.workers == 1:
+        return run_worker(config, features)
+    return _Supervisor(config, features).run()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child if the supervisor dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        log.warning(
+            "could not set the parent-death signal; orphaned workers must be stopped by hand"
+        )
+
+
+class _Supervisor:
+    def __init__(self, config: ServerConfig, features: ServingFeatures) -> None:
+        self._config = config
+        self._features = features
+        self._children: dict[int, int] = {}  # pid -> worker index
+        self._stopping = False
+        self._restarts: list[float] = []
+        self._failed = False
+
+    def _spawn(self, worker: int) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _die_with_parent()
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                code = run_worker(self._config, self._features, worker)
+            except BaseException:
+                log.exception("worker %d failed", worker)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        self._children[pid] = worker
+
+    def _forward(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._forward)
+        for worker in range(self._config.workers):
+            self._spawn(worker)
+        log.info("supervisor (pid %d) started %d workers", os.getpid(), len(self._children))
+        while self._children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            if pid not in self._children:
+                continue
+            worker = self._children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if self._stopping:
+                self._failed = self._failed or code != 0
+                continue
+            log.error("worker %d (pid %d) exited with %d; restarting it", worker, pid, code)
+            if self._may_restart():
+                self._spawn(worker)
+            else:
+                log.error("workers keep dying; stopping the rest")
+                self._failed = True
+                self._forward(signal.SIGTERM, None)
+        return 1 if self._failed else 0
+
+    def _may_restart(self) -> bool:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_SECONDS]
+        self._restarts.append(now)
+        return len(self._restarts) <= MAX_RESTARTS

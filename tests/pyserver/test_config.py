@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from control import settings
+from pyserver.config import ConfigError, ServerConfig, parse_models
+
+
+def test_defaults_follow_the_issue(bidscore_home: Path) -> None:
+    config = ServerConfig()
+    assert (config.host, config.port, config.workers) == ("127.0.0.1", 50051, 1)
+    assert config.models == ("ctr", "cvr")
+    assert config.alias == "production"
+    assert config.poll_interval == 2.0
+    assert config.registry_url == settings.default_registry_url()
+    assert str(bidscore_home) in config.registry_url
+    assert config.store_url == settings.default_store_url()
+    assert config.cache_dir == bidscore_home / "serve-cache"
+    assert config.metrics_port == 0
+    assert config.transport_max_bytes > config.max_request_bytes
+
+
+def test_metrics_port_per_worker() -> None:
+    assert ServerConfig(metrics_port=9100).metrics_port_for(2) == 9102
+    assert ServerConfig(metrics_port=0).metrics_port_for(2) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"port": 70000}, "--port"),
+        ({"workers": 0}, "--workers"),
+        ({"workers": 2, "port": 0}, "cannot be shared"),
+        ({"models": ()}, "--models"),
+        ({"models": ("ctr", "ctr")}, "twice"),
+        ({"poll_interval": 0}, "--poll-interval"),
+        ({"max_concurrent_rpcs": 0}, "--max-concurrent-rpcs"),
+        ({"max_candidates": 0}, "--max-candidates"),
+        ({"max_request_bytes": 10}, "--max-request-bytes"),
+        ({"specs": "features.bid"}, "module:attribute"),
+        ({"grace_seconds": -1}, "--grace"),
+    ],
+)
+def test_rejects_settings_that_cannot_work(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ServerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_parse_models() -> None:
+    assert parse_models(" ctr, cvr ,,") == ("ctr", "cvr")

@@ -1,0 +1,274 @@
+"""The sampled prediction log: what it writes, how it rotates, and that a full, read-only or
+hung destination never blocks the caller and is counted in `bidscore_predlog_dropped_total`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bidscore.v1 import scorer_pb2
+from pyserver.predlog import IO_ERROR, QUEUE_FULL, PredictionLog
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def make_pair(
+    i: int, candidates: int = 2
+) -> tuple[scorer_pb2.ScoreRequest, scorer_pb2.ScoreResponse]:
+    request = scorer_pb2.ScoreRequest(
+        request_id=f"r{i}", context={"app_id": f"app{i % 3}", "ts": str(1_795_000_000 + i)}
+    )
+    response = scorer_pb2.ScoreResponse(
+        request_id=f"r{i}",
+        models=[
+            scorer_pb2.ModelVersion(name="ctr", version="3"),
+            scorer_pb2.ModelVersion(name="cvr", version="1"),
+        ],
+    )
+    for c in range(candidates):
+        request.candidates.add(id=f"c{c}", features={"campaign_id": f"camp{c}"})
+        response.candidates.add(id=f"c{c}", scores=[0.25 + c / 8, 0.5])
+    return request, response
+
+
+def read_records(directory: Path) -> list[dict]:
+    records = []
+    for path in sorted(directory.glob("predictions-*.jsonl")):
+        records.extend(json.loads(line) for line in path.read_text().splitlines())
+    return records
+
+
+def new_log(destination: str | Path, **kwargs) -> PredictionLog:
+    kwargs.setdefault("sample_rate", 1.0)
+    return PredictionLog(str(destination), registry=CollectorRegistry(), **kwargs)
+
+
+def test_every_sampled_response_is_written_as_one_record(tmp_path: Path) -> None:
+    log = new_log(tmp_path / "log")
+    for i in range(10):
+        request, response = make_pair(i)
+        # The server hands over serialized bytes; parsed messages are accepted too.
+        if i % 2:
+            assert log.log_response(
+                request.SerializeToString(), response.SerializeToString(), ts=100.0 + i
+            )
+        else:
+            assert log.log_response(request, response, ts=100.0 + i)
+    assert log.close()
+
+    records = read_records(tmp_path / "log")
+    assert [r["request_id"] for r in records] == [f"r{i}" for i in range(10)]
+    first = records[0]
+    assert first["ts"] == 100.0
+    assert first["models"] == [{"name": "ctr", "version": "3"}, {"name": "cvr", "version": "1"}]
+    assert first["candidates"] == [
+        {"id": "c0", "scores": [0.25, 0.5]},
+        {"id": "c1", "scores": [0.375, 0.5]},
+    ]
+    assert "context" not in first  # raw features only when asked for
+    assert log.written == 10
+    assert log.dropped() == 0
+    assert not list((tmp_path / "log").glob("*.part"))
+
+
+def test_raw_features_are_logged_when_asked(tmp_path: Path) -> None:
+    log = new_log(tmp_path, include_features=True)
+    request, response = make_pair(7)
+    log.log_response(request, response)
+    assert log.close()
+    (record,) = read_records(tmp_path)
+    assert record["context"] == {"app_id": "app1", "ts": "1795000007"}
+    assert [c["features"] for c in record["candidates"]] == [
+        {"campaign_id": "camp0"},
+        {"campaign_id": "camp1"},
+    ]
+
+
+def test_sample_rate_keeps_about_that_share(tmp_path: Path) -> None:
+    log = new_log(tmp_path, sample_rate=0.1, seed=7)
+    request, response = make_pair(0)
+    kept = sum(log.log_response(request, response) for _ in range(4000))
+    assert log.close()
+    # Binomial(4000, 0.1): mean 400, sd 19; the window is over 5 sd wide on each side.
+    assert 300 < kept < 500
+    assert len(read_records(tmp_path)) == kept
+
+    off = new_log(tmp_path / "off", sample_rate=0.0)
+    assert not any(off.log_response(request, response) for _ in range(100))
+    assert off.close()
+    assert not (tmp_path / "off").exists() or not list((tmp_path / "off").iterdir())
+
+
+def test_files_rotate_by_size_and_keep_every_record(tmp_path: Path) -> None:
+    log = new_log(tmp_path, rotate_bytes=300)
+    for i in range(40):
+        log.log_response(*make_pair(i))
+        if i % 5 == 4:
+            time.sleep(0.05)  # let the writer take several batches
+    assert log.close()
+    files = sorted(tmp_path.glob("predictions-*.jsonl"))
+    assert len(files) > 1
+    records = read_records(tmp_path)
+    assert sorted(int(r["request_id"][1:]) for r in records) == list(range(40))
+
+
+def test_invalid_settings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sample rate"):
+        new_log(tmp_path, sample_rate=1.5)
+    with pytest.raises(ValueError, match="queue size"):
+        new_log(tmp_path, queue_size=0)
+
+
+def test_a_destination_that_cannot_be_created_drops_and_counts(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the log directory should be")
+    log = new_log(blocker / "log")
+    for i in range(20):
+        assert log.log_response(*make_pair(i))
+    assert log.close()
+    assert log.dropped(IO_ERROR) == 20
+    assert log.written == 0
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 KiB tmpfs: real ENOSPC after a few records (mounting needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("a size-limited filesystem needs root to mount")
+    mount = tmp_path / "full"
+    _mount_tmpfs(mount, "size=16k")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A read-only mount as root (who ignores permission bits), else a mode 0555 directory."""
+    target = tmp_path / "ro"
+    if os.geteuid() == 0:
+        _mount_tmpfs(target, "ro,size=16k")
+        try:
+            yield target
+        finally:
+            subprocess.run(["umount", "-l", str(target)], check=False)
+    else:
+        target.mkdir()
+        target.chmod(0o555)
+        try:
+            yield target
+        finally:
+            target.chmod(0o755)
+
+
+def test_full_disk_keeps_what_fits_and_counts_the_rest(full_disk: Path) -> None:
+    log = new_log(full_disk, include_features=True)
+    sent = 300  # about 330 bytes each: far more than 16 KiB
+    for i in range(sent):
+        assert log.log_response(*make_pair(i))
+        if i % 20 == 0:
+            time.sleep(0.01)
+    assert log.close()
+    kept = read_records(full_disk)  # every line that stayed on disk is complete JSON
+    assert 0 < len(kept) < sent
+    assert log.dropped(IO_ERROR) == sent - len(kept)
+    assert log.written >= len(kept)
+
+
+def test_read_only_directory_drops_and_counts(read_only_dir: Path) -> None:
+    log = new_log(read_only_dir)
+    for i in range(25):
+        assert log.log_response(*make_pair(i))
+    assert log.close()
+    assert log.dropped(IO_ERROR) == 25
+    assert read_records(read_only_dir) == []
+
+
+@pytest.fixture
+def hung_endpoint() -> Iterator[str]:
+    """A TCP server that accepts connections and never answers: a hung S3 endpoint."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                held.append(conn)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_hung_destination_never_blocks_the_caller(
+    hung_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    # rotate_bytes=1: every batch is uploaded at once, so the writer is stuck on the upload.
+    log = new_log(
+        f"s3://bucket/preds?endpoint_url={hung_endpoint}&region=us-east-1",
+        queue_size=4,
+        rotate_bytes=1,
+    )
+    request, response = make_pair(1)
+    slowest = 0.0
+    for _ in range(500):
+        start = time.perf_counter()
+        log.log_response(request, response)
+        slowest = max(slowest, time.perf_counter() - start)
+        time.sleep(0.0005)
+    # The upload hangs for seconds; a call that waited for it would take that long.
+    assert slowest < 0.5
+    assert log.dropped(QUEUE_FULL) >= 500 - 4 - 4 - 1  # queue + the batch in the writer's hands
+    assert not log.close(timeout=0.5)  # the stuck writer is abandoned, not waited for
+
+
+@pytest.mark.aws
+def test_s3_prefix_receives_finished_files(moto_server: str) -> None:
+    bucket = f"predlog-{uuid.uuid4().hex[:10]}"
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    log = new_log(f"s3://{bucket}/preds/day1?endpoint_url={moto_server}&region=us-east-1")
+    for i in range(12):
+        log.log_response(*make_pair(i))
+    assert log.close()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys
+    assert all(k.startswith("preds/day1/predictions-") and k.endswith(".jsonl") for k in keys)
+    lines = b"".join(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys).splitlines()
+    assert sorted(json.loads(line)["request_id"] for line in lines) == sorted(
+        f"r{i}" for i in range(12)
+    )
+    assert log.dropped() == 0

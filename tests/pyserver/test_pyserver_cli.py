@@ -1,0 +1,52 @@
+"""`control serve` / `python -m pyserver`: options and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from serve_harness import HERE
+from typer.testing import CliRunner
+
+from control.cli.app import app
+
+
+def test_control_serve_help_lists_the_options() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in (
+        "--host", "--port", "--workers", "--models", "--alias", "--poll-interval", "--registry",
+        "--store", "--max-concurrent-rpcs", "--metrics-port", "--max-request-bytes",
+        "--max-candidates", "--grace",
+    ):  # fmt: skip
+        assert option in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "error: --workers must be at least 1, got 0"),
+        (
+            ["--models", "ctr,nope"],
+            "error: unknown model(s) nope: serve_specs:SPECS has ctr, cvr, win",
+        ),
+        (["--specs", "no_such_module:SPECS"], "error: cannot load specs 'no_such_module:SPECS'"),
+        (["--workers", "2", "--port", "0"], "error: --port 0 (any free port) cannot be shared"),
+    ],
+)
+def test_bad_settings_exit_1_with_one_line(args: list[str], message: str) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.getcwd()])}
+    result = subprocess.run(
+        [sys.executable, "-m", "pyserver", "--specs", "serve_specs:SPECS", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message)

@@ -1,0 +1,150 @@
+"""A worker's lifecycle as a real process: readiness, load shedding, port conflicts and the
+graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+from serve_harness import Published, ServerFactory, raw_score, request_bytes, score
+
+from features import datagen
+
+pytestmark = pytest.mark.timeout(180)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _request(candidates: int = 5, seed: int = 1) -> bytes:
+    return request_bytes(datagen.request_payloads(1, seed=seed, candidates=candidates)[0])
+
+
+def test_not_serving_until_every_model_is_loaded(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Nothing has a "canary" alias yet.
+    server = start_server(
+        published.registry_url, published.store_url, "--alias", "canary", wait=False
+    )
+    status = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            status = server.health()
+            break
+        except grpc.RpcError:
+            time.sleep(0.1)
+    assert status == NOT_SERVING
+    assert server.health("bidscore.v1.Scorer") == NOT_SERVING
+    with grpc.insecure_channel(server.target) as channel, pytest.raises(grpc.RpcError) as info:
+        raw_score(channel)(_request(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    # Two of three models get a canary: still not serving; the third completes the set.
+    for name in ("ctr", "cvr"):
+        published.registry.set_alias(
+            name, "canary", "1", expected_generation=0, actor="tests", reason="t"
+        )
+    time.sleep(1.5)
+    assert server.health() == NOT_SERVING
+    published.registry.set_alias(
+        "win", "canary", "2", expected_generation=0, actor="tests", reason="t"
+    )
+    server.wait_serving(timeout=30)
+    with grpc.insecure_channel(server.target) as channel:
+        reply = score(channel, _request())
+    assert {(m.name, m.version) for m in reply.models} == {("ctr", "1"), ("cvr", "1"), ("win", "2")}
+    assert server.stop() == 0
+
+
+def test_sigterm_during_load_finishes_in_flight_calls_and_exits_0(
+    published: Published, start_server: ServerFactory
+) -> None:
+    server = start_server(published.registry_url, published.store_url)
+    heavy = _request(candidates=400, seed=3)
+    outcomes: list[tuple[float, float, grpc.StatusCode]] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        # Like a real client: keep calling until this replica refuses, then go elsewhere.
+        with grpc.insecure_channel(server.target) as channel:
+            call = raw_score(channel)
+            code = grpc.StatusCode.OK
+            while code == grpc.StatusCode.OK:
+                start = time.monotonic()
+                try:
+                    call(heavy, timeout=20)
+                except grpc.RpcError as exc:
+                    code = exc.code()
+                with lock:
+                    outcomes.append((start, time.monotonic(), code))
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    signalled = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    exit_code = server.proc.wait(timeout=30)
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert exit_code == 0, server.log()[-2000:]
+    assert all(code == grpc.StatusCode.OK for _, end, code in outcomes if end < signalled)
+    # Calls running when the signal arrived completed normally rather than being cut off...
+    assert any(s < signalled < e and code == grpc.StatusCode.OK for s, e, code in outcomes)
+    # ...every client was eventually refused, and a refusal is always a clean UNAVAILABLE.
+    refused = [code for *_, code in outcomes if code != grpc.StatusCode.OK]
+    assert len(refused) == 6
+    assert set(refused) == {grpc.StatusCode.UNAVAILABLE}, outcomes[-12:]
+    assert "in-flight calls finished" in server.log()
+    with grpc.insecure_channel(server.target) as channel, pytest.raises(grpc.RpcError) as info:
+        raw_score(channel)(heavy, timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_max_concurrent_rpcs_sheds_load_with_resource_exhausted(
+    published: Published, start_server: ServerFactory
+) -> None:
+    server = start_server(published.registry_url, published.store_url, "--max-concurrent-rpcs", "1")
+    heavy = _request(candidates=800, seed=4)
+    with grpc.insecure_channel(server.target) as channel:
+        call = raw_score(channel)
+        futures = [call.future(heavy, timeout=30) for _ in range(40)]
+        codes = []
+        for future in futures:
+            try:
+                future.result()
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as exc:
+                codes.append(exc.code())
+        assert grpc.StatusCode.OK in codes
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+        assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        # Once the burst is over, calls succeed again.
+        assert len(score(channel, _request()).candidates) == 5
+
+
+def test_port_in_use_fails_with_one_line(published: Published, start_server: ServerFactory) -> None:
+    first = start_server(published.registry_url, published.store_url)
+    second = start_server(published.registry_url, published.store_url, port=first.port, wait=False)
+    assert second.proc.wait(timeout=60) == 1
+    errors = [line for line in second.log().splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert f"cannot listen on 127.0.0.1:{first.port}" in errors[0]
+    assert first.health() == SERVING
+
+
+def test_many_calls_in_parallel_all_succeed(
+    published: Published, start_server: ServerFactory
+) -> None:
+    server = start_server(published.registry_url, published.store_url)
+    requests = [_request(candidates=10, seed=s) for s in range(20)]
+    with grpc.insecure_channel(server.target) as channel, ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda r: score(channel, r), requests * 5))
+    assert len(replies) == 100
+    assert all(len(r.candidates) == 10 for r in replies)

@@ -1,0 +1,295 @@
+"""The Score RPC against a real server: scores equal offline scoring, and malformed requests
+get the right status without hurting the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+import serve_specs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from serve_harness import (
+    MODELS,
+    ServerFactory,
+    ServerProcess,
+    TrainedModel,
+    free_port,
+    metric_value,
+    publish_trained,
+    raw_score,
+    request_bytes,
+    score,
+)
+
+from bidscore.v1 import scorer_pb2
+from features import datagen
+from features.tokenize import tokenize_table
+
+MAX_REQUEST_BYTES = 256 * 1024
+MAX_CANDIDATES = 200
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    trained: dict[str, list[TrainedModel]],
+) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("service")
+    pub = publish_trained(
+        f"sqlite:///{workdir / 'registry.db'}", f"file://{workdir / 'artifacts'}", trained
+    )
+    factory = ServerFactory(workdir, free_port)
+    try:
+        yield factory(
+            pub.registry_url,
+            pub.store_url,
+            "--max-request-bytes",
+            str(MAX_REQUEST_BYTES),
+            "--max-candidates",
+            str(MAX_CANDIDATES),
+        )
+    finally:
+        factory.close()
+
+
+@pytest.fixture(scope="module")
+def channel(server: ServerProcess) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(server.target) as chan:
+        yield chan
+
+
+def offline_scores(trained: dict[str, list[TrainedModel]], requests: int, seed: int, cands: int):
+    """Scores of the same rows through features.tokenize and Model.predict (no server)."""
+    table = datagen.generate(requests * cands, seed, candidates=cands)
+    return {
+        name: trained[name][0].model.predict(
+            tokenize_table(table, serve_specs.SPECS[name], label=None)
+        )
+        for name in MODELS
+    }
+
+
+def test_scores_equal_offline_scores_for_lr_and_ffm_in_one_call(
+    channel: grpc.Channel, trained: dict[str, list[TrainedModel]]
+) -> None:
+    requests, cands, seed = 6, 7, 21
+    expected = offline_scores(trained, requests, seed, cands)
+    payloads = datagen.request_payloads(requests, seed=seed, candidates=cands)
+    for r, payload in enumerate(payloads):
+        reply = score(channel, request_bytes(payload, models=["cvr", "ctr", "win"]))
+        assert reply.request_id == payload["request_id"]
+        assert [(m.name, m.version) for m in reply.models] == [
+            ("cvr", "1"),
+            ("ctr", "1"),
+            ("win", "1"),
+        ]
+        assert [c.id for c in reply.candidates] == [c["id"] for c in payload["candidates"]]
+        got = np.array([list(c.scores) for c in reply.candidates], dtype=np.float32)
+        rows = slice(r * cands, (r + 1) * cands)
+        for column, name in enumerate(["cvr", "ctr", "win"]):
+            np.testing.assert_allclose(got[:, column], expected[name][rows], rtol=1e-5, atol=1e-7)
+
+
+def test_empty_model_list_means_every_served_model(channel: grpc.Channel) -> None:
+    payload = datagen.request_payloads(1, seed=5, candidates=3)[0]
+    reply = score(channel, request_bytes(payload))
+    assert sorted(m.name for m in reply.models) == sorted(MODELS)
+    assert all(len(c.scores) == len(MODELS) for c in reply.candidates)
+
+
+def _good_request(**changes: object) -> scorer_pb2.ScoreRequest:
+    payload = datagen.request_payloads(1, seed=9, candidates=3)[0]
+    request = scorer_pb2.ScoreRequest.FromString(request_bytes(payload))
+    for key, value in changes.items():
+        setattr(request, key, value)
+    return request
+
+
+def _with_context(name: str, value: str) -> bytes:
+    request = _good_request()
+    request.context[name] = value
+    return request.SerializeToString()
+
+
+def _with_candidate(name: str, value: str, index: int = 1) -> bytes:
+    request = _good_request()
+    request.candidates[index].features[name] = value
+    return request.SerializeToString()
+
+
+def _with_models(*models: str) -> bytes:
+    request = _good_request()
+    request.models[:] = list(models)
+    return request.SerializeToString()
+
+
+def _candidates(n: int) -> bytes:
+    request = _good_request()
+    del request.candidates[:]
+    for i in range(n):
+        request.candidates.add(id=f"c{i}")
+    return request.SerializeToString()
+
+
+def _map_entry(field: int, key: bytes, value: bytes) -> bytes:
+    """A raw map entry (field `field` of ScoreRequest, or of Candidate), bypassing UTF-8
+    checks that protobuf clients apply."""
+    entry = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(value)]) + value
+    return bytes([field << 3 | 2, len(entry)]) + entry
+
+
+def _bad_utf8_candidate(key: bytes, value: bytes) -> bytes:
+    candidate = b"\x0a\x02c0" + _map_entry(2, key, value)
+    return _good_request().SerializeToString() + b"\x1a" + bytes([len(candidate)]) + candidate
+
+
+GOOD = _good_request().SerializeToString()
+INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
+
+# (name, request bytes, expected status, words the details must contain)
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+HUGE = "x" * MAX_REQUEST_BYTES
+
+MALFORMED: list[tuple[str, bytes, grpc.StatusCode, tuple[str, ...]]] = [
+    ("empty message", b"", INVALID, ("no candidates",)),
+    ("context but no candidates", _candidates(0), INVALID, ("no candidates",)),
+    ("unknown model", _with_models("nope"), NOT_FOUND, ("nope",)),
+    ("one unknown among known", _with_models("ctr", "bogus"), NOT_FOUND, ("bogus",)),
+    ("empty model name", _with_models(""), NOT_FOUND, ()),
+    ("10,000 candidates", _candidates(10_000), INVALID, ("10000",)),
+    ("one over --max-candidates", _candidates(MAX_CANDIDATES + 1), INVALID, ("candidates",)),
+    ("over --max-request-bytes", _with_context("app_id", HUGE), INVALID, ("bytes",)),
+    ("over the transport limit", b"x" * (5 * MAX_REQUEST_BYTES), EXHAUSTED, ()),
+    ("not protobuf at all", b"\xff\xfe\xfd garbage \x00\x01", INVALID, ()),
+    ("truncated message", GOOD[: len(GOOD) // 2], INVALID, ()),
+    ("candidates field as a varint", b"\x18\x05", INVALID, ()),
+    ("request_id as a varint", b"\x08\x01" + GOOD, INVALID, ()),
+    ("int feature not a number", _with_context("ts", "yesterday"), INVALID, ("ts", "model")),
+    ("int feature given a float", _with_context("banner_pos", "1.5"), INVALID, ("banner_pos",)),
+    ("float feature not a number", _with_context("bid_floor", "1.2.3"), INVALID, ("bid_floor",)),
+    ("candidate float not a number", _with_candidate("bid_price", "cheap"), INVALID,
+     ("bid_price", "candidate")),
+    ("int overflow", _with_context("ts", "9" * 30), INVALID, ("ts",)),
+    ("invalid UTF-8 in a context value", GOOD + _map_entry(2, b"app_id", b"\xff"), INVALID, ()),
+    ("invalid UTF-8 in a context key", GOOD + _map_entry(2, b"\xc3\x28", b"v"), INVALID, ()),
+    ("invalid UTF-8 in a candidate value", _bad_utf8_candidate(b"campaign_id", b"\x80"), INVALID,
+     ()),
+    ("invalid UTF-8 in request_id", b"\x0a\x02\xc0\xaf" + GOOD, INVALID, ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("request_data", "code", "words"),
+    [pytest.param(data, code, words, id=name) for name, data, code, words in MALFORMED],
+)
+def test_malformed_requests_get_the_right_status(
+    channel: grpc.Channel,
+    server: ServerProcess,
+    request_data: bytes,
+    code: grpc.StatusCode,
+    words: tuple[str, ...],
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        raw_score(channel)(request_data, timeout=10)
+    assert info.value.code() == code, info.value.details()
+    for word in words:
+        assert word in info.value.details()
+    # ...and the worker is unharmed: a good request right after succeeds.
+    reply = score(channel, GOOD)
+    assert len(reply.candidates) == 3
+    assert server.proc.poll() is None
+
+
+def test_tolerated_oddities_are_scored(channel: grpc.Channel) -> None:
+    unknown_field = GOOD + b"\xa0\x06\x01"  # field 100, varint: a newer client's field
+    cases = [
+        unknown_field,
+        _with_context("not_a_feature", "whatever"),
+        _with_context("ts", "-5"),
+        _with_candidate("campaign_id", "\u00e9\u6f22\U0001f600"),
+    ]
+    for data in cases:
+        reply = score(channel, data)
+        assert len(reply.candidates) == 3
+        assert all(0.0 <= s <= 1.0 for c in reply.candidates for s in c.scores)
+
+
+def test_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        channel.unary_unary("/bidscore.v1.Scorer/Nope")(GOOD, timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_metrics_count_requests_by_code_and_candidates(
+    channel: grpc.Channel, server: ServerProcess
+) -> None:
+    before = server.metrics()
+    for _ in range(3):
+        score(channel, GOOD)
+    with pytest.raises(grpc.RpcError):
+        raw_score(channel)(_with_models("nope"), timeout=5)
+    after = server.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+    assert delta("bidscore_requests_total", code="OK") == 3
+    assert delta("bidscore_requests_total", code="NOT_FOUND") == 1
+    assert delta("bidscore_candidates_per_request_sum") == 9
+    assert delta("bidscore_request_seconds_count") == 4
+    for name in MODELS:
+        assert f'bidscore_served_model_info{{model="{name}",version="1"}} 1.0' in after
+    assert metric_value(after, "bidscore_ready") == 1
+
+
+def test_reflection_lists_the_services(server: ServerProcess) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: PLC0415
+
+    with grpc.insecure_channel(server.target) as chan:
+        stub = reflection_pb2_grpc.ServerReflectionStub(chan)
+        replies = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
+        names = {s.name for r in replies for s in r.list_services_response.service}
+        assert {"bidscore.v1.Scorer", "grpc.health.v1.Health"} <= names
+        replies = stub.ServerReflectionInfo(
+            iter(
+                [
+                    reflection_pb2.ServerReflectionRequest(
+                        file_containing_symbol="bidscore.v1.Scorer"
+                    )
+                ]
+            ),
+            timeout=10,
+        )
+        files = [r.file_descriptor_response.file_descriptor_proto for r in replies]
+        assert files, "reflection returned no descriptor for bidscore.v1.Scorer"
+        assert files[0]
+
+
+@settings(max_examples=60)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.tuples(st.integers(0, len(GOOD) - 1), st.integers(1, 255)).map(
+            lambda flip: GOOD[: flip[0]] + bytes([GOOD[flip[0]] ^ flip[1]]) + GOOD[flip[0] + 1 :]
+        ),
+    )
+)
+def test_arbitrary_bytes_never_hurt_the_worker(
+    channel: grpc.Channel, server: ServerProcess, data: bytes
+) -> None:
+    code, details, scores = grpc.StatusCode.OK, "", []
+    try:
+        reply = score(channel, data)
+        scores = [s for c in reply.candidates for s in c.scores]
+    except grpc.RpcError as exc:
+        code, details = exc.code(), exc.details()
+    assert code in (grpc.StatusCode.OK, INVALID, NOT_FOUND), details
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert server.proc.poll() is None
