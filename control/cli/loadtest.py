@@ -1,0 +1,161 @@
+"""`control loadtest`: ghz against a scoring server, reported as QPS and tail latency.
+
+Exit codes: 0 all calls succeeded (and p99 within --max-p99-ms); 1 a call failed, or ghz or the
+target could not be used; 5 p99 above --max-p99-ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from control.cli.options import JsonOpt
+from control.cli.output import console, fail, print_json, user_errors
+from control.loadtest import (
+    LoadReport,
+    generated_payloads,
+    local_server,
+    payloads_from_logs,
+    run_loadtest,
+)
+from control.loadtest.payloads import Payload
+from control.loadtest.table import errors_text, report_table
+from pyserver.config import parse_models
+
+EXIT_SLOW = 5
+
+
+def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            help="host:port of a running server. Omitted: start one on the embedded defaults "
+            "(BIDSCORE_HOME) for the duration of the test.",
+            show_default=False,
+        ),
+    ] = None,
+    duration: Annotated[
+        float, typer.Option("--duration", help="Seconds of load (ghz --duration).")
+    ] = 10.0,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Calls in flight (ghz --concurrency).")
+    ] = 16,
+    connections: Annotated[
+        int, typer.Option("--connections", help="gRPC connections (ghz --connections).")
+    ] = 1,
+    rps: Annotated[
+        int, typer.Option("--rps", help="Request rate limit; 0 = as fast as answered.")
+    ] = 0,
+    skip_first: Annotated[
+        int,
+        typer.Option(
+            "--skip-first", help="Calls left out of the tally, as warm-up (ghz --skipFirst)."
+        ),
+    ] = 0,
+    models: Annotated[
+        str, typer.Option("--models", help="Models asked for in every request, comma-separated.")
+    ] = "ctr,cvr",
+    requests: Annotated[
+        int, typer.Option("--requests", help="Distinct requests, sent round-robin.")
+    ] = 1000,
+    candidates: Annotated[
+        int, typer.Option("--candidates", help="Candidates per generated request.")
+    ] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated requests.")] = 0,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            "--logs",
+            help="Build requests from this log file or directory instead of generating them.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes of the server started here.")
+    ] = 1,
+    specs: Annotated[
+        str | None,
+        typer.Option(
+            "--specs",
+            help="module:attribute of the model specs of the server started here "
+            "(default: the server's own, features.bid:SPECS).",
+            show_default=False,
+        ),
+    ] = None,
+    max_p99_ms: Annotated[
+        float | None,
+        typer.Option("--max-p99-ms", help="Exit 5 when p99 exceeds this.", show_default=False),
+    ] = None,
+    ghz: Annotated[
+        Path | None,
+        typer.Option(
+            "--ghz",
+            envvar="BIDSCORE_GHZ",
+            help="The ghz binary. Default: ghz on PATH.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_remote: Annotated[
+        bool,
+        typer.Option("--allow-remote", help="Allow a --target that is not a loopback address."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load a scoring server with ghz and print QPS, mean, p50, p95, p99 and errors by status."""
+    model_names = parse_models(models)
+    with user_errors():
+        payloads = _payloads(logs, requests, candidates, seed, model_names)
+        with _server(target, model_names, workers, specs) as address:
+            report = run_loadtest(
+                address,
+                payloads,
+                duration,
+                concurrency,
+                connections=connections,
+                rps=rps,
+                skip_first=skip_first,
+                ghz=ghz,
+                allow_remote=allow_remote,
+            )
+    if as_json:
+        print_json(report.to_json())
+    else:
+        console.print(report_table(report, title=f"ghz {report.ghz_version} -> {address}"))
+    _exit_for(report, max_p99_ms)
+
+
+def _payloads(
+    logs: Path | None, requests: int, candidates: int, seed: int, models: tuple[str, ...]
+) -> list[Payload]:
+    if logs is not None:
+        return payloads_from_logs(logs, requests, models)
+    return generated_payloads(requests, seed, candidates, models)
+
+
+@contextmanager
+def _server(
+    target: str | None, models: tuple[str, ...], workers: int, specs: str | None
+) -> Iterator[str]:
+    if target is not None:
+        yield target
+        return
+    with local_server(models, workers=workers, specs=specs) as server:
+        yield server.target
+
+
+def _exit_for(report: LoadReport, max_p99_ms: float | None) -> None:
+    if report.error_count:
+        first = report.first_error() or "no message"
+        fail(
+            f"{report.error_count:,} of {report.count:,} calls failed ({errors_text(report)}); "
+            f"most frequent: {first}"
+        )
+    if report.count == 0:
+        fail("no call completed within the test's duration")
+    if max_p99_ms is not None and (report.p99_ms is None or report.p99_ms > max_p99_ms):
+        fail(f"p99 {report.p99_ms:.2f} ms exceeds --max-p99-ms {max_p99_ms:g}", EXIT_SLOW)

@@ -1,0 +1,141 @@
+"""`control models list [MODEL]` and `control models show MODEL VERSION`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from control.cli.options import JsonOpt, RegistryOpt, registry_url
+from control.cli.output import console, print_json, user_errors
+from control.registry import NotFoundError, Registry, Version, open_registry
+
+app = typer.Typer(help="Registered model versions and their metrics.", no_args_is_help=True)
+
+ModelArg = Annotated[str, typer.Argument(help="Model name, e.g. ctr or cvr.")]
+
+
+def _aliases_by_version(
+    registry: Registry, versions: list[Version]
+) -> dict[tuple[str, str], list[str]]:
+    """Which aliases point at each (model, version), for the listing's alias column."""
+    names: dict[tuple[str, str], list[str]] = {}
+    for model in sorted({v.model for v in versions}):
+        for alias in ("production", "canary", "staging"):
+            pointer = registry.get_alias(model, alias)
+            if pointer is not None:
+                names.setdefault((model, pointer.version), []).append(alias)
+    return names
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "-" if value is None else str(value)
+
+
+@app.command("list")
+def list_models(
+    model: Annotated[str | None, typer.Argument(help="Only this model (default: all).")] = None,
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List registered versions with their held-out metrics and aliases."""
+    with user_errors():
+        reg = open_registry(registry_url(registry))
+        versions = reg.list_versions(model)
+        if model is not None and not versions:
+            raise NotFoundError(f"unknown model {model!r}: no version registered")
+        aliases = _aliases_by_version(reg, versions)
+    if json_out:
+        print_json(
+            [
+                {
+                    "model": v.model,
+                    "version": v.version,
+                    "created_at": v.created_at,
+                    "algorithm": v.manifest.get("algorithm"),
+                    "metrics": v.manifest.get("metrics", {}),
+                    "aliases": aliases.get((v.model, v.version), []),
+                    "artifact_uri": v.artifact_uri,
+                }
+                for v in versions
+            ]
+        )
+        return
+    table = Table(title="registered versions" if model is None else f"versions of {model}")
+    for column in (
+        "model",
+        "version",
+        "created",
+        "algo",
+        "valid rows",
+        "logloss",
+        "auc",
+        "ne",
+        "calib",
+    ):
+        table.add_column(column, justify="right" if column in {"version", "valid rows"} else "left")
+    table.add_column("aliases")
+    for v in versions:
+        metrics = v.manifest.get("metrics", {})
+        table.add_row(
+            v.model,
+            v.version,
+            v.created_at[:19].replace("T", " "),
+            str(v.manifest.get("algorithm", "-")),
+            _fmt(metrics.get("rows")),
+            _fmt(metrics.get("logloss")),
+            _fmt(metrics.get("auc")),
+            _fmt(metrics.get("ne")),
+            _fmt(metrics.get("calibration"), 3),
+            ", ".join(aliases.get((v.model, v.version), [])),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_model(
+    model: ModelArg,
+    version: Annotated[str, typer.Argument(help="Version number, e.g. 3.")],
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one version: metrics, training parameters, data and the profile summary."""
+    with user_errors():
+        found = open_registry(registry_url(registry)).get_version(model, version)
+    manifest = found.manifest
+    if json_out:
+        print_json(found.to_dict())
+        return
+    summary = Table(title=f"{model} version {version}", show_header=False)
+    summary.add_column("field", style="bold")
+    summary.add_column("value")
+    for name in ("algorithm", "fingerprint", "checksum", "sha256", "code_version", "created_at"):
+        summary.add_row(name, _fmt(manifest.get(name)))
+    summary.add_row("artifact", found.artifact_uri)
+    for name, value in (manifest.get("metrics") or {}).items():
+        summary.add_row(f"metric {name}", _fmt(value, 6))
+    for name, value in (manifest.get("params") or {}).items():
+        summary.add_row(f"param {name}", _fmt(value, 6))
+    data = manifest.get("data") or {}
+    summary.add_row("data paths", ", ".join(map(str, data.get("paths", []))))
+    summary.add_row("data rows", _fmt(data.get("rows")))
+    console.print(summary)
+    profile = manifest.get("profile") or {}
+    if profile:
+        table = Table(title="training data profile")
+        for column in ("feature", "type", "missing", "distinct", "top value", "top freq"):
+            table.add_column(column)
+        for name, entry in profile.items():
+            top = (entry.get("top") or [{}])[0] if entry.get("top") else {}
+            table.add_row(
+                name,
+                str(entry.get("type", "")),
+                f"{entry.get('missing_rate', 0.0):.2%}",
+                str(entry.get("distinct", "")),
+                str(top.get("value", "-"))[:40],
+                f"{top.get('frequency', 0.0):.2%}" if top else "-",
+            )
+        console.print(table)

@@ -1,0 +1,55 @@
+"""Options shared by every `control` command, as `Annotated` types.
+
+Other command modules (datagen, serve, monitor, retrain, runs...) reuse these so that
+`--registry`, `--store` and `--json` read the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from control import settings
+
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar=settings.REGISTRY_ENV,
+        help="Registry URL: sqlite:///path/registry.db or dynamodb://TABLE?region=..&endpoint_url=.."
+        "&create=1. Default: sqlite under $BIDSCORE_HOME.",
+        show_default=False,
+    ),
+]
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar=settings.STORE_ENV,
+        help="Artifact store URL: file:///dir or s3://bucket/prefix?endpoint_url=.. "
+        "Default: $BIDSCORE_HOME/artifacts.",
+        show_default=False,
+    ),
+]
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print machine-readable JSON on stdout instead of tables."),
+]
+
+AliasOpt = Annotated[
+    str,
+    typer.Option("--alias", help="The alias pointer to act on (production, canary, ...)."),
+]
+
+
+def registry_url(value: str | None) -> str:
+    """The option's value, else the default (env var or sqlite under BIDSCORE_HOME)."""
+    return value or settings.default_registry_url()
+
+
+def store_url(value: str | None) -> str:
+    """The option's value, else the default (env var or the artifact dir under BIDSCORE_HOME)."""
+    return value or settings.default_store_url()

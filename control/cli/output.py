@@ -1,0 +1,83 @@
+"""How `control` commands talk to people and scripts.
+
+Results go to stdout (a rich table, or JSON with `--json`); errors go to stderr as one line
+and leave through `typer.Exit` with a code scripts can branch on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+import rust_core
+from control.errors import ConflictError, ControlError, GateError, IntegrityError
+from features.errors import FeatureError
+
+# rust_core's data and model-format errors and the features package's errors (FeatureError,
+# and its DataError for unreadable logs) describe bad input, not bugs.
+_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    FeatureError,
+    *(
+        e
+        for e in (
+            getattr(rust_core, "DataError", None),
+            getattr(rust_core, "ModelFormatError", None),
+        )
+        if isinstance(e, type) and issubclass(e, Exception)
+    ),
+)
+
+# Exit codes: 1 any user or environment error, 3 a lost compare-and-set race (retry may help),
+# 4 a promotion refused by a gate or an integrity check.
+EXIT_ERROR = 1
+EXIT_CONFLICT = 3
+EXIT_REFUSED = 4
+
+# Piped output (scripts, CI logs) gets a wide console rather than rich's 80-column fallback,
+# so that tables are not squeezed into ellipses; a terminal keeps its own width.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+console = Console(width=_PIPE_WIDTH)
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print `error: message` as one line on stderr and exit with `code`."""
+    one_line = " ".join(str(message).split())
+    err_console.print(f"error: {one_line}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    """JSON for scripts: plain `print`, so rich never wraps or colours it."""
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the control plane's expected failures into one-line errors and exit codes.
+
+    Only error types that describe bad input or an unreachable service are caught; anything
+    else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except ControlError as exc:
+        fail(str(exc), exit_code_for(exc))
+    except _INPUT_ERRORS as exc:
+        fail(str(exc), EXIT_ERROR)
+
+
+def exit_code_for(exc: ControlError) -> int:
+    """3 for a lost race (worth a retry), 4 for a refused promotion, 1 for the rest."""
+    if isinstance(exc, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(exc, GateError | IntegrityError):
+        return EXIT_REFUSED
+    return EXIT_ERROR

@@ -1,0 +1,129 @@
+"""`control retrain`: one idempotent command a scheduler runs every day per model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from control.cli.options import (
+    AliasOpt,
+    JsonOpt,
+    RegistryOpt,
+    StoreOpt,
+    registry_url,
+    store_url,
+)
+from control.cli.output import console, err_console, fail, print_json, user_errors
+from control.errors import ControlError
+from control.retrain.exits import EXIT_ALREADY_RUNNING
+from control.retrain.lock import AlreadyRunningError
+from control.retrain.params import parse_overrides
+from control.retrain.partitions import parse_day, parse_days
+from control.retrain.report import render_run
+from control.retrain.validate import ValidationPolicy
+
+
+def retrain(  # noqa: PLR0917 - every Typer option is a parameter
+    model: Annotated[str, typer.Option("--model", help="Model to retrain: ctr, cvr.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data", help="Directory or s3:// prefix of daily partitions dt=YYYY-MM-DD/."
+        ),
+    ],
+    window: Annotated[str, typer.Option(help="Days of training data before the holdout.")] = "7d",
+    holdout: Annotated[
+        str, typer.Option(help="Newest days, ending at --date, that both models are scored on.")
+    ] = "1d",
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Run for this day YYYY-MM-DD (default: newest partition)."),
+    ] = None,
+    alias: AliasOpt = "production",
+    auto_promote: Annotated[
+        bool,
+        typer.Option(
+            "--auto-promote/--no-auto-promote",
+            help="Move the alias when every gate passes (compare-and-set).",
+        ),
+    ] = True,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Select and validate only; write nothing.")
+    ] = False,
+    allow_gaps: Annotated[
+        bool, typer.Option("--allow-gaps", help="Train even if days of the window are missing.")
+    ] = False,
+    algo: Annotated[
+        str | None,
+        typer.Option(help="ffm or lr. Default: the production version's, else the spec's."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Override a hyper-parameter, NAME=VALUE (repeatable), e.g. --param eta=0.1.",
+        ),
+    ] = None,
+    max_row_drop: Annotated[
+        float,
+        typer.Option(help="Stop if a day has fewer rows than (1 - this) x the trailing average."),
+    ] = 0.3,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Stop on a PSI alarm (> 0.25), not just warn.")
+    ] = False,
+    lock_ttl: Annotated[
+        float, typer.Option(help="Seconds a dead run's lock outlives it (renewed while alive).")
+    ] = 120.0,
+    threads: Annotated[int, typer.Option(help="Training threads.")] = 1,
+    registry: RegistryOpt = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Retrain a model on the newest window of logs, score it against the alias's version on
+    the same holdout days, and promote it when every gate passes.
+
+    Exit codes: 0 promoted/held/no-op, 1 error, 5 stopped by validation, 75 already running.
+    """
+    # Heavy imports (rust_core, boto3, the feature code) only when a run really starts.
+    from control.registry import open_registry  # noqa: PLC0415
+    from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
+    from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
+    from control.store import open_store  # noqa: PLC0415
+
+    with user_errors():
+        try:
+            request = RetrainRequest(
+                model=model,
+                data_root=data,
+                window_days=parse_days(window, "--window"),
+                holdout_days=parse_days(holdout, "--holdout"),
+                day=parse_day(day) if day else None,
+                alias=alias,
+                auto_promote=auto_promote,
+                dry_run=dry_run,
+                allow_gaps=allow_gaps,
+                algo=algo,
+                overrides=parse_overrides(param or [], hyper_parameter_names()),
+                policy=ValidationPolicy(max_row_drop=max_row_drop, fail_on_drift=fail_on_drift),
+                lock_ttl=lock_ttl,
+                threads=threads,
+            )
+            result = run_retrain(
+                request,
+                open_registry(registry_url(registry)),
+                open_store(store_url(store)),
+                notify=(lambda _: None)
+                if json_out
+                else lambda line: err_console.print(line, markup=False, highlight=False),
+            )
+        except AlreadyRunningError as exc:
+            fail(str(exc), EXIT_ALREADY_RUNNING)
+        except ControlError as exc:
+            fail(str(exc))
+    if json_out:
+        print_json(result.run)
+    else:
+        render_run(result.run, console)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)

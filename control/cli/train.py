@@ -1,0 +1,150 @@
+"""`control train`: read logs, train, evaluate, profile, store and register a model version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from control.cli.options import JsonOpt, RegistryOpt, StoreOpt, registry_url, store_url
+from control.cli.output import console, print_json, user_errors
+from control.cli.progress import RichObserver
+from control.registry import open_registry
+from control.store import open_store
+from control.training import load_data, publish, train_tables
+
+_HYPER = "Hyper-parameters (default: LIBFFM's for ffm, FTRL's for lr)"
+
+
+def train(
+    model: Annotated[str, typer.Option("--model", help="Model to train: ctr or cvr.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data", help="Logs: .parquet/.csv/.jsonl file or dt=... directory; repeatable."
+        ),
+    ],
+    *,
+    valid: Annotated[
+        list[Path] | None,
+        typer.Option("--valid", help="Validation logs (instead of --valid-fraction); repeatable."),
+    ] = None,
+    valid_fraction: Annotated[
+        float, typer.Option(help="Share of --data rows held out for validation (seeded).")
+    ] = 0.1,
+    algo: Annotated[
+        str | None, typer.Option(help="ffm or lr (default: the model spec's, ctr ffm, cvr lr).")
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="FFM latent size.", rich_help_panel=_HYPER)] = None,
+    eta: Annotated[
+        float | None, typer.Option(help="FFM learning rate.", rich_help_panel=_HYPER)
+    ] = None,
+    l2: Annotated[
+        float | None, typer.Option(help="L2 regularisation.", rich_help_panel=_HYPER)
+    ] = None,
+    l1: Annotated[
+        float | None, typer.Option(help="LR L1 regularisation.", rich_help_panel=_HYPER)
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option(help="LR FTRL alpha.", rich_help_panel=_HYPER)
+    ] = None,
+    beta: Annotated[
+        float | None, typer.Option(help="LR FTRL beta.", rich_help_panel=_HYPER)
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the data.", rich_help_panel=_HYPER)
+    ] = None,
+    auto_stop: Annotated[
+        bool | None,
+        typer.Option(
+            "--auto-stop/--no-auto-stop",
+            help="Stop when validation logloss rises; keep the best epoch.",
+            rich_help_panel=_HYPER,
+            show_default=False,
+        ),
+    ] = None,
+    normalize: Annotated[
+        bool | None,
+        typer.Option(
+            "--normalize/--no-normalize",
+            help="FFM instance normalisation.",
+            rich_help_panel=_HYPER,
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="Training threads (1 is reproducible).")] = 1,
+    downsample_negatives: Annotated[
+        float | None,
+        typer.Option(help="Keep each negative training row with this probability (0..1]."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, downsampling and training.")] = 0,
+    key: Annotated[
+        str | None,
+        typer.Option(help="Idempotency key: if a version has it already, return that version."),
+    ] = None,
+    registry: RegistryOpt = None,
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a model on labelled logs, evaluate it on held-out rows and register a version.
+
+    Prints the version and its held-out metrics: logloss, AUC, NE, calibration, rows, positives.
+
+    The model file and manifest (metrics, data profile, parameters) are uploaded to the store;
+    the version is registered only when both uploads are complete.
+    """
+    overrides = {
+        "k": k,
+        "eta": eta,
+        "l2": l2,
+        "l1": l1,
+        "alpha": alpha,
+        "beta": beta,
+        "epochs": epochs,
+        "auto_stop": auto_stop,
+        "normalize": normalize,
+    }
+    with user_errors(), RichObserver() as observer:
+        # Open the backends first: an unreachable registry should fail before minutes of work.
+        reg = open_registry(registry_url(registry))
+        artifacts = open_store(store_url(store))
+        observer.stage(f"reading {', '.join(map(str, data))}")
+        loaded = load_data(
+            model, data, valid_paths=valid or (), valid_fraction=valid_fraction, seed=seed
+        )
+        trained = train_tables(
+            model,
+            loaded,
+            algo=algo,
+            params=overrides,
+            threads=threads,
+            seed=seed,
+            downsample=downsample_negatives,
+            observer=observer,
+        )
+        version = publish(trained, reg, artifacts, key=key, observer=observer)
+    metrics = version.manifest.get("metrics", {})
+    if json_out:
+        print_json(
+            {
+                "model": version.model,
+                "version": version.version,
+                "artifact_uri": version.artifact_uri,
+                "metrics": metrics,
+                "params": version.manifest.get("params", {}),
+            }
+        )
+        return
+    table = Table(title=f"{version.model} version {version.version}", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for name in ("logloss", "auc", "ne", "calibration", "rows", "positives"):
+        value = metrics.get(name)
+        table.add_row(name, f"{value:.6f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(
+        f"registered {version.model} version {version.version} -> {version.artifact_uri}",
+        soft_wrap=True,
+    )

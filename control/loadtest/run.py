@@ -1,0 +1,60 @@
+"""One load test: probe the target, hand ghz the payloads, read its report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from control.loadtest.ghz import (
+    GhzSettings,
+    find_ghz,
+    ghz_command,
+    ghz_version,
+    run_ghz,
+)
+from control.loadtest.payloads import write_data_file
+from control.loadtest.protoset import write_protoset
+from control.loadtest.report import LoadReport, parse_ghz_report
+from control.loadtest.target import parse_target, wait_for_target
+
+
+def run_loadtest(
+    target: str,
+    payloads: Sequence[Mapping[str, Any]],
+    duration_s: float = 10.0,
+    concurrency: int = 16,
+    *,
+    connections: int = 1,
+    rps: int = 0,
+    skip_first: int = 0,
+    call_timeout_s: float = 5.0,
+    connect_timeout_s: float = 5.0,
+    ghz: str | os.PathLike[str] | None = None,
+    allow_remote: bool = False,
+) -> LoadReport:
+    """Send `payloads` round-robin to `target` with ghz for `duration_s` and report.
+
+    Raises LoadTestError when ghz is missing or fails, or the target does not answer. Failed
+    calls do not raise: they are counted in the report's `errors` by status.
+    """
+    settings = GhzSettings(
+        duration_s=duration_s,
+        concurrency=concurrency,
+        connections=connections,
+        rps=rps,
+        skip_first=skip_first,
+        call_timeout_s=call_timeout_s,
+        connect_timeout_s=connect_timeout_s,
+    )
+    parse_target(target, allow_remote=allow_remote)
+    ghz_path = find_ghz(ghz)
+    version = ghz_version(ghz_path)
+    wait_for_target(target, connect_timeout_s)
+    with tempfile.TemporaryDirectory(prefix="bidscore-loadtest-") as tmp:
+        data_file = write_data_file([dict(p) for p in payloads], Path(tmp) / "payloads.json")
+        protoset = write_protoset(Path(tmp) / "scorer.protoset")
+        stdout = run_ghz(ghz_command(ghz_path, target, data_file, protoset, settings), settings)
+    return parse_ghz_report(stdout, version)

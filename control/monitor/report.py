@@ -1,0 +1,209 @@
+"""The monitoring report: one self-contained HTML file with the flags on top and the plots
+below (inline SVG; nothing is fetched when it is opened).
+
+Every plot sits in `<figure class="plot" id="plot-NAME">`, so a test (or a person) can find
+each one: metrics, rows, calibration, reliability, psi.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from control.monitor import plots
+from control.monitor.drift import DriftReport
+from control.monitor.flags import Flag
+from control.monitor.offline import OfflineReport, VersionMetrics
+from control.monitor.online import OnlineReport, iso
+
+PLOT_IDS = ("metrics", "rows", "calibration", "reliability", "psi")
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    offline: list[OfflineReport]
+    drift: list[DriftReport]
+    online: OnlineReport | None = None
+    extra_flags: list[Flag] = field(default_factory=list)  # serving drift, for example
+
+    @property
+    def flags(self) -> list[Flag]:
+        every = [
+            *(f for r in self.offline for f in r.flags),
+            *(f for r in self.drift for f in r.flags),
+            *(self.online.flags if self.online else []),
+            *self.extra_flags,
+        ]
+        # Alarms first, then by model and version as numbers where they are numbers.
+        return sorted(
+            every, key=lambda f: (f.severity != "alarm", f.model, _num(f.version), f.check)
+        )
+
+
+def _num(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (1 << 62, version)
+
+
+def render(inputs: ReportInputs, title: str = "bidscore monitoring report") -> str:
+    """The report as one HTML string."""
+    template = Template(
+        resources.files("control.monitor").joinpath("report_template.html").read_text("utf-8")
+    )
+    flags = inputs.flags
+    alarms = sum(f.severity == "alarm" for f in flags)
+    models = sorted({r.model for r in inputs.offline} | {r.model for r in inputs.drift})
+    summary = (
+        f"Models: {', '.join(models) or 'none'}. {alarms} alarm(s), {len(flags) - alarms} flag(s)."
+    )
+    return template.substitute(
+        title=html.escape(title),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        summary=html.escape(summary),
+        flags=_flags_table(flags),
+        plot_metrics=_figure(
+            "metrics",
+            "AUC, logloss and normalised entropy by version",
+            plots.metrics_over_versions(inputs.offline),
+        ),
+        offline_tables="\n".join(_offline_table(r) for r in inputs.offline),
+        plot_rows=_figure(
+            "rows", "Training rows by version", plots.rows_over_versions(inputs.offline)
+        ),
+        plot_calibration=_figure(
+            "calibration",
+            "Online calibration over time (mean predicted / observed)",
+            plots.online_calibration(inputs.online),
+        ),
+        plot_reliability=_figure(
+            "reliability",
+            "Reliability curve (settled online predictions)",
+            plots.reliability_curve(inputs.online),
+        ),
+        online_table=_online_table(inputs.online),
+        plot_psi=_figure(
+            "psi",
+            "Population stability index per feature, each version against the one before",
+            plots.psi_heatmap(inputs.drift),
+        ),
+    )
+
+
+def write(inputs: ReportInputs, out: Path, title: str = "bidscore monitoring report") -> Path:
+    """Render and write atomically (a reader never sees half a report)."""
+    text = render(inputs, title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A private temporary name beside the target (created with the user's umask, unlike
+    # mkstemp's 0600), then an atomic rename.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _figure(plot_id: str, caption: str, svg: str) -> str:
+    return (
+        f'<figure class="plot" id="plot-{plot_id}">'
+        f"<figcaption>{html.escape(caption)}</figcaption>\n{svg}\n</figure>"
+    )
+
+
+def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{row_classes[i]}"' if row_classes else ""
+        cells = "".join(
+            f'<td class="num">{html.escape(c)}</td>'
+            if _is_number(c)
+            else f"<td>{html.escape(c)}</td>"
+            for c in row
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _flags_table(flags: list[Flag]) -> str:
+    if not flags:
+        return '<p class="ok" id="no-flags">No flags: every check passed.</p>'
+    return _table(
+        ["severity", "check", "model", "version", "subject", "finding"],
+        [[f.severity, f.check, f.model, f.version, f.subject, f.message] for f in flags],
+        [f.severity for f in flags],
+    )
+
+
+def _offline_table(report: OfflineReport) -> str:
+    flagged = {f.version for f in report.flags}
+    return f"<h3>{html.escape(report.model)}</h3>" + _table(
+        [
+            "version",
+            "created",
+            "rows",
+            "valid rows",
+            "positives",
+            "logloss",
+            "AUC",
+            "NE",
+            "calibration",
+        ],
+        [_offline_row(v) for v in report.versions],
+        ["flag" if v.version in flagged else "" for v in report.versions],
+    )
+
+
+def _offline_row(v: VersionMetrics) -> list[str]:
+    return [
+        v.version,
+        v.created_at[:19],
+        f"{v.rows:,}",
+        f"{v.valid_rows:,}",
+        f"{v.positives:,}",
+        _fmt(v.logloss),
+        _fmt(v.auc),
+        _fmt(v.ne),
+        _fmt(v.calibration, 3),
+    ]
+
+
+def _online_table(report: OnlineReport | None) -> str:
+    if report is None or not report.totals:
+        return ""
+    rows = [
+        [
+            t.model,
+            t.version,
+            iso(t.start),
+            f"{t.count:,}",
+            f"{t.positives:,}",
+            str(report.pending.get((t.model, t.version), 0)),
+            _fmt(t.logloss),
+            _fmt(t.auc),
+            _fmt(t.ne),
+            _fmt(t.calibration, 3),
+        ]
+        for t in report.totals
+    ]
+    header = ["model", "version", "from", "settled", "positives", "pending", "logloss", "AUC", "NE"]
+    return _table([*header, "calibration"], rows)

@@ -1,0 +1,396 @@
+"""One retraining run: select -> validate -> train -> evaluate -> register -> promote -> record.
+
+The run is idempotent and resumable through the registry alone:
+- its idempotency key (model, feature spec, window with row counts, hyper-parameters) is the
+  version's registration key and the artifact's name, so a second run for the same window
+  finds the version instead of training, and a run killed before registering leaves nothing
+  a restart would duplicate (the restart overwrites the same artifact key, then registers);
+- a per-model registry lock with a heartbeat keeps two runs from overlapping, and expires
+  when its holder dies;
+- the alias generation read at the start is the compare-and-set's expected value, so an
+  operator's manual promotion during the run is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from control.errors import ConflictError
+from control.promotion import promote
+from control.registry.base import Alias, Registry, Version
+from control.retrain import compare, data, trainer
+from control.retrain.exits import EXIT_OK, EXIT_STOPPED
+from control.retrain.lock import RunLock
+from control.retrain.params import idempotency_key
+from control.retrain.partitions import Selection, select
+from control.retrain.record import RunRecorder, mark_abandoned
+from control.retrain.validate import ValidationPolicy, ValidationStoppedError, validate
+from control.store.base import ArtifactStore
+from control.training import TrainedModel
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """Everything `control retrain` was asked."""
+
+    model: str
+    data_root: str
+    window_days: int = 7
+    holdout_days: int = 1
+    day: date | None = None
+    alias: str = "production"
+    auto_promote: bool = True
+    dry_run: bool = False
+    allow_gaps: bool = False
+    algo: str | None = None  # None: the production version's algorithm, else the spec's
+    overrides: dict[str, Any] = field(default_factory=dict)
+    policy: ValidationPolicy = field(default_factory=ValidationPolicy)
+    lock_ttl: float = 120.0
+    threads: int = 1
+    actor: str = "control retrain"
+
+    def inputs(self) -> dict[str, Any]:
+        """The request as JSON-ready data for the run record."""
+        return {
+            "data_root": self.data_root,
+            "window_days": self.window_days,
+            "holdout_days": self.holdout_days,
+            "date": self.day.isoformat() if self.day else None,
+            "alias": self.alias,
+            "auto_promote": self.auto_promote,
+            "dry_run": self.dry_run,
+            "allow_gaps": self.allow_gaps,
+            "algo_override": self.algo,
+            "overrides": dict(self.overrides),
+            "policy": asdict(self.policy),
+            "threads": self.threads,
+        }
+
+
+@dataclass
+class RetrainResult:
+    """The finished run record and the exit code it maps to."""
+
+    run: dict[str, Any]
+    exit_code: int
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class _Run:
+    """The state of one run while its steps execute."""
+
+    def __init__(
+        self, request: RetrainRequest, registry: Registry, store: ArtifactStore, notify: Notify
+    ) -> None:
+        self.request = request
+        self.registry = registry
+        self.store = store
+        self.notify = notify
+        self.recorder = RunRecorder(
+            registry, request.model, request.inputs(), persist=not request.dry_run
+        )
+        self.lock: RunLock | None = None
+        self.champion_alias: Alias | None = None
+        self.champion: Version | None = None
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.recorder.run
+
+    def finish(
+        self, status: str, action: str, reason: str, exit_code: int, **extra: Any
+    ) -> RetrainResult:
+        decision = {"action": action, "reason": reason, **extra}
+        self.recorder.finish(status, decision)
+        return RetrainResult(self.run, exit_code)
+
+    def check_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.check()
+
+    # --- steps ------------------------------------------------------------------------------
+
+    def read_champion(self) -> None:
+        """The alias as it stands at the start: its generation is the CAS expectation."""
+        req = self.request
+        self.champion_alias = self.registry.get_alias(req.model, req.alias)
+        if self.champion_alias is not None:
+            self.champion = self.registry.get_version(req.model, self.champion_alias.version)
+        self.run["inputs"]["champion"] = {
+            "version": self.champion.version if self.champion else None,
+            "generation": self.champion_alias.generation if self.champion_alias else 0,
+        }
+
+    def select_step(self) -> Selection:
+        req = self.request
+        with self.recorder.step("select") as detail:
+            partitions = data.list_partitions(req.data_root)
+            selection = select(
+                partitions,
+                window_days=req.window_days,
+                holdout_days=req.holdout_days,
+                day=req.day,
+                allow_gaps=req.allow_gaps,
+            )
+            described = selection.describe()
+            self.run["inputs"]["selection"] = described
+            train, holdout = described["train"], described["holdout"]
+            detail["summary"] = (
+                f"train {train['start']}..{train['end']} ({len(selection.train)} days), "
+                f"holdout {holdout['start']}..{holdout['end']}"
+            )
+            self.notify(f"select: {detail['summary']}")
+        return selection
+
+    def params_and_key(self, selection: Selection) -> tuple[str, dict[str, Any], str]:
+        req = self.request
+        spec = trainer.spec_for(req.model)
+        recorded = self.champion.manifest.get("params") if self.champion else None
+        algo = trainer.algorithm_for(req.model, recorded, req.algo)
+        params = trainer.params_for(algo, recorded, req.overrides)
+        key = idempotency_key(
+            req.model,
+            spec.fingerprint,
+            selection.describe()["partitions"],
+            {"algo": algo, **params},
+        )
+        self.run["inputs"]["algo"] = algo
+        self.run["inputs"]["params"] = params
+        self.run["key"] = key
+        self.recorder.save()
+        return algo, params, key
+
+    def already_done(self, key: str) -> Version | None:
+        """The version an earlier run registered for this key, if any."""
+        return self.registry.find_version(self.request.model, key)
+
+    def validate_step(self, selection: Selection) -> data.Tables:
+        req = self.request
+        with self.recorder.step("validate") as detail:
+            tables = data.read_selection(selection, req.model, self.notify)
+            profile = (self.champion.manifest.get("profile") or {}) if self.champion else {}
+            report = validate(
+                tables.day_stats,
+                [p.rows for p in selection.history],
+                tables.label,
+                req.policy,
+                baseline_missing=data.baseline_missing(profile),
+                psi=(lambda: data.psi_against(profile, tables.holdout, req.model))
+                if profile
+                else None,
+            )
+            detail["validation"] = report.to_json()
+            detail["summary"] = report.summary()
+            self.notify(f"validate: {report.summary()}")
+            if report.failures:
+                raise ValidationStoppedError(report)
+        return tables
+
+    def train_step(
+        self, tables: data.Tables, algo: str, params: dict[str, Any], selection: Selection
+    ) -> TrainedModel:
+        with self.recorder.step("train") as detail:
+            self.check_lock()
+            shown = " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+            self.notify(f"train: {self.request.model} ({algo}) on the window, {shown}")
+            trained = trainer.train(
+                self.request.model,
+                tables,
+                algo=algo,
+                params=params,
+                paths=[p.path for p in selection.train],
+                threads=self.request.threads,
+            )
+            metrics = trained.metrics
+            best = trained.model.best_epoch
+            detail["summary"] = (
+                f"{trained.data['train_rows']} rows"
+                + (f", best epoch {best}" if best is not None else "")
+                + f", validation logloss {metrics.logloss:.5f} auc {metrics.auc:.4f}"
+            )
+            detail["metrics"] = metrics.to_dict()
+        return trained
+
+    def evaluate_step(self, tables: data.Tables, trained: TrainedModel) -> dict[str, Any]:
+        with self.recorder.step("evaluate") as detail:
+            comparison = compare.compare_on_holdout(
+                self.request.model, tables, trained.model, self.champion, self.store
+            )
+            self.run["comparison"] = comparison
+            detail["summary"] = compare.summary(comparison)
+            self.notify(f"evaluate: {detail['summary']}")
+        return comparison
+
+    def register_step(
+        self, key: str, trained: TrainedModel, selection: Selection, comparison: dict[str, Any]
+    ) -> Version:
+        with self.recorder.step("register") as detail:
+            self.check_lock()
+            version = trainer.register(
+                self.registry,
+                self.store,
+                trained,
+                key=key,
+                extra={
+                    "comparison": comparison,
+                    "retrain": {"run_id": self.recorder.run_id, **selection.describe()},
+                },
+            )
+            self.run["version"] = version.version
+            detail["summary"] = f"version {version.version} ({version.artifact_uri})"
+            self.notify(f"register: {detail['summary']}")
+        return version
+
+    def promote_step(self, version: Version, comparison: dict[str, Any]) -> RetrainResult:
+        req = self.request
+        held = compare.gate_failures(comparison)
+        if not req.auto_promote:
+            self.recorder.skip("promote", "--no-auto-promote")
+            reason = f"registered version {version.version}; not promoted (--no-auto-promote)"
+            return self.finish(
+                "succeeded", "registered", reason, EXIT_OK, version=version.version, gates=held
+            )
+        if held:
+            self.recorder.skip("promote", "; ".join(held))
+            reason = f"registered version {version.version}; held by gate: {'; '.join(held)}"
+            return self.finish(
+                "succeeded", "held", reason, EXIT_OK, version=version.version, gates=held
+            )
+        expected = self.champion_alias.generation if self.champion_alias else 0
+        try:
+            with self.recorder.step("promote") as detail:
+                self.check_lock()
+                # The metric gates were decided above on the shared holdout, which is a
+                # fairer test than the two versions' own validation sets: `force` skips
+                # only promote()'s manifest gates, never its integrity checks, and the CAS
+                # expects the generation this run read before it started.
+                moved = promote(
+                    self.registry,
+                    self.store,
+                    req.model,
+                    version.version,
+                    alias=req.alias,
+                    actor=f"{req.actor} ({self.recorder.run_id})",
+                    reason=compare.summary(comparison),
+                    force=True,
+                    expected_generation=expected,
+                )
+                detail["summary"] = (
+                    f"{req.alias} -> {moved.alias.version} (generation {moved.alias.generation})"
+                )
+        except ConflictError:
+            reason = (
+                f"registered version {version.version}; not promoted: {req.alias} moved during "
+                "the run (a manual promotion?), and a retrain never overwrites it"
+            )
+            return self.finish(
+                "succeeded",
+                "held",
+                reason,
+                EXIT_OK,
+                version=version.version,
+                gates=["alias moved during the run"],
+            )
+        reason = f"promoted version {version.version} to {req.alias}"
+        return self.finish(
+            "succeeded", "promoted", reason, EXIT_OK, version=version.version, gates=[]
+        )
+
+    # --- the whole run ----------------------------------------------------------------------
+
+    def execute(self) -> RetrainResult:
+        req = self.request
+        self.read_champion()
+        selection = self.select_step()
+        algo, params, key = self.params_and_key(selection)
+        existing = self.already_done(key)
+        if existing is not None:
+            return self.resume_or_noop(existing)
+        try:
+            tables = self.validate_step(selection)
+        except ValidationStoppedError as exc:
+            for name in ("train", "evaluate", "register", "promote"):
+                self.recorder.skip(name, "validation failed")
+            failed = exc.report.to_json()["failed"]
+            return self.finish("stopped", "stopped", str(exc), EXIT_STOPPED, failed_checks=failed)
+        if req.dry_run:
+            shown = " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+            reason = f"dry run (nothing recorded): would train {req.model} ({algo}) with {shown}"
+            return self.finish("succeeded", "dry-run", reason, EXIT_OK)
+        trained = self.train_step(tables, algo, params, selection)
+        comparison = self.evaluate_step(tables, trained)
+        version = self.register_step(key, trained, selection, comparison)
+        return self.promote_step(version, comparison)
+
+    def resume_or_noop(self, existing: Version) -> RetrainResult:
+        """A version for this key exists: a no-op, or the end of a run that died after
+        registering it."""
+        key = self.run["key"]
+        # A run that promoted or was held by a gate settled this window. One that only
+        # registered (--no-auto-promote) leaves the promotion to a later auto-promoting run.
+        final = (
+            ("promoted", "held")
+            if self.request.auto_promote
+            else ("promoted", "held", "registered")
+        )
+        decided = [
+            r
+            for r in self.registry.list_runs(self.request.model)
+            if r.get("key") == key
+            and r.get("status") == "succeeded"
+            and (r.get("decision") or {}).get("action") in final
+        ]
+        self.run["version"] = existing.version
+        for name in ("validate", "train", "evaluate", "register"):
+            self.recorder.skip(
+                name, f"version {existing.version} already registered for this window"
+            )
+        live = self.champion is not None and self.champion.version == existing.version
+        if decided or live or self.request.dry_run:
+            first = decided[0]["run_id"] if decided else "an earlier run"
+            reason = (
+                f"nothing to do: version {existing.version} was already registered for this "
+                f"window and params by {first}"
+            )
+            return self.finish("noop", "noop", reason, EXIT_OK, version=existing.version)
+        # An earlier run registered but died (or was told not to promote): decide now, on
+        # the comparison recorded with the version.
+        comparison = existing.manifest.get("comparison") or {}
+        self.run["comparison"] = comparison
+        self.notify(f"resume: version {existing.version} is registered, not yet decided")
+        return self.promote_step(existing, comparison)
+
+
+def run_retrain(
+    request: RetrainRequest,
+    registry: Registry,
+    store: ArtifactStore,
+    notify: Notify = _quiet,
+) -> RetrainResult:
+    """Run one retraining; AlreadyRunningError if another run holds the model's lock.
+
+    Errors after the run started (bad data, registry outage) are recorded as a failed run
+    and re-raised for the CLI to report in one line.
+    """
+    state = _Run(request, registry, store, notify)
+    if request.dry_run:
+        return state.execute()
+    lock = RunLock(registry, request.model, state.recorder.run["owner"], request.lock_ttl)
+    with lock:
+        state.lock = lock
+        state.recorder.save()
+        for run_id in mark_abandoned(registry, request.model, state.recorder.run_id):
+            notify(f"marked run {run_id} abandoned (it died while holding the lock)")
+        try:
+            return state.execute()
+        except Exception as exc:
+            state.recorder.finish("failed", {"action": "failed", "reason": str(exc)}, str(exc))
+            raise

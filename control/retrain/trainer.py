@@ -1,0 +1,100 @@
+"""Training and publishing for a retraining run, through the same code as `control train`.
+
+`control.training` reads paths; a run has already read its partitions (validation needed
+them), so this module hands the tables to `train_tables` and `publish` directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from control.registry.base import Registry, Version
+from control.retrain.data import Tables, target_rows
+from control.store.base import ArtifactStore
+from control.training import (
+    DEFAULTS,
+    Data,
+    TrainedModel,
+    hyper_parameters,
+    model_spec,
+    publish,
+    train_tables,
+)
+from features.spec import ModelSpec
+
+# The share of the training window held out for training's own validation metrics (and for
+# early stopping when auto_stop is on): the run's holdout days stay unseen until evaluation.
+VALID_FRACTION = 0.1
+SEED = 0
+
+
+def spec_for(model: str) -> ModelSpec:
+    """The model's feature spec (one-line error for an unknown model)."""
+    return model_spec(model)
+
+
+def algorithm_for(model: str, recorded: dict[str, Any] | None, override: str | None) -> str:
+    """`--algo`, else the production version's algorithm, else the spec's default."""
+    return override or str((recorded or {}).get("algo") or model_spec(model).algorithm)
+
+
+def params_for(
+    algo: str, recorded: dict[str, Any] | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Defaults <- the production version's recorded values <- `--param` overrides.
+
+    Recorded values count only when the production version used the same algorithm, and
+    only for names that are hyper-parameters (manifests also record bookkeeping such as
+    `best_epoch`); unknown override names are one-line errors from `control.training`.
+    """
+    base = hyper_parameters(algo)
+    same_algo = recorded is not None and recorded.get("algo", algo) == algo
+    inherited = {k: v for k, v in (recorded or {}).items() if same_algo and k in base}
+    return hyper_parameters(algo, inherited | overrides)
+
+
+def hyper_parameter_names() -> list[str]:
+    """Every name `--param` may use (which apply depends on the algorithm)."""
+    return sorted({name for defaults in DEFAULTS.values() for name in defaults})
+
+
+def split(tables: Tables, model: str, paths: list[str]) -> Data:
+    """The window's target rows, with a seeded `VALID_FRACTION` held out for validation."""
+    rows, _ = target_rows(tables.train, model)
+    held_out = np.random.default_rng(SEED).random(rows.num_rows) < VALID_FRACTION
+    return Data(
+        train=rows.filter(pa.array(~held_out)),
+        valid=rows.filter(pa.array(held_out)),
+        paths=paths,
+        valid_fraction=VALID_FRACTION,
+    )
+
+
+def train(
+    model: str,
+    tables: Tables,
+    *,
+    algo: str,
+    params: dict[str, Any],
+    paths: list[str],
+    threads: int,
+) -> TrainedModel:
+    """Train on the window with `algo` and its hyper-parameters `params`."""
+    return train_tables(
+        model, split(tables, model, paths), algo=algo, params=params, threads=threads, seed=SEED
+    )
+
+
+def register(
+    registry: Registry,
+    store: ArtifactStore,
+    trained: TrainedModel,
+    *,
+    key: str,
+    extra: dict[str, Any],
+) -> Version:
+    """Upload model and manifest under the key's stable artifact name, then register."""
+    return publish(trained, registry, store, key=key, extra=extra)

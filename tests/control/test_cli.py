@@ -1,0 +1,288 @@
+"""The `control` CLI: the full cycle through CliRunner on both backend pairs, bad input with
+one-line errors, and the installed entry point racing itself in 8 processes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner, Result
+
+from control.cli.app import app
+from control.cli.progress import RichObserver
+from control.promotion import promote
+from control.registry import open_registry
+from control.store import open_store
+from control.training import publish
+
+runner = CliRunner()
+CONTROL = str(Path(sys.executable).parent / "control")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, list(args), env=env)
+
+
+def ok_json(*args: str) -> object:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+def one_line_error(result: Result, *fragments: str) -> str:
+    assert result.exit_code != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+# ctr as LR: the ctr spec's FFM file is ~420 MB, too heavy to copy around in every test.
+CTR_LR = ("--model", "ctr", "--algo", "lr", "--epochs", "2")
+
+
+def test_full_cycle(backends: tuple[str, str], small_logs: Path, medium_logs: Path) -> None:
+    urls = ["--registry", backends[0], "--store", backends[1]]
+    trained = ok_json("train", *CTR_LR, "--data", str(small_logs), *urls)
+    assert trained["version"] == "1"
+    assert set(trained["metrics"]) >= {"logloss", "auc", "ne", "calibration", "rows", "positives"}
+    assert trained["params"]["algo"] == "lr"
+    second = ok_json("train", *CTR_LR, "--data", str(small_logs), "--seed", "3", *urls)
+    assert second["version"] == "2"
+    cvr = ok_json("train", "--model", "cvr", "--data", str(medium_logs), "--epochs", "2", *urls)
+    assert (cvr["version"], cvr["params"]["algo"]) == ("1", "lr")
+
+    listed = ok_json("models", "list", *urls[:2])
+    assert [(v["model"], v["version"]) for v in listed] == [
+        ("ctr", "1"),
+        ("ctr", "2"),
+        ("cvr", "1"),
+    ]
+    table = invoke("models", "list", "ctr", *urls[:2])
+    assert table.exit_code == 0
+    assert "versions of ctr" in table.stdout
+    shown = ok_json("models", "show", "ctr", "2", *urls[:2])
+    assert shown["manifest"]["metrics"] == second["metrics"]
+    assert invoke("models", "show", "ctr", "2", *urls[:2]).exit_code == 0
+
+    first = ok_json("promote", "ctr", "1", *urls)
+    assert (first["alias"]["version"], first["alias"]["generation"]) == ("1", 1)
+    moved = ok_json("promote", "ctr", "2", "--force", "--reason", "fresh data", *urls)
+    assert (moved["previous_version"], moved["alias"]["version"]) == ("1", "2")
+    listed = ok_json("models", "list", "ctr", *urls[:2])
+    assert [v["aliases"] for v in listed] == [[], ["production"]]
+
+    history = ok_json("history", "ctr", *urls[:2])
+    assert [(m["from_version"], m["to_version"], m["reason"]) for m in history] == [
+        (None, "1", "promote"),
+        ("1", "2", "fresh data"),
+    ]
+    back = ok_json("rollback", "ctr", *urls)
+    assert (back["previous_version"], back["alias"]["version"]) == ("2", "1")
+    history = ok_json("history", "ctr", *urls[:2])
+    assert [(m["kind"], m["to_version"]) for m in history][-1] == ("rollback", "1")
+    rendered = invoke("history", "ctr", *urls[:2])
+    assert "rollback" in rendered.stdout
+
+
+def test_defaults_live_under_bidscore_home(bidscore_home: Path, small_logs: Path) -> None:
+    result = invoke("train", *CTR_LR, "--data", str(small_logs))
+    assert result.exit_code == 0, result.stderr
+    assert (bidscore_home / "registry.db").is_file()
+    assert list((bidscore_home / "artifacts" / "ctr").glob("*.model"))
+    assert invoke("promote", "ctr", "1").exit_code == 0
+
+
+def test_environment_variables_choose_the_backends(tmp_path: Path, small_logs: Path) -> None:
+    env = {
+        "BIDSCORE_REGISTRY": f"sqlite://{tmp_path / 'env.db'}",
+        "BIDSCORE_STORE": f"file://{tmp_path / 'env-store'}",
+    }
+    result = invoke("train", *CTR_LR, "--data", str(small_logs), env=env)
+    assert result.exit_code == 0, result.stderr
+    assert open_registry(env["BIDSCORE_REGISTRY"]).get_version("ctr", "1")
+    assert open_store(env["BIDSCORE_STORE"]).list_keys()
+
+
+@pytest.fixture
+def sqlite_urls(tmp_path: Path) -> list[str]:
+    return ["--registry", f"sqlite://{tmp_path / 'r.db'}", "--store", f"file://{tmp_path / 's'}"]
+
+
+def _bad_files(small_logs: Path, tmp_path: Path) -> dict[str, Path]:
+    table = pq.read_table(small_logs)
+    ones = table.set_column(
+        table.column_names.index("click"), "click", pa.array([1] * table.num_rows, pa.int64())
+    )
+    pq.write_table(ones, tmp_path / "ones.parquet")
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "malformed.csv").write_text("ts,app_id,click\n5,a,1\n6,b,maybe\n")
+    return {
+        "missing": tmp_path / "absent.parquet",
+        "empty": tmp_path / "empty.jsonl",
+        "one label": tmp_path / "ones.parquet",
+        "malformed": tmp_path / "malformed.csv",
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("missing", "absent.parquet"),
+        ("empty", "empty.jsonl"),
+        ("one label", "click is 1 in all 4000 rows"),
+        ("malformed", "click"),
+    ],
+)
+def test_bad_training_data(
+    case: str, fragment: str, small_logs: Path, tmp_path: Path, sqlite_urls: list[str]
+) -> None:
+    path = _bad_files(small_logs, tmp_path)[case]
+    result = invoke("train", "--model", "ctr", "--data", str(path), *sqlite_urls)
+    one_line_error(result, fragment)
+    assert open_registry(sqlite_urls[1]).list_versions() == []
+    assert open_store(sqlite_urls[3]).list_keys() == []
+
+
+def test_bad_names_and_versions(small_logs: Path, sqlite_urls: list[str]) -> None:
+    one_line_error(
+        invoke("train", "--model", "ltv", "--data", str(small_logs), *sqlite_urls),
+        "unknown model 'ltv'",
+    )
+    one_line_error(invoke("models", "show", "ctr", "1", *sqlite_urls[:2]), "unknown model 'ctr'")
+    one_line_error(invoke("models", "list", "ctr", *sqlite_urls[:2]), "unknown model 'ctr'")
+    one_line_error(invoke("history", "ctr", *sqlite_urls[:2]), "unknown model 'ctr'")
+    assert (
+        invoke(
+            "train", "--model", "ctr", "--data", str(small_logs), "--epochs", "1", *sqlite_urls
+        ).exit_code
+        == 0
+    )
+    one_line_error(invoke("promote", "ctr", "9", *sqlite_urls), "no version '9'")
+    one_line_error(invoke("rollback", "ctr", *sqlite_urls), "never been set")
+    one_line_error(
+        invoke(
+            "train",
+            "--model",
+            "ctr",
+            "--data",
+            str(small_logs),
+            "--k",
+            "4",
+            "--algo",
+            "lr",
+            *sqlite_urls,
+        ),
+        "lr has no hyper-parameter 'k'",
+    )
+    assert [v.version for v in open_registry(sqlite_urls[1]).list_versions()] == ["1"]
+
+
+def test_unreachable_registry(small_logs: Path, tmp_path: Path, free_port) -> None:
+    dead = f"dynamodb://t?region=us-east-1&endpoint_url=http://127.0.0.1:{free_port()}"
+    store = ["--store", f"file://{tmp_path / 's'}"]
+    env = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    for args in (
+        ["train", "--model", "ctr", "--data", str(small_logs), *store],
+        ["models", "list"],
+        ["promote", "ctr", "1", *store],
+        ["history", "ctr"],
+    ):
+        one_line_error(invoke(*args, "--registry", dead, env=env), "unreachable")
+    assert not (tmp_path / "s").exists()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    one_line_error(invoke("models", "list", "--registry", f"sqlite://{blocked}/r.db"), "registry")
+
+
+def test_promotion_refused_by_a_gate_exits_4(
+    trained_ctr, sqlite_urls: list[str], publish_claiming
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish_claiming(trained_ctr, registry, store, logloss=0.40, auc=0.75)
+    publish_claiming(trained_ctr, registry, store, logloss=0.50, auc=0.75)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", *sqlite_urls)
+    assert result.exit_code == 4
+    one_line_error(result, "gate logloss", "0.500000", "0.400000")
+
+
+def test_entry_point_race_of_eight_processes(trained_ctr, tmp_path: Path) -> None:
+    # Eight real `control` processes against one SQLite file (DynamoDB races run with threads
+    # in test_promotion.py: each process start costs seconds of imports on a small machine).
+    backends = (f"sqlite://{tmp_path / 'r.db'}", f"file://{tmp_path / 'artifacts'}")
+    registry, store = open_registry(backends[0]), open_store(backends[1])
+    for _ in range(9):
+        publish(trained_ctr, registry, store)
+    promote(registry, store, "ctr", "1", actor="seed")
+    env = os.environ | {"BIDSCORE_REGISTRY": backends[0], "BIDSCORE_STORE": backends[1]}
+    procs = [
+        subprocess.Popen(
+            [CONTROL, "promote", "ctr", str(v), "--expect-version", "1", "--json"],
+            env=env | {"BIDSCORE_ACTOR": f"op{v}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in range(2, 10)
+    ]
+    results = {
+        v: (p.wait(timeout=120), *p.communicate()) for v, p in zip(range(2, 10), procs, strict=True)
+    }
+    winners = [v for v, (code, _, _) in results.items() if code == 0]
+    assert len(winners) == 1, results
+    for v, (code, _, err) in results.items():
+        if v != winners[0]:
+            assert code == 3, err
+            assert len(err.strip().splitlines()) == 1
+    history = registry.alias_history("ctr", "production")
+    assert [(m.generation, m.from_version, m.to_version, m.actor) for m in history] == [
+        (1, None, "1", "seed"),
+        (2, "1", str(winners[0]), f"op{winners[0]}"),
+    ]
+
+
+def test_progress_bars_on_a_terminal() -> None:
+    out = io.StringIO()
+    terminal = Console(file=out, force_terminal=True, width=120)
+    with RichObserver(terminal) as observer:
+        observer.stage("reading logs.parquet")
+        observer.stage("training")
+        for epoch in (1, 2, 3):
+            observer.epoch(epoch, 3, 0.2 / epoch, 0.25 / epoch)
+        observer.transfer("model", 2048)
+        observer.advance(2048)
+    text = out.getvalue()
+    assert "reading logs.parquet" in text
+    assert "epoch 3: train 0.06667 valid 0.08333" in text
+    assert "upload model" in text
+    quiet = io.StringIO()
+    with RichObserver(Console(file=quiet, force_terminal=False)) as observer:
+        observer.stage("reading")
+    assert quiet.getvalue() == ""  # logs and pipes stay clean
+
+
+def test_corrupted_artifact_refused_by_the_cli_even_with_force(
+    trained_ctr, tmp_path: Path, sqlite_urls: list[str]
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    version = publish(trained_ctr, registry, store)
+    path = store.local_path(version.artifact_uri)
+    assert path is not None
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # one bit of the last weight
+    path.write_bytes(bytes(data))
+    result = invoke("promote", "ctr", "1", "--force", *sqlite_urls)
+    assert result.exit_code == 4
+    one_line_error(result, "checksum mismatch")
+    assert registry.get_alias("ctr", "production") is None
