@@ -380,6 +380,7 @@ def run_retrain(
     Errors after the run started (bad data, registry outage) are recorded as a failed run
     and re-raised for the CLI to report in one line.
     """
+    trainer.spec_for(request.model)  # an unknown model is a one-line error, not a failed run
     state = _Run(request, registry, store, notify)
     if request.dry_run:
         return state.execute()

@@ -189,6 +189,7 @@ def test_missing_partition_is_refused_with_one_line(sqlite, fortnight, tmp_path)
         (["--param", "eta"], "--param must be NAME=VALUE"),
         (["--param", "foo=1"], "unknown hyper-parameter 'foo'"),
         (["--param", "eta=1"], "lr has no hyper-parameter 'eta'"),
+        (["--model", "xyz"], "unknown model 'xyz'"),
     ],
 )
 def test_bad_options_fail_with_one_line(sqlite, fortnight, args, message):
