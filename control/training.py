@@ -284,7 +284,9 @@ def train_tables(
     obs.stage("profiling")
     profile = profile_table(data.train, spec_features(spec))
 
-    data_rate = downsample_rate(data.train)
+    # The logs' recorded rate is of click negatives: a target trained on clicked rows only
+    # (cvr) saw every one of them, so no correction applies to it.
+    data_rate = downsample_rate(data.train) if target.where is None else 1.0
     mixed_rates = data_rate == 1.0 and WEIGHT_COLUMN in data.train.column_names
     extra_rate = downsample if downsample is not None else 1.0
     train = downsample_negatives(data.train, target.label, extra_rate, seed)

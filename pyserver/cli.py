@@ -70,6 +70,16 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
         float, typer.Option(help="Seconds in-flight calls get to finish after SIGTERM.")
     ] = 10.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    predlog: Annotated[
+        str | None,
+        typer.Option(help="Prediction log: a directory or s3://bucket/prefix (default: off)."),
+    ] = None,
+    predlog_sample_rate: Annotated[
+        float, typer.Option(help="Share of answered requests the prediction log keeps.")
+    ] = 0.01,
+    predlog_features: Annotated[
+        bool, typer.Option(help="Also log the raw features (for serving drift).")
+    ] = False,
 ) -> None:
     """Serve the models over gRPC (bidscore.v1.Scorer), following their registry alias."""
     # Imported here so `control --help` does not pay for grpc and rust_core.
@@ -99,6 +109,9 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             offload_candidates=offload_candidates,
             grace_seconds=grace,
             log_level=log_level.upper(),
+            predlog=predlog,
+            predlog_sample_rate=predlog_sample_rate,
+            predlog_features=predlog_features,
         )
         features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
         code = run(config, features)

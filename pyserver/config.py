@@ -47,6 +47,10 @@ class ServerConfig:
     offload_candidates: int = 64
     grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Sampled prediction log (pyserver.predlog): a directory or s3:// prefix; None = off.
+    predlog: str | None = None
+    predlog_sample_rate: float = 0.01
+    predlog_features: bool = False
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
@@ -84,6 +88,10 @@ class ServerConfig:
                 f"--offload-candidates must be >= 0, got {self.offload_candidates}",
             ),
             (self.grace_seconds >= 0, f"--grace must be >= 0, got {self.grace_seconds}"),
+            (
+                0 <= self.predlog_sample_rate <= 1,
+                f"--predlog-sample-rate must be in [0, 1], got {self.predlog_sample_rate}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -21,6 +21,7 @@ from pyserver.config import ConfigError, ServerConfig
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
+from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
 from pyserver.service import SERVICE_NAME, ScoreService
 from pyserver.serving_features import ServingFeatures
@@ -45,6 +46,17 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
     metrics_port = config.metrics_port_for(worker)
     metrics_server = metrics.serve(config.host, metrics_port)[0] if metrics_port else None
 
+    # Per worker, after the fork: the log owns a writer thread.
+    predlog = (
+        PredictionLog(
+            config.predlog,
+            sample_rate=config.predlog_sample_rate,
+            include_features=config.predlog_features,
+            registry=metrics.registry,
+        )
+        if config.predlog
+        else None
+    )
     slot = ModelSlot()
     health = Health()
     offload = (
@@ -58,8 +70,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         max_request_bytes=config.max_request_bytes,
         max_candidates=config.max_candidates,
         python_values=features.python_values,
-        # The sampled prediction log attaches here: on_response=PredictionLog(...).log_response
-        on_response=None,
+        on_response=predlog.log_response if predlog is not None else None,
         offload=offload,
         offload_candidates=config.offload_candidates,
     )
@@ -114,6 +125,8 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         await server.stop(max(0.0, deadline - loop.time()))
         if offload is not None:
             offload.shutdown(wait=True)
+        if predlog is not None:
+            predlog.close(timeout=config.grace_seconds)
         if metrics_server is not None:
             metrics_server.shutdown()
         log.info("worker %d stopped", worker)

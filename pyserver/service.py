@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # Called with (request bytes, response bytes) after every successful call: the sampled
 # prediction log (`PredictionLog.log_response`) plugs in here. It runs on the event loop, so
 # it must not block.
-ResponseHook = Callable[[bytes, bytes], None]
+ResponseHook = Callable[[bytes, bytes], object]  # the return value is ignored
 
 
 class ScoreService:

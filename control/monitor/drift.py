@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 
 from control.monitor.flags import Flag, Severity
 from control.monitor.offline import version_order
-from control.monitor.psi import psi
+from control.monitor.psi import lists_every_value, psi
 from control.monitor.sources import MonitorInputError
-from control.profile import TOP_K, FeatureProfile, histogram_counts, profile_column
+from control.profile import FeatureProfile, histogram_counts, profile_column
 from control.registry import Version
 
 PSI_FLAG = 0.1
@@ -168,7 +168,7 @@ def _top_changes(e: Mapping[str, Any], a: Mapping[str, Any]) -> tuple[list[str],
 def _listing_floor(profile: Mapping[str, Any]) -> float:
     """The share below which a value may be missing from the profile's top list."""
     top = profile.get("top", [])
-    if not top or (len(top) < TOP_K and profile.get("other_frequency", 0.0) <= 0.0):
+    if not top or lists_every_value(profile):
         return 0.0
     return min(float(t["frequency"]) for t in top)
 

@@ -7,26 +7,23 @@ a sentence saying why, so a reader never wonders whether it failed.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import matplotlib as mpl
-
-mpl.use("Agg")  # no display: the report is rendered on servers and in CI
-
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from control.monitor.drift import DriftReport
+from control.monitor.drift import PSI_ALARM, PSI_FLAG, DriftReport
 from control.monitor.offline import OfflineReport
 from control.monitor.online import OnlineReport
 
-PSI_FLAG = 0.1
-PSI_ALARM = 0.25
+# Figures are built without pyplot: no global figure registry to leak into, no GUI backend
+# to choose, safe to call from any thread.
 _STYLE: dict[Any, Any] = {
     "svg.fonttype": "path",
     "svg.hashsalt": "bidscore",  # stable element ids: the same data gives the same file
@@ -36,12 +33,21 @@ _STYLE: dict[Any, Any] = {
 }
 
 
+def _styled(plot: Callable[..., str]) -> Callable[..., str]:
+    """Run a plot function with the report's matplotlib style (read as artists are made)."""
+
+    @functools.wraps(plot)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        with mpl.rc_context(_STYLE):
+            return plot(*args, **kwargs)
+
+    return wrapper
+
+
 def to_svg(fig: Figure) -> str:
     """The figure as an `<svg>` element (XML prologue and DOCTYPE dropped for inlining)."""
     buffer = io.StringIO()
-    with mpl.rc_context({"svg.fonttype": "path", "svg.hashsalt": "bidscore"}):
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
@@ -49,11 +55,11 @@ def to_svg(fig: Figure) -> str:
 def _figure(
     width: float = 7.5, height: float = 3.2, nrows: int = 1, ncols: int = 1
 ) -> tuple[Figure, np.ndarray]:
-    with mpl.rc_context(_STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
-    return fig, axes
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
+@_styled
 def _empty(message: str) -> str:
     fig, axes = _figure(height=1.6)
     ax = axes[0][0]
@@ -62,6 +68,7 @@ def _empty(message: str) -> str:
     return to_svg(fig)
 
 
+@_styled
 def metrics_over_versions(reports: Sequence[OfflineReport]) -> str:
     """AUC, logloss and NE of every model, by version."""
     if not any(r.versions for r in reports):
@@ -79,6 +86,7 @@ def metrics_over_versions(reports: Sequence[OfflineReport]) -> str:
     return to_svg(fig)
 
 
+@_styled
 def rows_over_versions(reports: Sequence[OfflineReport]) -> str:
     """Training rows of every model, by version (a shrinking source shows as a step down)."""
     if not any(r.versions for r in reports):
@@ -100,6 +108,7 @@ def rows_over_versions(reports: Sequence[OfflineReport]) -> str:
     return to_svg(fig)
 
 
+@_styled
 def psi_heatmap(reports: Sequence[DriftReport]) -> str:
     """PSI per feature (rows) and version (columns, each against the version before), per model."""
     shown = [r for r in reports if r.comparisons]
@@ -138,6 +147,7 @@ def psi_heatmap(reports: Sequence[DriftReport]) -> str:
     return to_svg(fig)
 
 
+@_styled
 def online_calibration(report: OnlineReport | None) -> str:
     """Calibration (mean predicted / observed) per time bucket, one line per model version."""
     if report is None or not report.buckets:
@@ -169,6 +179,7 @@ def online_calibration(report: OnlineReport | None) -> str:
     return to_svg(fig)
 
 
+@_styled
 def reliability_curve(report: OnlineReport | None) -> str:
     """Observed rate against mean predicted score, in score-quantile bins, per model version."""
     if report is None or not report.reliability:

@@ -47,7 +47,7 @@ def _psi(expected: FloatArray, actual: FloatArray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def _complete(profile: Mapping[str, Any]) -> bool:
+def lists_every_value(profile: Mapping[str, Any]) -> bool:
     """The top list holds every distinct value (nothing hides in "other")."""
     return len(profile.get("top", [])) < TOP_K and profile.get("other_frequency", 0.0) <= 0.0
 
@@ -57,7 +57,7 @@ def _is_numeric(profile: Mapping[str, Any]) -> bool:
     if profile.get("type") not in ("int", "float") or not histogram.get("counts"):
         return False
     # Integers with a handful of values (banner_pos) compare better value by value.
-    return not (profile.get("type") == "int" and _complete(profile))
+    return not (profile.get("type") == "int" and lists_every_value(profile))
 
 
 def _categorical_shares(
@@ -77,7 +77,7 @@ def _value_shares(profile: Mapping[str, Any], values: Sequence[str]) -> FloatArr
     top = {t["value"]: float(t["frequency"]) for t in profile.get("top", [])}
     other = float(profile.get("other_frequency", 0.0))
     unlisted = [v for v in values if v not in top]
-    bound = 0.0 if _complete(profile) or not top else min(top.values())
+    bound = 0.0 if lists_every_value(profile) or not top else min(top.values())
     estimate = bound
     if unlisted and bound * len(unlisted) > other:
         estimate = other / len(unlisted)

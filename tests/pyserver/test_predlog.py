@@ -14,10 +14,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import grpc
 import pytest
 from prometheus_client import CollectorRegistry
+from serve_harness import (
+    MODELS,
+    Published,
+    ServerFactory,
+    ServerProcess,
+    metric_value,
+    request_bytes,
+    score,
+)
 
 from bidscore.v1 import scorer_pb2
+from control.monitor.predictions import read_predictions
+from features import datagen
 from pyserver.predlog import IO_ERROR, QUEUE_FULL, PredictionLog
 
 pytestmark = pytest.mark.timeout(60)
@@ -272,3 +284,70 @@ def test_s3_prefix_receives_finished_files(moto_server: str) -> None:
         f"r{i}" for i in range(12)
     )
     assert log.dropped() == 0
+
+
+# --- through the real server -------------------------------------------------------------------
+
+
+def _score_requests(server: ServerProcess, n: int, candidates: int = 3) -> None:
+    with grpc.insecure_channel(server.target) as channel:
+        for payload in datagen.request_payloads(n, seed=5, candidates=candidates):
+            reply = score(channel, request_bytes(payload))
+            assert len(reply.candidates) == candidates  # scoring carries on, log or not
+
+
+def _wait_for_metric(server: ServerProcess, name: str, value: float, **labels: str) -> None:
+    deadline = time.monotonic() + 20
+    while metric_value(server.metrics(), name, **labels) < value:
+        assert time.monotonic() < deadline, server.metrics()
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(180)
+def test_server_logs_sampled_predictions_with_features(
+    published: Published, start_server: ServerFactory, tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "predlog"
+    server = start_server(
+        published.registry_url,
+        published.store_url,
+        "--predlog",
+        str(log_dir),
+        "--predlog-sample-rate",
+        "1",
+        "--predlog-features",
+    )
+    _score_requests(server, 20)
+    _wait_for_metric(server, "bidscore_predlog_records_total", 20)
+    assert server.stop() == 0  # SIGTERM: the worker closes the log and finishes its file
+
+    log = read_predictions([str(log_dir)])
+    assert log.scores.num_rows == 20 * 3 * len(MODELS)
+    served = {(m, published.versions[m][0]) for m in MODELS}
+    assert (
+        set(zip(log.scores["model"].to_pylist(), log.scores["version"].to_pylist(), strict=True))
+        == served
+    )
+    assert log.features is not None
+    assert log.features.num_rows == 20 * 3
+    assert not list(log_dir.glob("*.part"))
+
+
+@pytest.mark.timeout(180)
+def test_server_keeps_scoring_on_a_read_only_log_disk(
+    published: Published, start_server: ServerFactory, read_only_dir: Path
+) -> None:
+    server = start_server(
+        published.registry_url,
+        published.store_url,
+        "--predlog",
+        str(read_only_dir),
+        "--predlog-sample-rate",
+        "1",
+    )
+    _score_requests(server, 30)
+    _wait_for_metric(server, "bidscore_predlog_dropped_total", 30, reason="io_error")
+    text = server.metrics()
+    assert metric_value(text, "bidscore_predlog_records_total") == 0
+    assert metric_value(text, "bidscore_requests_total", code="OK") == 30
+    assert server.stop() == 0
