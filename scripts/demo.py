@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 from rich.table import Table
 
@@ -40,7 +41,14 @@ def step(title: str) -> None:
 def control(*args: str) -> str:
     """Run one `control` command, echoing it, and return its stdout."""
     console.print(f"[dim]$ control {' '.join(args)}[/]")
-    done = subprocess.run([CONTROL, *args], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [CONTROL, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        # Tables printed by `control` come through a pipe: give them room.
+        env={**os.environ, "COLUMNS": "120"},
+    )
     if done.returncode != 0:
         console.print(done.stdout, done.stderr, markup=False)
         raise SystemExit(f"demo: `control {args[0]}` failed with exit code {done.returncode}")
@@ -76,8 +84,6 @@ def running_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def wait_until_serving(target: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -110,8 +116,8 @@ def score_examples(target: str) -> None:
             versions = ", ".join(f"{m.name} v{m.version}" for m in reply.models)
             for cand, scores in zip(request.candidates, reply.candidates, strict=True):
                 table.add_row(
-                    reply.request_id,
-                    scores.id,
+                    reply.request_id[:8],
+                    scores.id[-6:],
                     cand.features["campaign_id"],
                     cand.features["ad_category"],
                     f"{scores.scores[0]:.4f}",
@@ -130,8 +136,19 @@ def main() -> int:
         raise SystemExit("demo: ghz is not on PATH; run `make install` (it installs ghz with Go)")
 
     step("1. Generate a week of bid logs")
-    control("datagen", "--rows", "40000", "--days", "7", "--candidates", "4", "--seed", "1",
-            "--out", str(data))
+    control(
+        "datagen",
+        "--rows",
+        "40000",
+        "--days",
+        "7",
+        "--candidates",
+        "4",
+        "--seed",
+        "1",
+        "--out",
+        str(data),
+    )
 
     step("2. Train, evaluate and register ctr (FFM) and cvr (LR)")
     versions = {}
@@ -162,8 +179,9 @@ def main() -> int:
 
         promoter = threading.Thread(target=promote_midway)
         promoter.start()
-        console.print(control("loadtest", "--target", target, "--duration", "10s",
-                              "--concurrency", "16"))
+        console.print(
+            control("loadtest", "--target", target, "--duration", "10", "--concurrency", "16")
+        )
         promoter.join()
         score_examples(target)
     console.print(control("history", "ctr"))
