@@ -29,13 +29,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 .PHONY: install
 install: $(VENV)/.installed $(TOOLS)/ghz ## Create .venv, build rust_core (release), install ghz and system packages
 
+# ghz reports its version from an ldflag that only its release build sets; set it here too.
 $(TOOLS)/ghz:
 	@command -v go >/dev/null || { echo "error: ghz is installed with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
-	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	GOBIN=$(CURDIR)/$(TOOLS) go install -ldflags="-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 .PHONY: build
 build: $(VENV)/.installed ## Rebuild the rust_core extension after Rust changes
-	$(BIN)/maturin develop --release --skip-install -q 2>/dev/null || $(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps -e .
 
 .PHONY: proto
 proto: $(VENV)/.installed ## Regenerate Python code from proto/

@@ -1,0 +1,137 @@
+//! `rust_core.Scorer` and `rust_core.ScoreError`: whole scoring requests, GIL released.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use numpy::PyArray2;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use super::model::PyModel;
+use super::plan::{DictCandidate, PyFeaturePlan};
+use crate::error::Error;
+use crate::plan::PythonValues;
+use crate::serving::{Scorer, DEFAULT_MAX_CANDIDATES};
+
+// The constructor's signature spells this default as a literal; keep the two in step.
+const _: () = assert!(DEFAULT_MAX_CANDIDATES == 1000);
+
+pyo3::create_exception!(
+    rust_core,
+    ScoreError,
+    pyo3::exceptions::PyValueError,
+    "A request the scorer refuses: `.code` is the gRPC status name (\"INVALID_ARGUMENT\" or \"NOT_FOUND\"), `.message` says why."
+);
+
+/// A `ScoreError` with its gRPC status name and message, also as attributes `.code` and
+/// `.message` (the crate-wide conversion in `bindings/mod.rs` calls this).
+pub(crate) fn score_error(code: &'static str, message: String) -> PyErr {
+    Python::attach(|py| {
+        let err = PyErr::new::<ScoreError, _>((code, message.clone()));
+        let value = err.value(py);
+        // setattr on a fresh exception instance cannot fail short of memory exhaustion;
+        // the exception is still right without the attributes.
+        let _ = value.setattr("code", code);
+        let _ = value.setattr("message", message);
+        err
+    })
+}
+
+/// Several models over one feature plan, scoring whole requests.
+#[pyclass(name = "Scorer", module = "rust_core", frozen)]
+pub struct PyScorer {
+    inner: Arc<Scorer>,
+}
+
+#[pymethods]
+impl PyScorer {
+    /// `models`: name -> (Model, version). Refuses a model whose fingerprint differs from its
+    /// spec's in `plan`.
+    #[new]
+    // The literal is DEFAULT_MAX_CANDIDATES: pyo3 shows only literal defaults in signatures.
+    #[pyo3(signature = (plan, models, max_candidates=1000))]
+    fn new(
+        plan: &PyFeaturePlan,
+        models: &Bound<'_, PyDict>,
+        max_candidates: usize,
+    ) -> PyResult<Self> {
+        let mut list = Vec::with_capacity(models.len());
+        for (name, entry) in models.iter() {
+            let name: String = name.extract()?;
+            let tuple = entry.cast::<PyTuple>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!(
+                    "model {name}: expected (Model, version)"
+                ))
+            })?;
+            let (model, version): (PyRef<'_, PyModel>, String) = tuple.extract()?;
+            list.push((name, Arc::clone(&model.inner), version));
+        }
+        let scorer = Scorer::new(Arc::clone(&plan.inner), list, max_candidates)?;
+        Ok(Self {
+            inner: Arc::new(scorer),
+        })
+    }
+
+    /// `(name, version)` of every model, sorted by name.
+    #[getter]
+    fn models(&self) -> Vec<(String, String)> {
+        self.inner.models()
+    }
+
+    #[getter]
+    fn max_candidates(&self) -> usize {
+        self.inner.max_candidates()
+    }
+
+    /// Serialized `bidscore.v1.ScoreRequest` in, serialized `ScoreResponse` out.
+    #[pyo3(signature = (request, python_values=None))]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts Python arguments as owned values"
+    )]
+    fn score_request<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        python_values: Option<PythonValues>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let scorer = &self.inner;
+        let out = py.detach(|| scorer.score_request(request, python_values.as_ref()))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Scores of every candidate (rows) by every model in `models` (columns; empty = all).
+    #[pyo3(signature = (context, candidates, models, python_values=None))]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts Python arguments as owned values"
+    )]
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        context: HashMap<String, String>,
+        candidates: Vec<HashMap<String, String>>,
+        models: Vec<String>,
+        python_values: Option<PythonValues>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let candidates: Vec<DictCandidate> = candidates.into_iter().map(DictCandidate).collect();
+        let scorer = &self.inner;
+        let (scores, width) = py.detach(|| {
+            let (scores, names) =
+                scorer.score(&context, &candidates, &models, python_values.as_ref())?;
+            Ok::<_, Error>((scores, names.len()))
+        })?;
+        let rows = scores.len() / width.max(1);
+        let array = numpy::ndarray::Array2::from_shape_vec((rows, width), scores)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        Ok(PyArray2::from_owned_array(py, array))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Scorer(models={:?}, max_candidates={})",
+            self.inner.models(),
+            self.inner.max_candidates()
+        )
+    }
+}

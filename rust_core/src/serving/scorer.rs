@@ -1,0 +1,233 @@
+//! [`Scorer`]: several models (possibly with different specs: an FFM ctr, an LR cvr) over one
+//! feature plan, scoring whole requests.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prost::Message as _;
+
+use super::proto::{CandidateScores, ModelVersion, ScoreResponse};
+use super::wire::decode_request;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::plan::{CandidateInput, FeaturePlan, Lookup, ModelPlan, PythonValues, ScratchPool};
+
+/// Candidates per request unless the constructor says otherwise.
+pub const DEFAULT_MAX_CANDIDATES: usize = 1000;
+
+/// A served model's name and version.
+pub type NameVersion<'a> = (&'a str, &'a str);
+
+struct Served {
+    model: Arc<Model>,
+    version: String,
+    plan: ModelPlan,
+}
+
+/// Scores requests with a fixed set of models. Immutable once built (`Send + Sync`): a model
+/// update builds a new `Scorer` and the server swaps one reference.
+pub struct Scorer {
+    plan: Arc<FeaturePlan>,
+    models: BTreeMap<String, Served>,
+    max_candidates: usize,
+    pool: ScratchPool,
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer")
+            .field("models", &self.models())
+            .field("max_candidates", &self.max_candidates)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+impl Scorer {
+    /// A scorer for `models` (name, model, version). Refuses a model the plan has no spec for,
+    /// and a model whose fingerprint differs from its spec's (the message names both).
+    pub fn new(
+        plan: Arc<FeaturePlan>,
+        models: Vec<(String, Arc<Model>, String)>,
+        max_candidates: usize,
+    ) -> Result<Scorer> {
+        if models.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a scorer needs at least one model".into(),
+            ));
+        }
+        if max_candidates == 0 {
+            return Err(Error::InvalidArgument(
+                "max_candidates must be at least 1".into(),
+            ));
+        }
+        let mut served = BTreeMap::new();
+        for (name, model, version) in models {
+            let spec = plan.model(&name).map_err(|_| {
+                Error::InvalidArgument(format!("model {name}: the feature plan has no spec for it"))
+            })?;
+            let found = hex(&model.fingerprint());
+            if spec.fingerprint.is_empty() || found != spec.fingerprint.to_ascii_lowercase() {
+                return Err(Error::InvalidArgument(format!(
+                    "model {name}: fingerprint {found} does not match the feature spec's {}",
+                    if spec.fingerprint.is_empty() {
+                        "(none)"
+                    } else {
+                        &spec.fingerprint
+                    }
+                )));
+            }
+            if model.hash_bits() != spec.bits || model.num_fields() as usize != spec.fields.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "model {name}: {} bits and {} fields, the spec has {} and {}",
+                    model.hash_bits(),
+                    model.num_fields(),
+                    spec.bits,
+                    spec.fields.len()
+                )));
+            }
+            let entry = Served {
+                model,
+                version,
+                plan: spec.clone(),
+            };
+            if served.insert(name.clone(), entry).is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "model {name} is given twice"
+                )));
+            }
+        }
+        Ok(Scorer {
+            plan,
+            models: served,
+            max_candidates,
+            pool: ScratchPool::default(),
+        })
+    }
+
+    /// `(name, version)` of every model, sorted by name.
+    #[must_use]
+    pub fn models(&self) -> Vec<(String, String)> {
+        self.models
+            .iter()
+            .map(|(n, s)| (n.clone(), s.version.clone()))
+            .collect()
+    }
+
+    #[must_use]
+    pub fn max_candidates(&self) -> usize {
+        self.max_candidates
+    }
+
+    #[must_use]
+    pub fn plan(&self) -> &Arc<FeaturePlan> {
+        &self.plan
+    }
+
+    /// The served models a request asks for, in its order; all of them (by name) when empty.
+    fn resolve<'a, M: AsRef<str>>(&'a self, names: &'a [M]) -> Result<Vec<(&'a str, &'a Served)>> {
+        if names.is_empty() {
+            return Ok(self.models.iter().map(|(n, s)| (n.as_str(), s)).collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                let n = n.as_ref();
+                self.models.get(n).map(|s| (n, s)).ok_or_else(|| {
+                    let served: Vec<&str> = self.models.keys().map(String::as_str).collect();
+                    Error::NotFound(format!(
+                        "model {n:?} is not served here (served: {served:?})"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn check_count(&self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(Error::BadRequest("the request has no candidates".into()));
+        }
+        if n > self.max_candidates {
+            return Err(Error::BadRequest(format!(
+                "the request has {n} candidates, more than the limit of {}",
+                self.max_candidates
+            )));
+        }
+        Ok(())
+    }
+
+    /// Scores `candidates` with `models` (by name; empty = all): a row-major
+    /// `candidates x models` matrix, and the models in column order.
+    pub fn score<'a, C: CandidateInput, M: AsRef<str>>(
+        &'a self,
+        context: &dyn Lookup,
+        candidates: &[C],
+        models: &'a [M],
+        python: Option<&PythonValues>,
+    ) -> Result<(Vec<f32>, Vec<NameVersion<'a>>)> {
+        let chosen = self.resolve(models)?;
+        self.check_count(candidates.len())?;
+        let plans: Vec<&ModelPlan> = chosen.iter().map(|(_, s)| &s.plan).collect();
+        let width = chosen.len();
+        let mut scores = vec![0f32; candidates.len() * width];
+        self.pool.with(&self.plan, |scratch| {
+            self.plan.tokenize_request(
+                &plans,
+                context,
+                candidates,
+                python,
+                scratch,
+                |m, c, fields, indices, values| {
+                    scores[c * width + m] = chosen[m].1.model.predict_row(fields, indices, values);
+                },
+            )
+        })?;
+        let names = chosen
+            .iter()
+            .map(|(n, s)| (*n, s.version.as_str()))
+            .collect();
+        Ok((scores, names))
+    }
+
+    /// Decodes a serialized `ScoreRequest` (zero-copy, [`super::wire`]), scores it, encodes
+    /// the `ScoreResponse` with prost.
+    pub fn score_request(&self, request: &[u8], python: Option<&PythonValues>) -> Result<Vec<u8>> {
+        let request = decode_request(request)?;
+        let (scores, names) = self.score(
+            &request.context,
+            &request.candidates,
+            &request.models,
+            python,
+        )?;
+        let width = names.len();
+        let response = ScoreResponse {
+            request_id: request.request_id.to_owned(),
+            models: names
+                .iter()
+                .map(|(n, v)| ModelVersion {
+                    name: (*n).to_owned(),
+                    version: (*v).to_owned(),
+                })
+                .collect(),
+            candidates: request
+                .candidates
+                .into_iter()
+                .zip(scores.chunks_exact(width))
+                .map(|(c, s)| CandidateScores {
+                    id: c.id.to_owned(),
+                    scores: s.to_vec(),
+                })
+                .collect(),
+        };
+        Ok(response.encode_to_vec())
+    }
+}
