@@ -109,7 +109,9 @@ CTR = ModelSpec(
         "segment_advertiser",
         "hour_category",
     ],
-    bits=20,
+    # 2^18 buckets x 25 fields x k=4 f32 = a 105 MB file: room for ~100k distinct tokens at a
+    # few percent collisions. Raise it with the vocabulary; every process maps one copy.
+    bits=18,
     seed=1,
     algorithm="ffm",
 )

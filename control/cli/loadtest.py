@@ -16,6 +16,7 @@ import typer
 from control.cli.options import JsonOpt
 from control.cli.output import console, fail, print_json, user_errors
 from control.loadtest import (
+    GhzSettings,
     LoadReport,
     generated_payloads,
     local_server,
@@ -109,6 +110,8 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
     """Load a scoring server with ghz and print QPS, mean, p50, p95, p99 and errors by status."""
     model_names = parse_models(models)
     with user_errors():
+        # Bad settings fail here, before a server is started or payloads are generated.
+        GhzSettings(duration, concurrency, connections, rps, skip_first)
         payloads = _payloads(logs, requests, candidates, seed, model_names)
         with _server(target, model_names, workers, specs) as address:
             report = run_loadtest(
@@ -157,5 +160,6 @@ def _exit_for(report: LoadReport, max_p99_ms: float | None) -> None:
         )
     if report.count == 0:
         fail("no call completed within the test's duration")
-    if max_p99_ms is not None and (report.p99_ms is None or report.p99_ms > max_p99_ms):
-        fail(f"p99 {report.p99_ms:.2f} ms exceeds --max-p99-ms {max_p99_ms:g}", EXIT_SLOW)
+    p99 = report.p99_ms
+    if max_p99_ms is not None and p99 is not None and p99 > max_p99_ms:
+        fail(f"p99 {p99:.2f} ms exceeds --max-p99-ms {max_p99_ms:g}", EXIT_SLOW)

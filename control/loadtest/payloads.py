@@ -38,7 +38,8 @@ def payloads_from_logs(path: str | Path, requests: int, models: Sequence[str]) -
         raise LoadTestError(f"{path}: no request_id column, cannot group rows into requests")
     context_cols = [c for c in CONTEXT_COLUMNS if c in table.column_names]
     candidate_cols = [c for c in CANDIDATE_COLUMNS if c in table.column_names]
-    rows = table.to_pylist()
+    keep = ["request_id", *(["candidate_id"] if "candidate_id" in table.column_names else [])]
+    rows = table.select([*keep, *context_cols, *candidate_cols]).to_pylist()
     grouped: dict[str, Payload] = {}
     for row in rows:
         request_id = str(row["request_id"])

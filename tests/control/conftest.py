@@ -19,7 +19,7 @@ QUICK = {"epochs": 3}
 @pytest.fixture(scope="session")
 def trained_ctr(small_logs: Path) -> TrainedModel:
     """A ctr model trained once per session on `small_logs` (not registered). It is an LR:
-    the ctr spec's FFM file is ~420 MB (2^20 x 25 fields x k=4), needlessly heavy for tests of
+    the ctr spec's FFM file is ~105 MB (2^18 x 25 fields x k=4), needlessly heavy for tests of
     the registry and stores; the fingerprint, which promotion checks, is the same."""
     data = load_data("ctr", [small_logs], seed=1)
     return train_tables("ctr", data, algo="lr", params=QUICK, seed=1)

@@ -1,7 +1,7 @@
 """Generated daily logs shared by the retraining suites (written once per session).
 
 The suites retrain `ctr` with `--algo lr` (2^20 weights: a 4 MB model file) rather than its
-spec's FFM (2^20 x 25 fields x k=4: a 424 MB file) to keep disk and emulator traffic small;
+spec's FFM (2^18 x 25 fields x k=4: a 105 MB file) to keep disk and emulator traffic small;
 the feature spec and fingerprint are the same, and later runs inherit the algorithm from the
 production version as they would in production. 10k rows a day give ~300 clicks a day: an LR
 that beats the base rate on one holdout day by a clear margin (NE ~0.92).

@@ -47,7 +47,7 @@ def one_line_error(result: Result, *fragments: str) -> str:
     return lines[0]
 
 
-# ctr as LR: the ctr spec's FFM file is ~420 MB, too heavy to copy around in every test.
+# ctr as LR: the ctr spec's FFM file is ~105 MB, too heavy to copy around in every test.
 CTR_LR = ("--model", "ctr", "--algo", "lr", "--epochs", "2")
 
 

@@ -256,6 +256,7 @@ def test_target_that_does_not_answer() -> None:
         (["--target", "127.0.0.1:1", "--concurrency", "0"], "--concurrency must be at least 1"),
         (["--target", "127.0.0.1:1", "--requests", "0"], "--requests must be in"),
         (["--target", "127.0.0.1:1", "--duration", "-1"], "--duration must be in"),
+        (["--connections", "4", "--concurrency", "2"], "--connections (4) cannot exceed"),
     ],
 )
 def test_bad_settings_fail_before_any_load(args: list[str], message: str) -> None:

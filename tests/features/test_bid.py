@@ -51,7 +51,7 @@ def test_derived_features():
 
 def test_specs_and_targets():
     ctr, cvr = SPECS["ctr"], SPECS["cvr"]
-    assert (ctr.name, ctr.algorithm, ctr.bits, len(ctr.fields)) == ("ctr", "ffm", 20, 25)
+    assert (ctr.name, ctr.algorithm, ctr.bits, len(ctr.fields)) == ("ctr", "ffm", 18, 25)
     assert (cvr.name, cvr.algorithm, cvr.bits, len(cvr.fields)) == ("cvr", "lr", 18, 15)
     assert ctr.fingerprint != cvr.fingerprint
     assert {"category_media", "os_format", "segment_advertiser", "hour_category"} <= {

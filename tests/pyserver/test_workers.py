@@ -64,10 +64,10 @@ def _metrics(port: int) -> str:
 
 @pytest.fixture
 def big_ctr(tmp_path: Path) -> tuple[Path, rust_core.Model]:
-    """The production ctr spec (FFM, 2^20 buckets, 25 fields) with k=2: about 210 MB."""
+    """The production ctr spec (FFM, 2^18 buckets, 25 fields) with k=8: about 210 MB."""
     spec = SPECS["ctr"]
     data = tokenize_table(datagen.generate(500, seed=5), spec, label="click")
-    model = rust_core.train_ffm(data, k=2, epochs=1, bits=spec.bits, fingerprint=spec.fingerprint)
+    model = rust_core.train_ffm(data, k=8, epochs=1, bits=spec.bits, fingerprint=spec.fingerprint)
     path = tmp_path / "big-ctr.model"
     model.save(str(path))
     assert path.stat().st_size >= MIN_MODEL_BYTES

@@ -1,0 +1,1 @@
+"""Reference servers for bench/serving.py: the same Scorer proto, the same grpc.aio runtime."""

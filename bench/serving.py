@@ -1,0 +1,329 @@
+"""Serving benchmark: one run, the same payloads and ghz settings for every server.
+
+Servers, each on 127.0.0.1 with a fresh process, stopped before the next starts:
+  echo      grpc.aio on uvloop replying a constant (the ceiling for a Python gRPC server)
+  sklearn   LogisticRegression.predict_proba on a sparse row built per request (the old way)
+  bidscore  python -m pyserver with ctr (FFM) + cvr (LR), 1 and 2 workers, and 2 workers while
+            the production alias of both models moves every 2 s
+Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls) and the
+ratios against echo and sklearn at the same worker count, and writes
+bench/results/serving-<date>.json.
+
+    .venv/bin/python bench/serving.py                  # 10 s per server, 16 calls in flight
+    .venv/bin/python bench/serving.py --duration 3     # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from bench import models as bench_models  # noqa: E402
+from bench.proc_cpu import children_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from control.loadtest import generated_payloads, local_server, run_loadtest  # noqa: E402
+from control.loadtest.ghz import find_ghz, ghz_version  # noqa: E402
+from control.loadtest.local_server import free_port  # noqa: E402
+from control.loadtest.server_process import ServerProcess, server_process  # noqa: E402
+from control.registry import open_registry  # noqa: E402
+from features.bid import SPECS  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+ALIAS_MOVE_SECONDS = 2.0
+# Wide enough for the whole table in a log file or a narrow terminal.
+console = Console(width=160)
+
+
+@dataclass
+class Row:
+    name: str
+    workers: int
+    qps: float
+    mean_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    errors: dict[str, int]
+    count: int
+    server_cpu_s_per_1k: float
+    ghz_cpu_s_per_1k: float
+    loadavg_1m: float
+    alias_moves: int = 0
+
+
+def reference_server(module: str, workers: int) -> AbstractContextManager[ServerProcess]:
+    port = free_port()
+    command = [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
+    return server_process(command, f"127.0.0.1:{port}", cwd=REPO, ready_timeout_s=120)
+
+
+def bidscore_server(workers: int) -> AbstractContextManager[ServerProcess]:
+    return local_server(("ctr", "cvr"), workers=workers, ready_timeout_s=180)
+
+
+@contextmanager
+def alias_mover(home: Path, versions: dict[str, list[str]]) -> Iterator[list[int]]:
+    """Flip `production` of every model between its versions every 2 s; yields [moves]."""
+    registry = open_registry(bench_models.registry_url(home))
+    stop = threading.Event()
+    moves = [0]
+
+    def run() -> None:
+        turn = 0
+        while not stop.wait(ALIAS_MOVE_SECONDS):
+            turn += 1
+            for name, names in versions.items():
+                current = registry.get_alias(name, "production")
+                registry.set_alias(
+                    name,
+                    "production",
+                    names[turn % len(names)],
+                    expected_generation=current.generation if current else 0,
+                    actor="bench",
+                    reason="alias-move benchmark",
+                )
+            moves[0] += 1
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield moves
+    finally:
+        stop.set()
+        thread.join()
+
+
+def measure(
+    name: str,
+    workers: int,
+    start: Callable[[], AbstractContextManager[ServerProcess]],
+    payloads: list[dict[str, Any]],
+    args: argparse.Namespace,
+    during: Callable[[], AbstractContextManager[list[int]]] | None = None,
+) -> Row:
+    started = time.monotonic()
+    with start() as server:
+        console.print(f"[dim]{name}: serving after {time.monotonic() - started:.1f} s[/dim]")
+        time.sleep(args.settle)
+        # A separate warm-up run instead of ghz --skipFirst: ghz divides the tallied calls by
+        # the whole run's time, skipped part included, which would bias QPS against slow servers.
+        run_loadtest(server.target, payloads, args.warmup, args.concurrency)
+        loadavg = os.getloadavg()[0]
+        cpu0, ghz0 = tree_cpu_seconds(server.pid), children_cpu_seconds()
+        with during() if during else _nothing() as moves:
+            report = run_loadtest(
+                server.target,
+                payloads,
+                args.duration,
+                args.concurrency,
+                connections=args.connections,
+                rps=args.rps,
+            )
+        cpu1, ghz1 = tree_cpu_seconds(server.pid), children_cpu_seconds()
+    calls_k = max(report.count, 1) / 1000
+    return Row(
+        name=name,
+        workers=workers,
+        qps=report.qps,
+        mean_ms=report.mean_ms,
+        p50_ms=report.p50_ms,
+        p95_ms=report.p95_ms,
+        p99_ms=report.p99_ms,
+        errors=report.errors,
+        count=report.count,
+        server_cpu_s_per_1k=(cpu1 - cpu0) / calls_k,
+        ghz_cpu_s_per_1k=(ghz1 - ghz0) / calls_k,
+        loadavg_1m=loadavg,
+        alias_moves=moves[0],
+    )
+
+
+@contextmanager
+def _nothing() -> Iterator[list[int]]:
+    yield [0]
+
+
+def ratios(rows: dict[str, Row]) -> dict[str, float | None]:
+    def ratio(a: str, b: str, key: str = "qps") -> float | None:
+        if a not in rows or b not in rows:
+            return None
+        top, bottom = getattr(rows[a], key), getattr(rows[b], key)
+        return top / bottom if top is not None and bottom else None
+
+    return {
+        "bidscore_1w_over_echo_1w": ratio("bidscore-1w", "echo-1w"),
+        "bidscore_2w_over_echo_2w": ratio("bidscore-2w", "echo-2w"),
+        "bidscore_1w_over_sklearn_1w": ratio("bidscore-1w", "sklearn-1w"),
+        "bidscore_2w_over_sklearn_2w": ratio("bidscore-2w", "sklearn-2w"),
+        "alias_moves_p99_over_steady_p99": ratio(
+            "bidscore-2w-alias-moves", "bidscore-2w", "p99_ms"
+        ),
+        # CPU per call is what QPS would follow on an idle machine: it does not depend on how
+        # much of the two cores other processes (and ghz) took during the run.
+        "server_cpu_per_call_bidscore_1w_over_echo_1w": ratio(
+            "bidscore-1w", "echo-1w", "server_cpu_s_per_1k"
+        ),
+        "server_cpu_per_call_sklearn_1w_over_bidscore_1w": ratio(
+            "sklearn-1w", "bidscore-1w", "server_cpu_s_per_1k"
+        ),
+    }
+
+
+def targets(
+    rows: dict[str, Row], r: dict[str, float | None], open_loop: bool
+) -> dict[str, bool | None]:
+    def at_least(value: float | None, bound: float) -> bool | None:
+        # At a fixed --rps every server that keeps up shows the same QPS: no verdict.
+        return None if value is None or open_loop else value >= bound
+
+    steady = rows.get("bidscore-2w")
+    moving = rows.get("bidscore-2w-alias-moves")
+    return {
+        "qps >= 85% of echo (2 workers)": at_least(r["bidscore_2w_over_echo_2w"], 0.85),
+        "qps >= 3x sklearn (2 workers)": at_least(r["bidscore_2w_over_sklearn_2w"], 3.0),
+        "p99 <= 5 ms (2 workers)": None
+        if steady is None or steady.p99_ms is None
+        else steady.p99_ms <= 5.0,
+        "alias moves: zero errors": None if moving is None else not moving.errors,
+        "alias moves: p99 <= 1.5x steady": None
+        if r["alias_moves_p99_over_steady_p99"] is None
+        else r["alias_moves_p99_over_steady_p99"] <= 1.5,
+    }
+
+
+def print_table(rows: list[Row], title: str) -> None:
+    table = Table(title=title)
+    headings = ["server", "QPS", "mean ms", "p50 ms", "p95 ms", "p99 ms", "errors"]
+    for heading in [*headings, "server CPU s/1k calls", "ghz CPU s/1k calls", "load 1m"]:
+        table.add_column(heading, justify="left" if heading == "server" else "right")
+    for row in rows:
+        errors = ", ".join(f"{k} {v}" for k, v in row.errors.items()) or "0"
+        name = row.name + (f" ({row.alias_moves} moves)" if row.alias_moves else "")
+        table.add_row(
+            name,
+            f"{row.qps:,.0f}",
+            *(f"{v:.2f}" if v is not None else "-" for v in (row.mean_ms, row.p50_ms)),
+            *(f"{v:.2f}" if v is not None else "-" for v in (row.p95_ms, row.p99_ms)),
+            errors,
+            f"{row.server_cpu_s_per_1k:.3f}",
+            f"{row.ghz_cpu_s_per_1k:.3f}",
+            f"{row.loadavg_1m:.2f}",
+        )
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per server")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        help="gRPC connections; SO_REUSEPORT spreads connections, not calls, over workers",
+    )
+    parser.add_argument(
+        "--rps", type=int, default=0, help="open-loop rate (ghz --rps); 0 = as fast as answered"
+    )
+    parser.add_argument("--warmup", type=float, default=1.0, help="untallied seconds of load first")
+    parser.add_argument("--requests", type=int, default=1000, help="distinct payloads")
+    parser.add_argument("--settle", type=float, default=1.0, help="idle seconds after start")
+    parser.add_argument("--only", default="", help="comma-separated row names to run")
+    parser.add_argument("--out", type=Path, default=None, help="JSON result path")
+    args = parser.parse_args()
+
+    payloads = generated_payloads(args.requests, seed=3, candidates=10, models=["ctr", "cvr"])
+    with tempfile.TemporaryDirectory(prefix="bidscore-bench-") as tmp:
+        home = Path(tmp)
+        os.environ["BIDSCORE_HOME"] = str(home)
+        for var in ("BIDSCORE_REGISTRY", "BIDSCORE_STORE"):
+            os.environ.pop(var, None)
+        started = time.monotonic()
+        versions = bench_models.publish(home, dict(SPECS))
+        console.print(
+            f"[dim]trained and published ctr (FFM) and cvr (LR), 2 versions each, "
+            f"in {time.monotonic() - started:.1f} s[/dim]"
+        )
+        plan: list[tuple[str, int, Callable[[], AbstractContextManager[ServerProcess]], Any]] = [
+            ("echo-1w", 1, lambda: reference_server("bench.servers.echo", 1), None),
+            ("echo-2w", 2, lambda: reference_server("bench.servers.echo", 2), None),
+            ("sklearn-1w", 1, lambda: reference_server("bench.servers.sklearn_baseline", 1), None),
+            ("sklearn-2w", 2, lambda: reference_server("bench.servers.sklearn_baseline", 2), None),
+            ("bidscore-1w", 1, lambda: bidscore_server(1), None),
+            ("bidscore-2w", 2, lambda: bidscore_server(2), None),
+            (
+                "bidscore-2w-alias-moves",
+                2,
+                lambda: bidscore_server(2),
+                lambda: alias_mover(home, versions),
+            ),
+        ]
+        only = {n for n in args.only.split(",") if n}
+        rows = [
+            measure(name, workers, start, payloads, args, during)
+            for name, workers, start, during in plan
+            if not only or name in only
+        ]
+    by_name = {row.name: row for row in rows}
+    r = ratios(by_name)
+    t = targets(by_name, r, open_loop=args.rps > 0)
+    cores, load = os.cpu_count(), os.getloadavg()
+    print_table(
+        rows,
+        f"{args.concurrency} calls in flight, {args.connections} connection(s), "
+        f"{'unlimited' if not args.rps else args.rps} rps, "
+        f"{args.duration:g} s per server, 10 candidates x 2 models per call",
+    )
+    for key, value in r.items():
+        console.print(f"{key:<48} {'-' if value is None else f'{value:.2f}'}")
+    for key, ok in t.items():
+        console.print(f"target {key:<34} {'-' if ok is None else ('met' if ok else 'MISSED')}")
+    console.print(f"machine: {cores} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    document = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "settings": {
+            "duration_s": args.duration,
+            "concurrency": args.concurrency,
+            "connections": args.connections,
+            "rps": args.rps,
+            "warmup_s": args.warmup,
+            "distinct_payloads": args.requests,
+            "candidates": 10,
+            "models": ["ctr", "cvr"],
+            "ghz_version": _ghz_version(),
+        },
+        "machine": {"cores": cores, "loadavg": list(load)},
+        "rows": [asdict(row) for row in rows],
+        "ratios": r,
+        "targets": t,
+    }
+    out = args.out or RESULTS / f"serving-{dt.date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"wrote {out}")
+
+
+def _ghz_version() -> str:
+    return ghz_version(find_ghz())
+
+
+if __name__ == "__main__":
+    main()
