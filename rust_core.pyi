@@ -1,6 +1,196 @@
 """Type stub for the `rust_core` extension module (checked by `mypy.stubtest`)."""
 
+from collections.abc import Callable
+from os import PathLike
+from typing import TypeAlias, final
+
 import numpy as np
 import numpy.typing as npt
 
+# --- hashing ---------------------------------------------------------------------------
+
 def hash_tokens(tokens: list[str], *, seed: int, bits: int) -> npt.NDArray[np.uint32]: ...
+
+# --- errors ----------------------------------------------------------------------------
+
+class ModelFormatError(ValueError): ...
+class DataError(ValueError): ...
+
+# --- data ------------------------------------------------------------------------------
+
+@final
+class Dataset:
+    @staticmethod
+    def from_libffm(path: str | PathLike[str]) -> Dataset: ...
+    @staticmethod
+    def from_csr(
+        indptr: npt.NDArray[np.uint64] | npt.NDArray[np.int64],
+        fields: npt.NDArray[np.uint32] | npt.NDArray[np.int32],
+        indices: npt.NDArray[np.uint32] | npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        labels: npt.NDArray[np.float32],
+        weights: npt.NDArray[np.float32] | None = None,
+    ) -> Dataset: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def num_fields(self) -> int: ...
+    @property
+    def num_features(self) -> int: ...
+    @property
+    def nnz(self) -> int: ...
+    @property
+    def labels(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def weights(self) -> npt.NDArray[np.float32] | None: ...
+    def __len__(self) -> int: ...
+
+# --- models and training ---------------------------------------------------------------
+
+_Progress: TypeAlias = Callable[[int, float, float | None], object]
+
+@final
+class Model:
+    def predict(self, dataset: Dataset) -> npt.NDArray[np.float32]: ...
+    def predict_row(self, fields: list[int], indices: list[int], values: list[float]) -> float: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def hash_bits(self) -> int: ...
+    @property
+    def num_fields(self) -> int: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def normalize(self) -> bool: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def downsample_rate(self) -> float: ...
+    @property
+    def checksum(self) -> str: ...
+    @property
+    def best_epoch(self) -> int | None: ...
+    @property
+    def mapped(self) -> bool: ...
+
+def load_model(path: str | PathLike[str]) -> Model: ...
+def train_ffm(
+    train: Dataset,
+    valid: Dataset | None = None,
+    *,
+    k: int = 4,
+    eta: float = 0.2,
+    l2: float = 2e-05,
+    epochs: int = 15,
+    auto_stop: bool = False,
+    normalize: bool = True,
+    threads: int = 1,
+    seed: int = 0,
+    bits: int | None = None,
+    fingerprint: str = "",
+    downsample_rate: float = 1.0,
+    progress: _Progress | None = None,
+) -> Model: ...
+def train_lr(
+    train: Dataset,
+    valid: Dataset | None = None,
+    *,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    epochs: int = 15,
+    auto_stop: bool = False,
+    threads: int = 1,
+    seed: int = 0,
+    bits: int | None = None,
+    fingerprint: str = "",
+    downsample_rate: float = 1.0,
+    progress: _Progress | None = None,
+) -> Model: ...
+
+# --- features (issue 8) and serving (issue 4) ---------------------------------------------
+
+# ("str", offsets int32|int64 [n+1], data uint8, valid bool[n] | None)
+# ("int", values int64 [n], valid | None) or ("float", values float64 [n], valid | None)
+_Column = tuple[object, ...]
+_PythonValues = dict[str, list[str | None]]
+
+class ScoreError(ValueError):
+    code: str  # "INVALID_ARGUMENT" | "NOT_FOUND"
+    message: str
+
+@final
+class FeaturePlan:
+    def __new__(cls, plan_json: str) -> FeaturePlan: ...
+    @property
+    def models(self) -> list[str]: ...
+    def fingerprint(self, model: str) -> str: ...
+    def tokenize_columns(
+        self,
+        columns: dict[str, _Column],
+        num_rows: int,
+        model: str,
+        python_columns: _PythonValues | None = None,
+        *,
+        labels: npt.NDArray[np.float32] | None = None,
+        weights: npt.NDArray[np.float32] | None = None,
+    ) -> Dataset: ...
+    def tokenize_columns_csr(
+        self,
+        columns: dict[str, _Column],
+        num_rows: int,
+        model: str,
+        python_columns: _PythonValues | None = None,
+    ) -> tuple[
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.float32],
+    ]: ...
+    def tokenize_wire(
+        self, request: bytes, model: str, python_values: _PythonValues | None = None
+    ) -> tuple[
+        npt.NDArray[np.uint64],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.float32],
+    ]: ...
+    def tokenize_request(
+        self,
+        context: dict[str, str],
+        candidates: list[dict[str, str]],
+        model: str,
+        python_values: _PythonValues | None = None,
+    ) -> list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float32]]]: ...
+
+@final
+class Scorer:
+    def __new__(
+        cls,
+        plan: FeaturePlan,
+        models: dict[str, tuple[Model, str]],
+        max_candidates: int = 1000,
+    ) -> Scorer: ...
+    @property
+    def models(self) -> list[tuple[str, str]]: ...
+    @property
+    def max_candidates(self) -> int: ...
+    def score_request(
+        self, request: bytes, python_values: _PythonValues | None = None
+    ) -> bytes: ...
+    def score_request_counted(
+        self,
+        request: bytes,
+        python_values: _PythonValues | None = None,
+        defer_over: int | None = None,
+    ) -> tuple[bytes | None, int]: ...
+    def score(
+        self,
+        context: dict[str, str],
+        candidates: list[dict[str, str]],
+        models: list[str],
+        python_values: _PythonValues | None = None,
+    ) -> npt.NDArray[np.float32]: ...

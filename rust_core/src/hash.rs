@@ -41,14 +41,21 @@ mod tests {
     #[test]
     fn bucket_keeps_low_bits() {
         let h = hash64(b"app_id=com.example", 7);
-        assert_eq!(u64::from(bucket(b"app_id=com.example", 7, 18)), h & 0x3_FFFF);
+        assert_eq!(
+            u64::from(bucket(b"app_id=com.example", 7, 18)),
+            h & 0x3_FFFF
+        );
         assert!(bucket(b"x", 1, 1) < 2);
     }
 
     #[test]
     fn seed_changes_bucket() {
-        let a: Vec<u32> = (0..64).map(|i| bucket(format!("t{i}").as_bytes(), 1, 20)).collect();
-        let b: Vec<u32> = (0..64).map(|i| bucket(format!("t{i}").as_bytes(), 2, 20)).collect();
+        let a: Vec<u32> = (0..64)
+            .map(|i| bucket(format!("t{i}").as_bytes(), 1, 20))
+            .collect();
+        let b: Vec<u32> = (0..64)
+            .map(|i| bucket(format!("t{i}").as_bytes(), 2, 20))
+            .collect();
         assert_ne!(a, b);
     }
 }

@@ -3,7 +3,18 @@
 //! Everything here is plain Rust with its own `cargo test`; the Python extension lives in
 //! [`bindings`] alone (feature `python`), which converts types and errors and nothing else.
 
+pub mod dataset;
+pub mod error;
+pub mod ffm;
 pub mod hash;
+pub mod libffm;
+pub mod lr;
+pub mod metrics;
+pub mod model;
+pub mod plan;
+pub mod rng;
+pub mod serving;
+pub mod train;
 
 #[cfg(feature = "python")]
 mod bindings;

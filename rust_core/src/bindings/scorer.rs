@@ -100,6 +100,33 @@ impl PyScorer {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// `score_request`, returning `(response, candidate count)`: the server's one call per
+    /// request (the count feeds its metrics without parsing the request in Python). With
+    /// `defer_over`, a valid request of more candidates than that is not scored and comes
+    /// back as `(None, count)`, for the caller to score off its event loop.
+    #[pyo3(signature = (request, python_values=None, defer_over=None))]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts Python arguments as owned values"
+    )]
+    fn score_request_counted<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        python_values: Option<PythonValues>,
+        defer_over: Option<usize>,
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, usize)> {
+        let scorer = &self.inner;
+        let (out, count) = py.detach(|| {
+            scorer.score_request_unless_over(
+                request,
+                python_values.as_ref(),
+                defer_over.unwrap_or(usize::MAX),
+            )
+        })?;
+        Ok((out.map(|bytes| PyBytes::new(py, &bytes)), count))
+    }
+
     /// Scores of every candidate (rows) by every model in `models` (columns; empty = all).
     #[pyo3(signature = (context, candidates, models, python_values=None))]
     #[expect(

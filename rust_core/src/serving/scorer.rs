@@ -201,7 +201,38 @@ impl Scorer {
     /// Decodes a serialized `ScoreRequest` (zero-copy, [`super::wire`]), scores it, encodes
     /// the `ScoreResponse` with prost.
     pub fn score_request(&self, request: &[u8], python: Option<&PythonValues>) -> Result<Vec<u8>> {
+        self.score_request_counted(request, python)
+            .map(|(response, _)| response)
+    }
+
+    /// [`Scorer::score_request`], also returning the request's candidate count: the server's
+    /// metrics need it, and reading it here spares the caller a second parse of the request.
+    /// The count is checked (at least 1, at most `max_candidates`) before any scoring.
+    pub fn score_request_counted(
+        &self,
+        request: &[u8],
+        python: Option<&PythonValues>,
+    ) -> Result<(Vec<u8>, usize)> {
+        self.score_request_unless_over(request, python, usize::MAX)
+            .map(|(response, count)| (response.unwrap_or_default(), count))
+    }
+
+    /// [`Scorer::score_request_counted`], except that a valid request with more than
+    /// `defer_over` candidates (and no more than `max_candidates`) is not scored: `None` and
+    /// its count come back, and the caller scores it elsewhere (the server, on a thread, so
+    /// that a big request does not stall its event loop).
+    pub fn score_request_unless_over(
+        &self,
+        request: &[u8],
+        python: Option<&PythonValues>,
+        defer_over: usize,
+    ) -> Result<(Option<Vec<u8>>, usize)> {
         let request = decode_request(request)?;
+        let count = request.candidates.len();
+        if count > defer_over && count <= self.max_candidates {
+            self.resolve(&request.models)?;
+            return Ok((None, count));
+        }
         let (scores, names) = self.score(
             &request.context,
             &request.candidates,
@@ -228,6 +259,6 @@ impl Scorer {
                 })
                 .collect(),
         };
-        Ok(response.encode_to_vec())
+        Ok((Some(response.encode_to_vec()), count))
     }
 }

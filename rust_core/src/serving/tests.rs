@@ -399,3 +399,36 @@ fn mutated_requests_never_panic() {
     }
     assert!(ok > 0 && refused > 0, "ok {ok}, refused {refused}");
 }
+
+#[test]
+fn counted_scoring_returns_the_response_and_the_candidate_count() {
+    let s = scorer(3);
+    let cands = vec![
+        candidate("a", &[("campaign_id", "c1")]),
+        candidate("b", &[("campaign_id", "c2")]),
+    ];
+    let bytes = request(&[], cands);
+    let (response, count) = s.score_request_counted(&bytes, None).unwrap();
+    assert_eq!(count, 2);
+    assert_eq!(response, s.score_request(&bytes, None).unwrap());
+    let over: Vec<_> = (0..4)
+        .map(|i| candidate(&format!("c{i}"), &[("campaign_id", "c1")]))
+        .collect();
+    let err = s.score_request_counted(&request(&[], over), None).unwrap_err();
+    assert!(err.to_string().contains("4 candidates"), "{err}");
+}
+
+#[test]
+fn a_request_over_the_defer_limit_is_counted_but_not_scored() {
+    let s = scorer(10);
+    let cands: Vec<_> = (0..3)
+        .map(|i| candidate(&format!("c{i}"), &[("campaign_id", "c1")]))
+        .collect();
+    let bytes = request(&[], cands);
+    assert_eq!(s.score_request_unless_over(&bytes, None, 2).unwrap(), (None, 3));
+    let (scored, count) = s.score_request_unless_over(&bytes, None, 3).unwrap();
+    assert_eq!((scored, count), (Some(s.score_request(&bytes, None).unwrap()), 3));
+    // An unknown model is still refused, not deferred.
+    let unknown = request(&["nope"], vec![candidate("a", &[]), candidate("b", &[])]);
+    assert!(s.score_request_unless_over(&unknown, None, 1).is_err());
+}

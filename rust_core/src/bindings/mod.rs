@@ -1,0 +1,90 @@
+//! The Python extension module `rust_core`: conversions between Python and the core, and
+//! nothing else. Compute calls release the GIL (`py.detach`); the crate's one error enum is
+//! converted to Python exceptions here, once.
+
+mod dataset;
+mod model;
+mod plan;
+mod scorer;
+mod train;
+
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::error::Error;
+
+pyo3::create_exception!(
+    rust_core,
+    ModelFormatError,
+    PyValueError,
+    "A model file that is truncated, corrupted or not a bidscore model file."
+);
+pyo3::create_exception!(
+    rust_core,
+    DataError,
+    PyValueError,
+    "Malformed training or scoring data; the message names the file and line or the array."
+);
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        let msg = e.to_string();
+        match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                PyFileNotFoundError::new_err(msg)
+            }
+            Error::Io { .. } => PyOSError::new_err(msg),
+            Error::Format(_) => ModelFormatError::new_err(msg),
+            Error::Data(_) => DataError::new_err(msg),
+            Error::InvalidArgument(_) => PyValueError::new_err(msg),
+            Error::BadRequest(m) => scorer::score_error("INVALID_ARGUMENT", m),
+            Error::NotFound(m) => scorer::score_error("NOT_FOUND", m),
+            Error::Interrupted => PyRuntimeError::new_err(msg),
+        }
+    }
+}
+
+/// Bucket of each token in a `2^bits` hash space (XXH3-64 with `seed`, low bits).
+#[pyfunction]
+#[pyo3(signature = (tokens, *, seed, bits))]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "pyo3 extracts owned arguments"
+)]
+fn hash_tokens(
+    py: Python<'_>,
+    tokens: Vec<String>,
+    seed: u64,
+    bits: u32,
+) -> PyResult<Bound<'_, numpy::PyArray1<u32>>> {
+    if bits == 0 || bits > crate::hash::MAX_BITS {
+        return Err(PyValueError::new_err(format!(
+            "bits must be in 1..={}, got {bits}",
+            crate::hash::MAX_BITS
+        )));
+    }
+    let out: Vec<u32> = py.detach(|| {
+        tokens
+            .iter()
+            .map(|t| crate::hash::bucket(t.as_bytes(), seed, bits))
+            .collect()
+    });
+    Ok(numpy::PyArray1::from_vec(py, out))
+}
+
+#[pymodule]
+fn rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_function(wrap_pyfunction!(hash_tokens, m)?)?;
+    m.add("ModelFormatError", py.get_type::<ModelFormatError>())?;
+    m.add("DataError", py.get_type::<DataError>())?;
+    m.add_class::<dataset::PyDataset>()?;
+    m.add_class::<model::PyModel>()?;
+    m.add_function(wrap_pyfunction!(model::load_model, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train_ffm, m)?)?;
+    m.add_function(wrap_pyfunction!(train::train_lr, m)?)?;
+    m.add_class::<plan::PyFeaturePlan>()?;
+    m.add_class::<scorer::PyScorer>()?;
+    m.add("ScoreError", py.get_type::<scorer::ScoreError>())?;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `rust_core.train_ffm` and `rust_core.train_lr`: training with the GIL released, which is
+//! reacquired only to call the optional progress callback once per epoch.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use super::dataset::PyDataset;
+use super::model::PyModel;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::train::{self, Common, Epoch, FfmParams, LrParams};
+
+fn fingerprint(hex: &str) -> PyResult<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.is_empty() {
+        return Ok(out);
+    }
+    let bad = || PyValueError::new_err(format!("fingerprint must be 64 hex digits, got {hex:?}"));
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+/// Runs `fit` without the GIL; the callback (if any) is called with the GIL per epoch. An
+/// exception raised by the callback stops training and is re-raised as is.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the callback moves into the closure"
+)]
+fn run(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    fit: impl FnOnce(&mut dyn FnMut(&Epoch) -> Result<()>) -> Result<Model> + Send,
+) -> PyResult<PyModel> {
+    let mut raised: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let mut report = |e: &Epoch| -> Result<()> {
+            let Some(cb) = &progress else { return Ok(()) };
+            Python::attach(|py| {
+                cb.call1(py, (e.epoch, e.train_logloss, e.valid_logloss))
+                    .map(drop)
+            })
+            .map_err(|err| {
+                raised = Some(err);
+                Error::Interrupted
+            })
+        };
+        fit(&mut report)
+    });
+    match (result, raised) {
+        (_, Some(err)) => Err(err),
+        (Ok(m), None) => Ok(PyModel { inner: Arc::new(m) }),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
+fn common(
+    epochs: u32,
+    auto_stop: bool,
+    threads: usize,
+    seed: u64,
+    bits: Option<u32>,
+    fingerprint_hex: &str,
+    downsample_rate: f64,
+) -> PyResult<Common> {
+    Ok(Common {
+        epochs,
+        auto_stop,
+        threads,
+        seed,
+        bits,
+        fingerprint: fingerprint(fingerprint_hex)?,
+        downsample_rate,
+    })
+}
+
+/// Trains a field-aware factorization machine (`LIBFFM`'s `AdaGrad`, plus bias and linear terms).
+#[pyfunction]
+#[pyo3(signature = (train, valid=None, *, k=4, eta=0.2, l2=2e-5, epochs=15, auto_stop=false,
+                    normalize=true, threads=1, seed=0, bits=None, fingerprint="",
+                    downsample_rate=1.0, progress=None))]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors the Python keyword arguments"
+)]
+pub fn train_ffm(
+    py: Python<'_>,
+    train: &PyDataset,
+    valid: Option<&PyDataset>,
+    k: u32,
+    eta: f32,
+    l2: f32,
+    epochs: u32,
+    auto_stop: bool,
+    normalize: bool,
+    threads: usize,
+    seed: u64,
+    bits: Option<u32>,
+    fingerprint: &str,
+    downsample_rate: f64,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<PyModel> {
+    let common = common(
+        epochs,
+        auto_stop,
+        threads,
+        seed,
+        bits,
+        fingerprint,
+        downsample_rate,
+    )?;
+    let params = FfmParams {
+        k,
+        eta,
+        l2,
+        normalize,
+        common,
+    };
+    let (t, v) = (
+        Arc::clone(&train.inner),
+        valid.map(|v| Arc::clone(&v.inner)),
+    );
+    run(py, progress, move |cb| {
+        train::train_ffm(&t, v.as_deref(), &params, cb)
+    })
+}
+
+/// Trains a logistic regression with FTRL-Proximal.
+#[pyfunction]
+#[pyo3(signature = (train, valid=None, *, alpha=0.1, beta=1.0, l1=0.0, l2=0.0, epochs=15,
+                    auto_stop=false, threads=1, seed=0, bits=None, fingerprint="",
+                    downsample_rate=1.0, progress=None))]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors the Python keyword arguments"
+)]
+pub fn train_lr(
+    py: Python<'_>,
+    train: &PyDataset,
+    valid: Option<&PyDataset>,
+    alpha: f32,
+    beta: f32,
+    l1: f32,
+    l2: f32,
+    epochs: u32,
+    auto_stop: bool,
+    threads: usize,
+    seed: u64,
+    bits: Option<u32>,
+    fingerprint: &str,
+    downsample_rate: f64,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<PyModel> {
+    let common = common(
+        epochs,
+        auto_stop,
+        threads,
+        seed,
+        bits,
+        fingerprint,
+        downsample_rate,
+    )?;
+    let params = LrParams {
+        ftrl: crate::lr::Ftrl {
+            alpha,
+            beta,
+            l1,
+            l2,
+        },
+        common,
+    };
+    let (t, v) = (
+        Arc::clone(&train.inner),
+        valid.map(|v| Arc::clone(&v.inner)),
+    );
+    run(py, progress, move |cb| {
+        train::train_lr(&t, v.as_deref(), &params, cb)
+    })
+}

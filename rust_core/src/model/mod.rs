@@ -1,0 +1,341 @@
+//! A trained LR or FFM model: header, weights (owned after training, memory-mapped after
+//! load), scoring with calibration for negative downsampling, and the file format.
+
+pub mod format;
+
+// Mapped payloads are read in place as f32, which is the file's little-endian layout only on
+// little-endian machines.
+#[cfg(target_endian = "big")]
+compile_error!(
+    "model files are memory-mapped as little-endian f32: big-endian targets are unsupported"
+);
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::dataset::{Dataset, Row};
+use crate::error::{Error, Result};
+use crate::{ffm, lr};
+use format::HEADER_LEN;
+
+/// Which model a file holds (the header's algorithm code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Algorithm {
+    Lr = 1,
+    Ffm = 2,
+}
+
+impl Algorithm {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Lr => "lr",
+            Algorithm::Ffm => "ffm",
+        }
+    }
+}
+
+/// Everything the header records besides lengths and checksums.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub algorithm: Algorithm,
+    pub bits: u32,
+    pub fields: u32,
+    /// Latent size; 0 for LR.
+    pub k: u32,
+    /// FFM instance normalisation.
+    pub normalize: bool,
+    /// SHA-256 of the feature spec.
+    pub fingerprint: [u8; 32],
+    /// Rate w at which negatives were kept in training (1.0 = none).
+    pub downsample_rate: f64,
+}
+
+impl Header {
+    /// Number of f32 weights in the payload.
+    #[must_use]
+    pub fn payload_len(&self) -> Option<usize> {
+        match self.algorithm {
+            Algorithm::Lr => lr::Shape {
+                bits: self.bits,
+                fields: self.fields,
+            }
+            .payload_len(),
+            Algorithm::Ffm => self.ffm_shape().payload_len(),
+        }
+    }
+
+    fn ffm_shape(&self) -> ffm::Shape {
+        ffm::Shape {
+            bits: self.bits,
+            fields: self.fields,
+            k: self.k,
+            normalize: self.normalize,
+        }
+    }
+}
+
+enum Weights {
+    Owned(Vec<f32>),
+    Mapped(Mmap),
+}
+
+/// A model ready to score. `Send + Sync`: scoring only reads.
+pub struct Model {
+    header: Header,
+    weights: Weights,
+    checksum: u64,
+    best_epoch: Option<u32>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("header", &self.header)
+            .field("checksum", &format_args!("{:016x}", self.checksum))
+            .field("mapped", &matches!(self.weights, Weights::Mapped(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The probability corrected for negatives kept at rate `w`: `p / (p + (1 - p) / w)`.
+#[inline]
+#[must_use]
+pub fn calibrate(p: f32, w: f64) -> f32 {
+    if w >= 1.0 {
+        return p;
+    }
+    let p = f64::from(p);
+    (p / (p + (1.0 - p) / w)) as f32
+}
+
+impl Model {
+    /// A model from its header and owned weights (validated like a file header).
+    pub fn new(header: Header, weights: Vec<f32>) -> Result<Model> {
+        let payload: &[u8] = bytemuck::cast_slice(&weights);
+        let checksum = format::checksum(payload);
+        // Validating through the file parser keeps one definition of a valid model.
+        format::parse_header(&format::encode(&header, payload.len() as u64, checksum))?;
+        check_finite(&weights)?;
+        Ok(Model {
+            header,
+            weights: Weights::Owned(weights),
+            checksum,
+            best_epoch: None,
+        })
+    }
+
+    #[must_use]
+    pub fn with_best_epoch(mut self, epoch: Option<u32>) -> Model {
+        self.best_epoch = epoch;
+        self
+    }
+
+    /// A model from a complete file image, fully verified (used by tests and the fuzzer).
+    pub fn from_bytes(file: &[u8]) -> Result<Model> {
+        let (header, checksum) = format::parse(file)?;
+        let weights = file[HEADER_LEN..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect::<Vec<_>>();
+        check_finite(&weights)?;
+        Ok(Model {
+            header,
+            weights: Weights::Owned(weights),
+            checksum,
+            best_epoch: None,
+        })
+    }
+
+    /// Memory-maps a model file read-only and verifies header, payload checksum and weights.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let in_file = |e: Error| match e {
+            Error::Format(m) => Error::Format(format!("{}: {m}", path.display())),
+            e => e,
+        };
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < HEADER_LEN as u64 {
+            return Err(in_file(Error::Format(format!(
+                "truncated model file: {len} bytes, the header alone is {HEADER_LEN}"
+            ))));
+        }
+        // SAFETY: the mapping is read-only and private to this process's view. Model files are
+        // written to a temporary name and renamed into place (`save`, the artifact store), never
+        // modified in place, so the bytes cannot change under us; and before any use the whole
+        // image is verified below (header fields, header and payload checksums, finite weights).
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let (header, checksum) = format::parse(&map).map_err(in_file)?;
+        // The header is 128 bytes and mappings are page-aligned, so the payload is aligned.
+        let weights: &[f32] = bytemuck::try_cast_slice(&map[HEADER_LEN..])
+            .map_err(|e| in_file(Error::Format(format!("misaligned payload: {e}"))))?;
+        check_finite(weights).map_err(in_file)?;
+        Ok(Model {
+            header,
+            weights: Weights::Mapped(map),
+            checksum,
+            best_epoch: None,
+        })
+    }
+
+    /// Writes the model atomically: a temporary file in the same directory, fsync, rename.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let payload: &[u8] = bytemuck::cast_slice(self.weights());
+        let header = format::encode(&self.header, payload.len() as u64, self.checksum);
+        let tmp = temp_path(path);
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&header)?;
+            f.write_all(payload)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    #[must_use]
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.algorithm
+    }
+
+    #[must_use]
+    pub fn hash_bits(&self) -> u32 {
+        self.header.bits
+    }
+
+    #[must_use]
+    pub fn num_fields(&self) -> u32 {
+        self.header.fields
+    }
+
+    #[must_use]
+    pub fn k(&self) -> u32 {
+        self.header.k
+    }
+
+    #[must_use]
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.header.fingerprint
+    }
+
+    #[must_use]
+    pub fn downsample_rate(&self) -> f64 {
+        self.header.downsample_rate
+    }
+
+    /// XXH3-64 of the payload, as recorded in the header.
+    #[must_use]
+    pub fn checksum(&self) -> u64 {
+        self.checksum
+    }
+
+    /// The epoch whose weights training kept under early stopping (not stored in files).
+    #[must_use]
+    pub fn best_epoch(&self) -> Option<u32> {
+        self.best_epoch
+    }
+
+    #[must_use]
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.weights, Weights::Mapped(_))
+    }
+
+    /// The payload as f32 weights.
+    #[must_use]
+    pub fn weights(&self) -> &[f32] {
+        match &self.weights {
+            Weights::Owned(v) => v,
+            // `load` checked this cast (length and alignment) and the mapping is immutable,
+            // so it cannot fail here.
+            Weights::Mapped(m) => bytemuck::cast_slice(&m[HEADER_LEN..]),
+        }
+    }
+
+    /// The raw score `t` of a row (before sigmoid and calibration).
+    #[inline]
+    #[must_use]
+    pub fn raw_score(&self, row: Row<'_>) -> f32 {
+        let w = self.weights();
+        let h = &self.header;
+        match h.algorithm {
+            Algorithm::Lr => lr::score(
+                w,
+                &lr::Shape {
+                    bits: h.bits,
+                    fields: h.fields,
+                },
+                row,
+            ),
+            Algorithm::Ffm => ffm::score(w, &h.ffm_shape(), row),
+        }
+    }
+
+    /// The uncalibrated probability of a row.
+    #[inline]
+    #[must_use]
+    pub fn predict_raw(&self, row: Row<'_>) -> f32 {
+        ffm::sigmoid(self.raw_score(row))
+    }
+
+    /// The calibrated probability of one row given as parallel slices.
+    #[inline]
+    #[must_use]
+    pub fn predict_row(&self, fields: &[u32], indices: &[u32], values: &[f32]) -> f32 {
+        let p = self.predict_raw(Row {
+            fields,
+            indices,
+            values,
+        });
+        calibrate(p, self.header.downsample_rate)
+    }
+
+    /// Calibrated probabilities of every row of a dataset.
+    #[must_use]
+    pub fn predict(&self, data: &Dataset) -> Vec<f32> {
+        (0..data.num_rows())
+            .map(|i| calibrate(self.predict_raw(data.row(i)), self.header.downsample_rate))
+            .collect()
+    }
+
+    /// Uncalibrated probabilities of every row (the training objective's scale).
+    #[must_use]
+    pub fn predict_uncalibrated(&self, data: &Dataset) -> Vec<f32> {
+        (0..data.num_rows())
+            .map(|i| self.predict_raw(data.row(i)))
+            .collect()
+    }
+}
+
+fn check_finite(w: &[f32]) -> Result<()> {
+    match w.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::Format(format!("weight {i} is not finite"))),
+        None => Ok(()),
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy());
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{unique}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests;

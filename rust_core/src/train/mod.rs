@@ -1,0 +1,388 @@
+//! The training driver shared by LR and FFM: epochs over a seeded shuffle of the rows,
+//! single-threaded (bit-for-bit reproducible) or Hogwild across threads, per-epoch train
+//! and validation log loss, and early stopping that keeps the best epoch's weights.
+
+pub mod slots;
+
+use std::sync::atomic::AtomicU32;
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::hash::MAX_BITS;
+use crate::model::format::MAX_K;
+use crate::model::{Algorithm, Header, Model};
+use crate::rng::SplitMix64;
+use crate::{ffm, lr, metrics};
+use slots::{as_atomic, as_cells};
+
+/// Settings shared by both algorithms.
+#[derive(Clone, Debug)]
+pub struct Common {
+    pub epochs: u32,
+    /// Stop at the first epoch whose validation loss does not improve and keep the best
+    /// epoch's weights (needs a validation set).
+    pub auto_stop: bool,
+    pub threads: usize,
+    pub seed: u64,
+    /// Hash bits of the model; `None`: the fewest covering the training set's indices.
+    pub bits: Option<u32>,
+    pub fingerprint: [u8; 32],
+    /// Rate at which negatives were kept; scoring corrects for it.
+    pub downsample_rate: f64,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            epochs: 15,
+            auto_stop: false,
+            threads: 1,
+            seed: 0,
+            bits: None,
+            fingerprint: [0; 32],
+            downsample_rate: 1.0,
+        }
+    }
+}
+
+/// FFM hyper-parameters (defaults are LIBFFM's).
+#[derive(Clone, Debug)]
+pub struct FfmParams {
+    pub k: u32,
+    pub eta: f32,
+    pub l2: f32,
+    pub normalize: bool,
+    pub common: Common,
+}
+
+impl Default for FfmParams {
+    fn default() -> Self {
+        FfmParams {
+            k: 4,
+            eta: 0.2,
+            l2: 2e-5,
+            normalize: true,
+            common: Common::default(),
+        }
+    }
+}
+
+/// FTRL-Proximal hyper-parameters.
+#[derive(Clone, Debug)]
+pub struct LrParams {
+    pub ftrl: lr::Ftrl,
+    pub common: Common,
+}
+
+impl Default for LrParams {
+    fn default() -> Self {
+        LrParams {
+            ftrl: lr::Ftrl {
+                alpha: 0.1,
+                beta: 1.0,
+                l1: 0.0,
+                l2: 0.0,
+            },
+            common: Common::default(),
+        }
+    }
+}
+
+/// What one epoch reports to the progress callback.
+#[derive(Clone, Copy, Debug)]
+pub struct Epoch {
+    pub epoch: u32,
+    /// Mean weighted log loss over the epoch's rows, each taken before its update.
+    pub train_logloss: f64,
+    /// Mean weighted log loss of the epoch's weights on the validation set (uncalibrated).
+    pub valid_logloss: Option<f64>,
+}
+
+/// Called after every epoch; an error stops training and is returned.
+pub type Progress<'a> = &'a mut dyn FnMut(&Epoch) -> Result<()>;
+
+/// Trains an FFM.
+pub fn train_ffm(
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    p: &FfmParams,
+    progress: Progress<'_>,
+) -> Result<Model> {
+    check(p.eta > 0.0 && p.eta.is_finite(), || {
+        format!("eta must be > 0, got {}", p.eta)
+    })?;
+    check(p.l2 >= 0.0 && p.l2.is_finite(), || {
+        format!("l2 must be >= 0, got {}", p.l2)
+    })?;
+    check((1..=MAX_K).contains(&p.k), || {
+        format!("k must be in 1..={MAX_K}, got {}", p.k)
+    })?;
+    let (bits, fields) = dims(train, &p.common)?;
+    let shape = ffm::Shape {
+        bits,
+        fields,
+        k: p.k,
+        normalize: p.normalize,
+    };
+    let header = header(Algorithm::Ffm, (bits, fields, p.k, p.normalize), &p.common);
+    let mut rng = SplitMix64::new(p.common.seed);
+    // FFM keeps weights and squared-gradient sums interleaved in one array (the first of the
+    // driver's two state arrays); the second stays empty.
+    let (state, mut st) = ffm::TrainState::new(&shape).ok_or_else(too_big)?;
+    state.init(&mut st, base_rate(train), &mut rng);
+    let sgd = ffm::Sgd {
+        eta: p.eta,
+        l2: p.l2,
+    };
+    let learner = Learner {
+        single: &|st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
+            let st = as_cells(st);
+            let mut bias = state.bias(st);
+            let loss = pass(train, row_ids, |row, y, wt| {
+                state.train_row(st, &mut bias, sgd, row, y, wt)
+            });
+            state.set_bias(st, bias);
+            loss
+        },
+        shared: &|st: &[AtomicU32], _: &[AtomicU32], row_ids: &[u32]| {
+            let before = state.bias(st);
+            let mut bias = before;
+            let loss = pass(train, row_ids, |row, y, wt| {
+                state.train_row(st, &mut bias, sgd, row, y, wt)
+            });
+            state.add_bias(st, before, bias);
+            loss
+        },
+        weights: &|st: &[f32], _: &[f32]| state.weights(st),
+    };
+    run(
+        train,
+        valid,
+        &p.common,
+        &header,
+        (st, Vec::new()),
+        &learner,
+        &mut rng,
+        progress,
+    )
+}
+
+/// Trains a logistic regression with FTRL-Proximal.
+pub fn train_lr(
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    p: &LrParams,
+    progress: Progress<'_>,
+) -> Result<Model> {
+    let f = p.ftrl;
+    check(f.alpha > 0.0 && f.alpha.is_finite(), || {
+        format!("alpha must be > 0, got {}", f.alpha)
+    })?;
+    for (name, x) in [("beta", f.beta), ("l1", f.l1), ("l2", f.l2)] {
+        check(x >= 0.0 && x.is_finite(), || {
+            format!("{name} must be >= 0, got {x}")
+        })?;
+    }
+    let (bits, fields) = dims(train, &p.common)?;
+    let shape = lr::Shape { bits, fields };
+    let header = header(Algorithm::Lr, (bits, fields, 0, false), &p.common);
+    let len = shape.payload_len().ok_or_else(too_big)?;
+    let mut rng = SplitMix64::new(p.common.seed);
+    let learner = Learner {
+        single: &|z: &mut [f32], n: &mut [f32], row_ids: &[u32]| {
+            let (z, n) = (as_cells(z), as_cells(n));
+            pass(train, row_ids, |row, y, wt| {
+                f.train_row(z, n, &shape, row, y, wt)
+            })
+        },
+        shared: &|z: &[AtomicU32], n: &[AtomicU32], row_ids: &[u32]| {
+            pass(train, row_ids, |row, y, wt| {
+                f.train_row(z, n, &shape, row, y, wt)
+            })
+        },
+        weights: &|z: &[f32], n: &[f32]| f.materialize(z, n),
+    };
+    let state = (vec![0.0f32; len], vec![0.0f32; len]);
+    run(
+        train, valid, &p.common, &header, state, &learner, &mut rng, progress,
+    )
+}
+
+type Single<'a> = &'a (dyn Fn(&mut [f32], &mut [f32], &[u32]) -> f64 + Sync);
+type Shared<'a> = &'a (dyn Fn(&[AtomicU32], &[AtomicU32], &[u32]) -> f64 + Sync);
+type Extract<'a> = &'a (dyn Fn(&[f32], &[f32]) -> Vec<f32> + Sync);
+
+/// An algorithm as the driver sees it: a pass over some rows on exclusive state (one thread)
+/// or on shared atomic state (Hogwild), and the model weights derived from the state.
+struct Learner<'a> {
+    single: Single<'a>,
+    shared: Shared<'a>,
+    weights: Extract<'a>,
+}
+
+fn pass(
+    data: &Dataset,
+    row_ids: &[u32],
+    mut step: impl FnMut(crate::dataset::Row<'_>, f32, f32) -> f64,
+) -> f64 {
+    let labels = data.labels();
+    let mut loss = 0.0;
+    for &i in row_ids {
+        let i = i as usize;
+        loss += step(data.row(i), labels[i], data.weight(i));
+    }
+    loss
+}
+
+#[expect(clippy::too_many_arguments, reason = "internal driver, called twice")]
+fn run(
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    c: &Common,
+    header: &Header,
+    state: (Vec<f32>, Vec<f32>),
+    learner: &Learner<'_>,
+    rng: &mut SplitMix64,
+    progress: Progress<'_>,
+) -> Result<Model> {
+    let (mut a, mut b) = state;
+    let rows = u32::try_from(train.num_rows())
+        .map_err(|_| Error::InvalidArgument("at most 2^32 - 1 training rows".into()))?;
+    let weight_sum: f64 = (0..train.num_rows())
+        .map(|i| f64::from(train.weight(i)))
+        .sum();
+    check(weight_sum > 0.0, || {
+        "training rows have zero total weight".into()
+    })?;
+    let threads = c.threads.min(rows as usize).max(1);
+    let mut order: Vec<u32> = (0..rows).collect();
+    let mut best: Option<(f64, u32, Model)> = None;
+    let mut last = None;
+    for epoch in 1..=c.epochs {
+        rng.shuffle(&mut order);
+        let loss = if threads == 1 {
+            (learner.single)(&mut a, &mut b, &order)
+        } else {
+            let (sa, sb) = (as_atomic(&mut a), as_atomic(&mut b));
+            let chunk = order.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = order
+                    .chunks(chunk)
+                    .map(|ids| s.spawn(move || (learner.shared)(sa, sb, ids)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .sum()
+            })
+        };
+        let needed = valid.is_some() || epoch == c.epochs;
+        let model = if needed {
+            Some(Model::new(header.clone(), (learner.weights)(&a, &b)).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "training diverged in epoch {epoch} (non-finite weights); lower the learning rate"
+                ))
+            })?)
+        } else {
+            None
+        };
+        let valid_logloss = match (valid, &model) {
+            (Some(v), Some(m)) => Some(metrics::logloss(
+                &m.predict_uncalibrated(v),
+                v.labels(),
+                v.weights(),
+            )),
+            _ => None,
+        };
+        progress(&Epoch {
+            epoch,
+            train_logloss: loss / weight_sum,
+            valid_logloss,
+        })?;
+        match (c.auto_stop, valid_logloss, model) {
+            (true, Some(vl), Some(m)) => {
+                if best.as_ref().is_some_and(|(b, _, _)| vl >= *b) {
+                    break;
+                }
+                best = Some((vl, epoch, m));
+            }
+            (_, _, m) => last = m.or(last),
+        }
+    }
+    match best {
+        Some((_, epoch, m)) => Ok(m.with_best_epoch(Some(epoch))),
+        None => last.ok_or_else(|| Error::InvalidArgument("epochs must be >= 1".into())),
+    }
+}
+
+fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(msg()))
+    }
+}
+
+fn too_big() -> Error {
+    Error::InvalidArgument("model too large for this machine's address space".into())
+}
+
+/// Hash bits and field count of a model for this training set.
+fn dims(train: &Dataset, c: &Common) -> Result<(u32, u32)> {
+    check(c.epochs >= 1, || "epochs must be >= 1".into())?;
+    check(c.threads >= 1, || "threads must be >= 1".into())?;
+    check(c.downsample_rate > 0.0 && c.downsample_rate <= 1.0, || {
+        format!(
+            "downsample_rate must be in (0, 1], got {}",
+            c.downsample_rate
+        )
+    })?;
+    check(train.num_rows() > 0, || {
+        "the training set has no rows".into()
+    })?;
+    check(train.num_fields() > 0, || {
+        "the training set has no features".into()
+    })?;
+    let bits = if let Some(b) = c.bits {
+        check((1..=MAX_BITS).contains(&b), || {
+            format!("bits must be in 1..={MAX_BITS}, got {b}")
+        })?;
+        b
+    } else {
+        let needed = 64 - train.num_features().saturating_sub(1).leading_zeros();
+        needed.clamp(1, MAX_BITS)
+    };
+    Ok((bits, train.num_fields()))
+}
+
+/// The header of a model with dimensions `(bits, fields, k, normalize)`.
+fn header(algorithm: Algorithm, dims: (u32, u32, u32, bool), c: &Common) -> Header {
+    let (bits, fields, k, normalize) = dims;
+    Header {
+        algorithm,
+        bits,
+        fields,
+        k,
+        normalize,
+        fingerprint: c.fingerprint,
+        downsample_rate: c.downsample_rate,
+    }
+}
+
+/// Weighted share of positives in the training set.
+fn base_rate(train: &Dataset) -> f64 {
+    let (mut pos, mut all) = (0.0f64, 0.0f64);
+    for (i, &y) in train.labels().iter().enumerate() {
+        let w = f64::from(train.weight(i));
+        pos += w * f64::from(y);
+        all += w;
+    }
+    if all > 0.0 {
+        pos / all
+    } else {
+        0.5
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,396 @@
+//! Learning tests on generated data with a planted model.
+
+use super::*;
+use crate::ffm::sigmoid;
+use crate::metrics::auc;
+use crate::rng::SplitMix64;
+
+/// Rows of one categorical feature per field (index = field * vocab + value, value 1),
+/// values drawn with a skew so that some features are frequent and some rare.
+fn rows(n: usize, fields: u32, vocab: u32, rng: &mut SplitMix64) -> Vec<Vec<(u32, u32)>> {
+    (0..n)
+        .map(|_| {
+            (0..fields)
+                .map(|f| {
+                    let u = rng.next_f64();
+                    (f, f * vocab + ((u * u) * f64::from(vocab)) as u32)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A dataset labelled by `truth(row) -> probability`, optionally dropping negatives.
+fn label(
+    rows: &[Vec<(u32, u32)>],
+    truth: &dyn Fn(&[u32], &[u32]) -> f32,
+    keep_negatives: f64,
+    rng: &mut SplitMix64,
+) -> (Dataset, Vec<f32>) {
+    let (mut indptr, mut fields, mut indices, mut labels, mut probs) =
+        (vec![0u64], vec![], vec![], vec![], vec![]);
+    for r in rows {
+        let (f, j): (Vec<u32>, Vec<u32>) = r.iter().copied().unzip();
+        let p = truth(&f, &j);
+        let y = rng.next_f32() < p;
+        if !y && rng.next_f64() >= keep_negatives {
+            continue;
+        }
+        fields.extend(f);
+        indices.extend(j);
+        indptr.push(fields.len() as u64);
+        labels.push(if y { 1.0 } else { 0.0 });
+        probs.push(p);
+    }
+    let values = vec![1.0; fields.len()];
+    (
+        Dataset::from_owned(indptr, fields, indices, values, labels, None).unwrap(),
+        probs,
+    )
+}
+
+fn planted_ffm(shape: &ffm::Shape, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    let mut w: Vec<f32> = (0..shape.payload_len().unwrap())
+        .map(|_| 2.0 * rng.next_f32() - 1.0)
+        .collect();
+    w[0] = -1.5;
+    for x in &mut w[1..] {
+        *x *= 0.8;
+    }
+    w
+}
+
+fn no_progress() -> impl FnMut(&Epoch) -> Result<()> {
+    |_| Ok(())
+}
+
+struct Planted {
+    train: Dataset,
+    test: Dataset,
+    test_probs: Vec<f32>,
+}
+
+fn planted_ffm_data(n_train: usize, n_test: usize, seed: u64) -> Planted {
+    let shape = ffm::Shape {
+        bits: 7,
+        fields: 6,
+        k: 4,
+        normalize: true,
+    };
+    let truth_w = planted_ffm(&shape, seed);
+    let truth = |f: &[u32], j: &[u32]| {
+        sigmoid(ffm::score(
+            &truth_w[..],
+            &shape,
+            crate::dataset::Row {
+                fields: f,
+                indices: j,
+                values: &[1.0; 6],
+            },
+        ))
+    };
+    let mut rng = SplitMix64::new(seed + 1);
+    let (train, _) = label(&rows(n_train, 6, 20, &mut rng), &truth, 1.0, &mut rng);
+    let (test, test_probs) = label(&rows(n_test, 6, 20, &mut rng), &truth, 1.0, &mut rng);
+    Planted {
+        train,
+        test,
+        test_probs,
+    }
+}
+
+#[test]
+fn ffm_recovers_a_planted_model() {
+    let d = planted_ffm_data(60_000, 10_000, 11);
+    let valid = planted_ffm_data(10, 10_000, 11).test;
+    let common = Common {
+        epochs: 40,
+        auto_stop: true,
+        bits: Some(7),
+        ..Common::default()
+    };
+    let p = FfmParams {
+        eta: 0.05,
+        common,
+        ..FfmParams::default()
+    };
+    let m = train_ffm(&d.train, Some(&valid), &p, &mut no_progress()).unwrap();
+    let ours = auc(&m.predict(&d.test), d.test.labels()).unwrap();
+    let planted = auc(&d.test_probs, d.test.labels()).unwrap();
+    eprintln!(
+        "trained AUC {ours:.4} vs planted {planted:.4}, best epoch {:?}",
+        m.best_epoch()
+    );
+    assert!(
+        planted - ours < 0.01,
+        "trained AUC {ours:.4} vs planted {planted:.4}"
+    );
+}
+
+#[test]
+fn lr_recovers_a_planted_model() {
+    let (fields, vocab) = (8u32, 30u32);
+    let mut rng = SplitMix64::new(5);
+    let w: Vec<f32> = (0..fields * vocab)
+        .map(|_| 2.0 * rng.next_f32() - 1.0)
+        .collect();
+    let truth =
+        |_: &[u32], j: &[u32]| sigmoid(-1.0 + j.iter().map(|&j| w[j as usize]).sum::<f32>());
+    let (train, _) = label(
+        &rows(30_000, fields, vocab, &mut rng),
+        &truth,
+        1.0,
+        &mut rng,
+    );
+    let (test, probs) = label(
+        &rows(10_000, fields, vocab, &mut rng),
+        &truth,
+        1.0,
+        &mut rng,
+    );
+    let p = LrParams {
+        common: Common {
+            epochs: 5,
+            ..Common::default()
+        },
+        ..LrParams::default()
+    };
+    let m = train_lr(&train, None, &p, &mut no_progress()).unwrap();
+    assert_eq!(m.hash_bits(), 8, "bits=None covers the 240 feature indices");
+    let ours = auc(&m.predict(&test), test.labels()).unwrap();
+    let planted = auc(&probs, test.labels()).unwrap();
+    assert!(
+        planted - ours < 0.01,
+        "trained AUC {ours:.4} vs planted {planted:.4}"
+    );
+}
+
+#[test]
+fn single_thread_training_is_bit_for_bit_reproducible() {
+    let d = planted_ffm_data(3_000, 10, 3);
+    let p = FfmParams {
+        common: Common {
+            epochs: 3,
+            seed: 9,
+            ..Common::default()
+        },
+        ..FfmParams::default()
+    };
+    let a = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+    let b = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+    assert_eq!(a.checksum(), b.checksum());
+    let bits = |m: &Model| m.weights().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b));
+    let other = FfmParams {
+        common: Common {
+            seed: 10,
+            ..p.common.clone()
+        },
+        ..p.clone()
+    };
+    assert_ne!(
+        train_ffm(&d.train, None, &other, &mut no_progress())
+            .unwrap()
+            .checksum(),
+        a.checksum()
+    );
+    let lp = LrParams {
+        common: Common {
+            epochs: 2,
+            seed: 4,
+            ..Common::default()
+        },
+        ..LrParams::default()
+    };
+    let la = train_lr(&d.train, None, &lp, &mut no_progress()).unwrap();
+    assert_eq!(
+        la.checksum(),
+        train_lr(&d.train, None, &lp, &mut no_progress())
+            .unwrap()
+            .checksum()
+    );
+}
+
+#[test]
+fn hogwild_threads_learn_too() {
+    let d = planted_ffm_data(20_000, 5_000, 21);
+    let p = FfmParams {
+        common: Common {
+            epochs: 6,
+            threads: 2,
+            ..Common::default()
+        },
+        ..FfmParams::default()
+    };
+    let m = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+    let ours = auc(&m.predict(&d.test), d.test.labels()).unwrap();
+    let planted = auc(&d.test_probs, d.test.labels()).unwrap();
+    assert!(
+        planted - ours < 0.03,
+        "2-thread AUC {ours:.4} vs planted {planted:.4}"
+    );
+    let lp = LrParams {
+        common: Common {
+            epochs: 2,
+            threads: 2,
+            ..Common::default()
+        },
+        ..LrParams::default()
+    };
+    let lm = train_lr(&d.train, None, &lp, &mut no_progress()).unwrap();
+    assert!(auc(&lm.predict(&d.test), d.test.labels()).unwrap() > 0.6);
+}
+
+#[test]
+fn early_stopping_keeps_the_best_epoch() {
+    // A small training set and a large learning rate overfit within a few epochs.
+    let d = planted_ffm_data(1_500, 3_000, 8);
+    let common = Common {
+        epochs: 40,
+        auto_stop: true,
+        seed: 2,
+        ..Common::default()
+    };
+    let p = FfmParams {
+        eta: 0.5,
+        k: 8,
+        l2: 0.0,
+        common,
+        ..FfmParams::default()
+    };
+    let mut seen: Vec<Epoch> = vec![];
+    let m = train_ffm(&d.train, Some(&d.test), &p, &mut |e: &Epoch| {
+        seen.push(*e);
+        Ok(())
+    })
+    .unwrap();
+    let best = m.best_epoch().unwrap();
+    let losses: Vec<f64> = seen.iter().map(|e| e.valid_logloss.unwrap()).collect();
+    assert!(seen.len() < 40, "training should stop early: {losses:?}");
+    assert_eq!(
+        seen.len() as u32,
+        best + 1,
+        "stops one epoch after the best"
+    );
+    let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(losses[best as usize - 1].to_bits(), min.to_bits());
+    let ours = metrics::logloss(&m.predict_uncalibrated(&d.test), d.test.labels(), None);
+    assert_eq!(
+        ours.to_bits(),
+        min.to_bits(),
+        "the returned weights are the best epoch's"
+    );
+    // The same run stopped at the best epoch by hand gives the same weights.
+    let fixed = FfmParams {
+        common: Common {
+            epochs: best,
+            auto_stop: false,
+            ..p.common.clone()
+        },
+        ..p.clone()
+    };
+    let again = train_ffm(&d.train, None, &fixed, &mut no_progress()).unwrap();
+    assert_eq!(again.checksum(), m.checksum());
+}
+
+#[test]
+fn recorded_downsampling_rate_calibrates_the_mean() {
+    // Low CTR; negatives kept at rate 0.1 in training, the rate recorded in the model.
+    let shape = ffm::Shape {
+        bits: 7,
+        fields: 6,
+        k: 4,
+        normalize: true,
+    };
+    let mut truth_w = planted_ffm(&shape, 4);
+    truth_w[0] = -4.0;
+    let truth = |f: &[u32], j: &[u32]| {
+        sigmoid(ffm::score(
+            &truth_w[..],
+            &shape,
+            crate::dataset::Row {
+                fields: f,
+                indices: j,
+                values: &[1.0; 6],
+            },
+        ))
+    };
+    let mut rng = SplitMix64::new(77);
+    let (train, _) = label(&rows(150_000, 6, 20, &mut rng), &truth, 0.1, &mut rng);
+    let (full, probs) = label(&rows(30_000, 6, 20, &mut rng), &truth, 1.0, &mut rng);
+    let common = Common {
+        epochs: 4,
+        downsample_rate: 0.1,
+        ..Common::default()
+    };
+    let m = train_ffm(
+        &train,
+        None,
+        &FfmParams {
+            common,
+            ..FfmParams::default()
+        },
+        &mut no_progress(),
+    )
+    .unwrap();
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+    let (predicted, true_rate) = (mean(&m.predict(&full)), mean(&probs));
+    assert!(
+        (predicted / true_rate - 1.0).abs() < 0.05,
+        "mean prediction {predicted:.5} vs true rate {true_rate:.5}"
+    );
+    let raw = mean(&m.predict_uncalibrated(&full));
+    assert!(
+        raw > 2.0 * true_rate,
+        "uncorrected scores are inflated ({raw:.4})"
+    );
+}
+
+#[test]
+fn bad_parameters_are_refused() {
+    let d = planted_ffm_data(10, 10, 1);
+    let err = |p: FfmParams| {
+        train_ffm(&d.train, None, &p, &mut no_progress())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(FfmParams {
+        k: 0,
+        ..FfmParams::default()
+    })
+    .contains("k must be"));
+    assert!(err(FfmParams {
+        eta: -1.0,
+        ..FfmParams::default()
+    })
+    .contains("eta must be"));
+    let c = |c: Common| FfmParams {
+        common: c,
+        ..FfmParams::default()
+    };
+    assert!(err(c(Common {
+        epochs: 0,
+        ..Common::default()
+    }))
+    .contains("epochs"));
+    assert!(err(c(Common {
+        threads: 0,
+        ..Common::default()
+    }))
+    .contains("threads"));
+    assert!(err(c(Common {
+        bits: Some(31),
+        ..Common::default()
+    }))
+    .contains("bits"));
+    assert!(err(c(Common {
+        downsample_rate: 0.0,
+        ..Common::default()
+    }))
+    .contains("downsample_rate"));
+    let stop = train_ffm(&d.train, None, &FfmParams::default(), &mut |_| {
+        Err(Error::Interrupted)
+    });
+    assert!(matches!(stop, Err(Error::Interrupted)));
+}
