@@ -10,8 +10,6 @@ BIN := $(VENV)/bin
 TOOLS := .tools/bin
 GHZ_VERSION := v0.120.0
 export PATH := $(CURDIR)/$(TOOLS):$(PATH)
-# Release build for the extension in every install: the scoring path is what we measure.
-export MATURIN_PEP517_ARGS := --release
 
 .PHONY: help
 help: ## List the targets
