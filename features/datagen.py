@@ -40,7 +40,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pyarrow as pa
@@ -243,17 +243,31 @@ def _start_ts(start: str | dt.date) -> tuple[dt.date, int]:
     return day, int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
+class DayOptions(TypedDict, total=False):
+    """The options of `generate` and `write_dataset` (see the module docstring); their
+    defaults are `_days`'s. Declared once so that both entry points take the same options and
+    a new one is added in one place."""
+
+    candidates: int
+    days: int | None
+    start: str | dt.date
+    downsample_negatives: float | None
+    shift_from_day: int | None
+    shrink_from_day: int | None
+    shrink_factor: float
+
+
 def _days(
     rows: int,
     seed: int,
     *,
-    candidates: int,
-    days: int | None,
-    start: str | dt.date,
-    downsample_negatives: float | None,
-    shift_from_day: int | None,
-    shrink_from_day: int | None,
-    shrink_factor: float,
+    candidates: int = 1,
+    days: int | None = None,
+    start: str | dt.date = "2026-11-01",
+    downsample_negatives: float | None = None,
+    shift_from_day: int | None = None,
+    shrink_from_day: int | None = None,
+    shrink_factor: float = 0.5,
 ) -> list[tuple[dt.date, Callable[[], pa.Table]]]:
     """(date, thunk) per day, so writers can stream days without holding them all."""
     _check(
@@ -282,45 +296,29 @@ def _days(
                 shifted=shifted,
                 downsample=downsample_negatives,
             )
-            meta = {GENERATOR_KEY: json.dumps({"seed": seed, "day": d, "shifted": shifted})}
-            if downsample_negatives is not None:
-                meta[DOWNSAMPLE_RATE_KEY] = repr(float(downsample_negatives))
-            return table.replace_schema_metadata(meta)
+            generator = {"seed": seed, "day": d, "shifted": shifted}
+            return table.replace_schema_metadata(_metadata(generator, downsample_negatives))
 
         plan.append((first + dt.timedelta(days=d), make))
     return plan
 
 
-def generate(
-    rows: int,
-    seed: int,
-    *,
-    candidates: int = 1,
-    days: int | None = None,
-    start: str | dt.date = "2026-11-01",
-    downsample_negatives: float | None = None,
-    shift_from_day: int | None = None,
-    shrink_from_day: int | None = None,
-    shrink_factor: float = 0.5,
-) -> pa.Table:
-    """Labelled bid logs in memory (all days concatenated); see the module docstring."""
-    plan = _days(
-        rows,
-        seed,
-        candidates=candidates,
-        days=days,
-        start=start,
-        downsample_negatives=downsample_negatives,
-        shift_from_day=shift_from_day,
-        shrink_from_day=shrink_from_day,
-        shrink_factor=shrink_factor,
-    )
-    tables = [make() for _, make in plan]
-    if len(tables) == 1:
-        return tables[0]
-    meta = {GENERATOR_KEY: json.dumps({"seed": seed, "days": len(tables)})}
+def _metadata(generator: dict[str, Any], downsample_negatives: float | None) -> dict[bytes, str]:
+    """Parquet key-value metadata saying how a table was generated, the same for one day and
+    for several concatenated; `features.readers.downsample_rate` reads the rate back."""
+    meta = {GENERATOR_KEY: json.dumps(generator)}
     if downsample_negatives is not None:
         meta[DOWNSAMPLE_RATE_KEY] = repr(float(downsample_negatives))
+    return meta
+
+
+def generate(rows: int, seed: int, **options: Unpack[DayOptions]) -> pa.Table:
+    """Labelled bid logs in memory (all days concatenated); see the module docstring."""
+    tables = [make() for _, make in _days(rows, seed, **options)]
+    if len(tables) == 1:
+        return tables[0]
+    generator = {"seed": seed, "days": len(tables)}
+    meta = _metadata(generator, options.get("downsample_negatives"))
     return pa.concat_tables(tables).replace_schema_metadata(meta)
 
 
@@ -348,14 +346,8 @@ def write_dataset(
     rows: int,
     seed: int,
     *,
-    candidates: int = 1,
-    days: int | None = None,
-    start: str | dt.date = "2026-11-01",
-    downsample_negatives: float | None = None,
-    shift_from_day: int | None = None,
-    shrink_from_day: int | None = None,
-    shrink_factor: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
+    **options: Unpack[DayOptions],
 ) -> DatagenSummary:
     """Write the logs: with `days`, `out` is a directory of `dt=YYYY-MM-DD/part-0.parquet`
     (one day in memory at a time); without, one file (.parquet, .csv or .jsonl).
@@ -363,19 +355,10 @@ def write_dataset(
     `progress(done, total)` is called after each day.
     """
     out = Path(out)
+    days = options.get("days")
     if days is None and out.suffix.lower() not in (".parquet", ".pq", ".csv", ".jsonl", ".ndjson"):
         raise ValueError(f"{out}: output must end in .parquet, .csv or .jsonl (or pass days)")
-    plan = _days(
-        rows,
-        seed,
-        candidates=candidates,
-        days=days,
-        start=start,
-        downsample_negatives=downsample_negatives,
-        shift_from_day=shift_from_day,
-        shrink_from_day=shrink_from_day,
-        shrink_factor=shrink_factor,
-    )
+    plan = _days(rows, seed, **options)
     summary = DatagenSummary()
     for i, (date, make) in enumerate(plan):
         table = make()

@@ -3,7 +3,6 @@ in serving, as tables, JSON (`--json`) or one HTML report."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,13 @@ from rich.table import Table
 from control.cli.options import JsonOpt, RegistryOpt, registry_url
 from control.cli.output import console, fail, print_json, user_errors
 from control.monitor.attribution import DEFAULT_WINDOW_SECONDS, AttributionWindows
+from control.monitor.cells import (
+    ACCURACY_COLUMNS,
+    VERSION_COLUMNS,
+    accuracy_cells,
+    metric_text,
+    version_cells,
+)
 from control.monitor.collect import OnlineSettings
 from control.monitor.drift import DriftReport, DriftThresholds
 from control.monitor.durations import parse_duration, parse_instant
@@ -109,31 +115,11 @@ def offline(  # noqa: PLR0917 -- Typer maps each parameter to one option
 
 def _offline_table(report: OfflineReport) -> Table:
     table = Table(title=f"offline metrics of {report.model}")
-    for column in (
-        "version",
-        "created",
-        "rows",
-        "valid rows",
-        "positives",
-        "logloss",
-        "AUC",
-        "NE",
-        "calibration",
-    ):
+    for column in VERSION_COLUMNS:
         table.add_column(column, justify="left" if column in ("version", "created") else "right")
     flagged = {f.version for f in report.flags}
     for v in report.versions:
-        table.add_row(
-            v.version + (" !" if v.version in flagged else ""),
-            v.created_at[:19],
-            f"{v.rows:,}",
-            f"{v.valid_rows:,}",
-            f"{v.positives:,}",
-            _num(v.logloss),
-            _num(v.auc),
-            _num(v.ne),
-            _num(v.calibration, 3),
-        )
+        table.add_row(*version_cells(v, " !" if v.version in flagged else ""))
     return table
 
 
@@ -223,29 +209,12 @@ def _thresholds(band: str, margin: float, min_positives: int) -> OnlineThreshold
 
 
 def _online_cells(b: BucketMetrics) -> list[str]:
-    return [
-        f"{b.count:,}",
-        f"{b.positives:,}",
-        _num(b.logloss),
-        _num(b.auc),
-        _num(b.ne),
-        _num(b.calibration, 3),
-    ]
+    return [f"{b.count:,}", f"{b.positives:,}", *accuracy_cells(b)]
 
 
 def _online_table(report: OnlineReport) -> Table:
     table = Table(title=f"online accuracy per {report.bucket_seconds / 3600:g}h bucket")
-    for column in (
-        "model",
-        "version",
-        "bucket (UTC)",
-        "n",
-        "positives",
-        "logloss",
-        "AUC",
-        "NE",
-        "calibration",
-    ):
+    for column in ("model", "version", "bucket (UTC)", "n", "positives", *ACCURACY_COLUMNS):
         table.add_column(
             column, justify="left" if column in ("model", "version", "bucket (UTC)") else "right"
         )
@@ -329,7 +298,7 @@ def _psi_table(report: DriftReport, t: DriftThresholds) -> Table:
         for c in report.comparisons:
             value = c.psi_of(feature)
             style = "bold red" if value > t.psi_alarm else "yellow" if value > t.psi_flag else ""
-            cells.append(f"[{style}]{value:.3f}[/]" if style else _num(value, 3))
+            cells.append(f"[{style}]{value:.3f}[/]" if style else metric_text(value, 3))
         table.add_row(feature, *cells)
     return table
 
@@ -386,10 +355,6 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
 
 
 # --- shared ---------------------------------------------------------------------------------
-
-
-def _num(value: float, digits: int = 4) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def _print_flags(flags: list[Flag]) -> None:

@@ -61,9 +61,15 @@ class OfflineReport:
         }
 
 
+def version_key(version: str) -> tuple[int, str]:
+    """Versions are "1", "2", ...: numeric order, not string order ("10" after "9"); anything
+    else (a flag's non-numeric version) sorts after them, by name."""
+    return (int(version), "") if version.isdigit() else (2**62, version)
+
+
 def version_order(version: Version) -> tuple[int, str]:
-    """Versions are "1", "2", ...: numeric order, not string order ("10" after "9")."""
-    return (int(version.version), "") if version.version.isdigit() else (2**62, version.version)
+    """`version_key` of a registered version."""
+    return version_key(version.version)
 
 
 def metrics_of(version: Version) -> VersionMetrics:

@@ -202,7 +202,6 @@ def bucket_flags(
     if b.positives < limits.min_positives:
         return []
     flags: list[Flag] = []
-    where = f"{b.model} v{b.version} bucket {iso(b.start)}"
     if math.isfinite(b.calibration) and not (
         limits.calibration_low <= b.calibration <= limits.calibration_high
     ):
@@ -212,15 +211,12 @@ def bucket_flags(
             else limits.calibration_high
         )
         flags.append(
-            Flag(
-                check="online.calibration",
-                severity="flag",
-                model=b.model,
-                version=b.version,
-                subject=iso(b.start),
-                value=b.calibration,
-                threshold=bound,
-                message=f"{where}: calibration {b.calibration:.2f} outside "
+            _bucket_flag(
+                b,
+                "online.calibration",
+                b.calibration,
+                bound,
+                f"calibration {b.calibration:.2f} outside "
                 f"[{limits.calibration_low}, {limits.calibration_high}] "
                 f"(mean predicted {b.mean_score:.4f}, observed {b.observed:.4f}, n={b.count})",
             )
@@ -230,19 +226,33 @@ def bucket_flags(
         limit = trained * (1 + limits.logloss_margin)
         if b.logloss > limit:
             flags.append(
-                Flag(
-                    check="online.logloss",
-                    severity="flag",
-                    model=b.model,
-                    version=b.version,
-                    subject=iso(b.start),
-                    value=b.logloss,
-                    threshold=limit,
-                    message=f"{where}: logloss {b.logloss:.4f} exceeds training logloss "
+                _bucket_flag(
+                    b,
+                    "online.logloss",
+                    b.logloss,
+                    limit,
+                    f"logloss {b.logloss:.4f} exceeds training logloss "
                     f"{trained:.4f} by more than {limits.logloss_margin:.0%}",
                 )
             )
     return flags
+
+
+def _bucket_flag(
+    b: BucketMetrics, check: str, value: float, threshold: float, finding: str
+) -> Flag:
+    """A flag on one time bucket: its subject is the bucket's start, and the message names the
+    model, version and bucket before the finding so it reads on its own."""
+    return Flag(
+        check=check,
+        severity="flag",
+        model=b.model,
+        version=b.version,
+        subject=iso(b.start),
+        value=value,
+        threshold=threshold,
+        message=f"{b.model} v{b.version} bucket {iso(b.start)}: {finding}",
+    )
 
 
 def reliability_bins(

@@ -8,7 +8,6 @@ each one: metrics, rows, calibration, reliability, psi.
 from __future__ import annotations
 
 import html
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +16,10 @@ from pathlib import Path
 from string import Template
 
 from control.monitor import plots
+from control.monitor.cells import ACCURACY_COLUMNS, VERSION_COLUMNS, accuracy_cells, version_cells
 from control.monitor.drift import DriftReport
 from control.monitor.flags import Flag
-from control.monitor.offline import OfflineReport, VersionMetrics
+from control.monitor.offline import OfflineReport, version_key
 from control.monitor.online import OnlineReport, iso
 
 PLOT_IDS = ("metrics", "rows", "calibration", "reliability", "psi")
@@ -42,12 +42,8 @@ class ReportInputs:
         ]
         # Alarms first, then by model and version as numbers where they are numbers.
         return sorted(
-            every, key=lambda f: (f.severity != "alarm", f.model, _num(f.version), f.check)
+            every, key=lambda f: (f.severity != "alarm", f.model, version_key(f.version), f.check)
         )
-
-
-def _num(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (1 << 62, version)
 
 
 def render(inputs: ReportInputs, title: str = "bidscore monitoring report") -> str:
@@ -140,10 +136,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _fmt(value: float, digits: int = 4) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
-
-
 def _flags_table(flags: list[Flag]) -> str:
     if not flags:
         return '<p class="ok" id="no-flags">No flags: every check passed.</p>'
@@ -157,34 +149,10 @@ def _flags_table(flags: list[Flag]) -> str:
 def _offline_table(report: OfflineReport) -> str:
     flagged = {f.version for f in report.flags}
     return f"<h3>{html.escape(report.model)}</h3>" + _table(
-        [
-            "version",
-            "created",
-            "rows",
-            "valid rows",
-            "positives",
-            "logloss",
-            "AUC",
-            "NE",
-            "calibration",
-        ],
-        [_offline_row(v) for v in report.versions],
+        list(VERSION_COLUMNS),
+        [version_cells(v) for v in report.versions],
         ["flag" if v.version in flagged else "" for v in report.versions],
     )
-
-
-def _offline_row(v: VersionMetrics) -> list[str]:
-    return [
-        v.version,
-        v.created_at[:19],
-        f"{v.rows:,}",
-        f"{v.valid_rows:,}",
-        f"{v.positives:,}",
-        _fmt(v.logloss),
-        _fmt(v.auc),
-        _fmt(v.ne),
-        _fmt(v.calibration, 3),
-    ]
 
 
 def _online_table(report: OnlineReport | None) -> str:
@@ -198,12 +166,9 @@ def _online_table(report: OnlineReport | None) -> str:
             f"{t.count:,}",
             f"{t.positives:,}",
             str(report.pending.get((t.model, t.version), 0)),
-            _fmt(t.logloss),
-            _fmt(t.auc),
-            _fmt(t.ne),
-            _fmt(t.calibration, 3),
+            *accuracy_cells(t),
         ]
         for t in report.totals
     ]
-    header = ["model", "version", "from", "settled", "positives", "pending", "logloss", "AUC", "NE"]
-    return _table([*header, "calibration"], rows)
+    header = ["model", "version", "from", "settled", "positives", "pending", *ACCURACY_COLUMNS]
+    return _table(header, rows)

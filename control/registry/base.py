@@ -12,19 +12,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from control.errors import ConflictError, InputError, NotFoundError, RegistryError
+from control.errors import InputError, NotFoundError
 
-__all__ = [
-    "Alias",
-    "AliasMove",
-    "ConflictError",
-    "NotFoundError",
-    "Registry",
-    "RegistryError",
-    "Version",
-    "effective_stack",
-    "utc_now",
-]
+# The package (`control.registry`) is the public face, errors included; this module names
+# only what it defines.
+__all__ = ["Alias", "AliasMove", "Registry", "Version", "effective_stack", "utc_now"]
 
 MOVE_KINDS = ("promote", "rollback")
 # Model, alias and lock names end up in keys and paths; keep them to a safe alphabet.
@@ -181,9 +173,17 @@ class Registry(Protocol):
         ...
 
 
-def check_move_kind(kind: str) -> None:
+def check_alias_move(model: str, alias: str, version: str, kind: str) -> int:
+    """The version number an alias move targets, once every argument has been validated.
+
+    Every backend's `set_alias` starts here, so bad input fails the same way before any
+    backend-specific read or write.
+    """
+    check_name("model", model)
+    check_name("alias", alias)
     if kind not in MOVE_KINDS:
         raise InputError(f"alias move kind must be one of {MOVE_KINDS}, not {kind!r}")
+    return version_number(model, version)
 
 
 def check_run(run: dict[str, Any]) -> tuple[str, str]:

@@ -39,7 +39,7 @@ from control.registry.base import (
     Alias,
     AliasMove,
     Version,
-    check_move_kind,
+    check_alias_move,
     check_name,
     check_run,
     utc_now,
@@ -182,15 +182,12 @@ class DynamoRegistry:
                 raise RegistryError(
                     f"manifest of {model} is {len(text)} bytes; DynamoDB allows 400 KB per item"
                 )
-            counter_put: Item = {
-                "TableName": self.table,
-                "Item": {"pk": _s(pk), "sk": _s("COUNTER"), "next_version": _n(number)},
-            }
-            if last == 0:
-                counter_put["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                counter_put["ConditionExpression"] = "next_version = :last"
-                counter_put["ExpressionAttributeValues"] = {":last": _n(last)}
+            counter_put = _put_if_unchanged(
+                self.table,
+                {"pk": _s(pk), "sk": _s("COUNTER"), "next_version": _n(number)},
+                "next_version",
+                last,
+            )
             version_item = {
                 "pk": _s(pk),
                 "sk": _s(f"VERSION#{_pad(number)}"),
@@ -274,10 +271,7 @@ class DynamoRegistry:
         reason: str,
         kind: str = "promote",
     ) -> Alias:
-        check_name("model", model)
-        check_name("alias", alias)
-        check_move_kind(kind)
-        number = version_number(model, version)
+        number = check_alias_move(model, alias, version, kind)
         pk = f"MODEL#{model}"
         for attempt in range(_MAX_ATTEMPTS):
             current = self.get_alias(model, alias)
@@ -285,9 +279,9 @@ class DynamoRegistry:
             if generation != expected_generation:
                 raise _conflict(model, alias, expected_generation, current)
             now, new_generation = utc_now(), generation + 1
-            alias_put: Item = {
-                "TableName": self.table,
-                "Item": {
+            alias_put = _put_if_unchanged(
+                self.table,
+                {
                     "pk": _s(pk),
                     "sk": _s(f"ALIAS#{alias}"),
                     "model": _s(model),
@@ -297,12 +291,9 @@ class DynamoRegistry:
                     "updated_at": _s(now),
                     "updated_by": _s(actor),
                 },
-            }
-            if expected_generation == 0:
-                alias_put["ConditionExpression"] = "attribute_not_exists(pk)"
-            else:
-                alias_put["ConditionExpression"] = "generation = :expected"
-                alias_put["ExpressionAttributeValues"] = {":expected": _n(expected_generation)}
+                "generation",
+                expected_generation,
+            )
             move = {
                 "pk": _s(pk),
                 "sk": _s(f"HISTORY#{alias}#{_pad(new_generation)}"),
@@ -462,6 +453,22 @@ def _boto_errors(table: str) -> Iterator[None]:
         raise RegistryError(f"DynamoDB registry {table!r}: {code}: {message}") from exc
     except BotoCoreError as exc:
         raise RegistryError(f"DynamoDB registry {table!r} unreachable: {exc}") from exc
+
+
+def _put_if_unchanged(table: str, item: Item, counter: str, expected: int) -> Item:
+    """A Put of `item` that succeeds only if the stored item's numeric `counter` attribute
+    is still `expected`, 0 meaning the item does not exist yet.
+
+    The version counter and the alias generation are both advanced this way: the condition
+    is what makes a concurrent writer's transaction lose instead of overwrite.
+    """
+    put: Item = {"TableName": table, "Item": item}
+    if expected == 0:
+        put["ConditionExpression"] = "attribute_not_exists(pk)"
+    else:
+        put["ConditionExpression"] = f"{counter} = :expected"
+        put["ExpressionAttributeValues"] = {":expected": _n(expected)}
+    return put
 
 
 def _backoff(attempt: int) -> None:

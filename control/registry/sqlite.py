@@ -21,7 +21,7 @@ from control.registry.base import (
     Alias,
     AliasMove,
     Version,
-    check_move_kind,
+    check_alias_move,
     check_name,
     check_run,
     utc_now,
@@ -213,10 +213,7 @@ class SqliteRegistry:
         reason: str,
         kind: str = "promote",
     ) -> Alias:
-        check_name("model", model)
-        check_name("alias", alias)
-        check_move_kind(kind)
-        number = version_number(model, version)
+        number = check_alias_move(model, alias, version, kind)
         with self._write() as conn:
             exists = conn.execute(
                 "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, number)
