@@ -94,7 +94,11 @@ mod tests {
 
     #[test]
     fn reads_the_criteo_sample() {
-        let path = Path::new("/work/shared/data/criteo-libffm-sample/small_test.txt");
+        // The shared samples sit beside the repository (`../shared/data`).
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/criteo-libffm-sample/small_test.txt"
+        ));
         if !path.exists() {
             return;
         }

@@ -1,11 +1,10 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import rust_core
+from features.samples import sample_path
 
-SAMPLE = Path("/work/shared/data/criteo-libffm-sample/small_train.txt")
+SAMPLE = sample_path("libffm_train")
 
 
 def csr(**overrides):
