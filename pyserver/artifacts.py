@@ -4,6 +4,11 @@ Every worker on a host shares one cache directory, and every worker must map the
 file (the same inode) for the kernel to share its pages: a download lands in a private
 temporary file and is published with `os.link`, which never replaces an existing file, so the
 first complete copy wins and later workers map that one.
+
+Verification (`rust_core.load_model` hashes the whole payload: about a second for a 400 MB
+FFM) happens once per cached file per worker: `VerifiedFiles` keeps the mapped model of every
+file it verified and hands the same one out again while the file is unchanged on disk, so an
+alias moving back and forth between two versions (a rollout, a rollback) re-hashes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import contextlib
 import os
 import re
 import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import rust_core
@@ -86,12 +92,7 @@ def load_verified(version: Version, path: Path, expected_fingerprint: str) -> Lo
             "checksum",
             f"{where}: artifact checksum {model.checksum} does not match the manifest's {checksum}",
         )
-    if model.fingerprint.lower() != expected_fingerprint.lower():
-        raise RefusedArtifact(
-            "fingerprint",
-            f"{where}: feature-spec fingerprint {model.fingerprint} is not this server's "
-            f"{expected_fingerprint} (the model was trained with different feature code)",
-        )
+    check_fingerprint(version, model, expected_fingerprint)
     return LoadedModel(
         name=version.model,
         version=version.version,
@@ -99,6 +100,76 @@ def load_verified(version: Version, path: Path, expected_fingerprint: str) -> Lo
         checksum=model.checksum,
         path=str(path),
     )
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """What changes if a file is replaced, rewritten or truncated after verification."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> _Identity:
+        st = path.stat()
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class VerifiedFiles:
+    """The models this process has verified, by cache file; verify each file once.
+
+    A file is reused only if its path, its checksum (the manifest's, which is also in the
+    path) and its identity on disk (device, inode, size, mtime, ctime) are all unchanged:
+    a replaced, rewritten or truncated file is verified again from scratch. The fingerprint
+    is checked on every load (it is read from the header, no hashing). Entries whose file
+    left the cache (`prune`) are dropped, so at most the cached files stay mapped. Used by one
+    thread (the reloader).
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[_Identity, LoadedModel]] = {}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def load(self, version: Version, path: Path, expected_fingerprint: str) -> LoadedModel:
+        """`load_verified`, without re-hashing a file this object verified before."""
+        self._forget_missing()
+        key = str(path)
+        checksum = str(version.manifest.get("checksum", "")).lower()
+        known = self._files.get(key)
+        if known is not None:
+            identity, loaded = known
+            try:
+                unchanged = _Identity.of(path) == identity
+            except OSError:
+                unchanged = False
+            if unchanged and loaded.checksum.lower() == checksum:
+                check_fingerprint(version, loaded.model, expected_fingerprint)
+                return replace(loaded, name=version.model, version=version.version)
+            del self._files[key]
+        # The identity is taken before mapping: a change during the load shows next time.
+        identity = _Identity.of(path)
+        loaded = load_verified(version, path, expected_fingerprint)
+        self._files[key] = (identity, loaded)
+        return loaded
+
+    def _forget_missing(self) -> None:
+        for key in [k for k in self._files if not os.path.exists(k)]:
+            del self._files[key]
+
+
+def check_fingerprint(version: Version, model: rust_core.Model, expected: str) -> None:
+    if model.fingerprint.lower() != expected.lower():
+        raise RefusedArtifact(
+            "fingerprint",
+            f"{version.model} version {version.version}: feature-spec fingerprint "
+            f"{model.fingerprint} is not this server's {expected} (the model was trained with "
+            "different feature code)",
+        )
 
 
 def prune(cache_dir: Path, model: str, serving: Path, keep: int = KEEP_PER_MODEL) -> list[Path]:

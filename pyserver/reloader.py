@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from control.registry import Registry, open_registry
 from control.store import ArtifactStore, open_store
-from pyserver.artifacts import RefusedArtifact, fetch, load_verified, prune
+from pyserver.artifacts import RefusedArtifact, VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
 from pyserver.metrics import OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
@@ -47,6 +47,8 @@ class Reloader:
         # Verified models, possibly ahead of the slot while the first complete set assembles.
         self._loaded: dict[str, LoadedModel] = {}
         self._refused: set[tuple[str, str]] = set()
+        # Files verified by this worker: moving back to one of them re-hashes nothing.
+        self._verified = VerifiedFiles()
         self._missing_alias_logged: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bidscore-reloader", daemon=True)
@@ -135,7 +137,7 @@ class Reloader:
             self._store = open_store(self._config.store_url)
         entry = registry.get_version(name, version)
         path = fetch(self._store, entry, self._config.cache_dir)
-        return load_verified(entry, path, self._features.fingerprints[name])
+        return self._verified.load(entry, path, self._features.fingerprints[name])
 
     def _refuse(self, name: str, version: str, exc: RefusedArtifact) -> None:
         self._refused.add((name, version))

@@ -1,9 +1,12 @@
 """The `bidscore.v1.Scorer/Score` handler: raw bytes in, raw bytes out.
 
 The method is registered with no request deserializer and no response serializer, so grpc
-hands over the serialized ScoreRequest and sends back what rust_core returns. Parsing,
-tokenising and scoring all happen inside one `Scorer.score_request` call with the GIL
-released; the Python work per request is a handful of attribute reads and metric updates.
+hands over the serialized ScoreRequest and sends back what rust_core returns. Parsing, the
+candidate-count limit, tokenising, scoring and serializing all happen inside one
+`Scorer.score_request_counted` call with the GIL released, which also returns the candidate
+count for the metrics; the Python work per request is a handful of attribute reads and metric
+updates. Only when the served specs use `@property` features is the request also parsed in
+Python (with upb), to compute them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import grpc
 import rust_core
 from pyserver.errors import RequestError
 from pyserver.metrics import Metrics
-from pyserver.modelset import ModelSet, ModelSlot
+from pyserver.modelset import ModelSlot
 from pyserver.python_features import PythonValues, parse_request
 
 SERVICE_NAME = "bidscore.v1.Scorer"
@@ -61,37 +64,31 @@ class ScoreService:
         return {"Score": grpc.unary_unary_rpc_method_handler(self.score)}
 
     async def score(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        # Unless the served specs have Python features, the request meets one call into
+        # rust_core, which parses, checks the candidate count, scores and serializes.
+        start = time.perf_counter()
         if self.draining:
             # Shutting down: refuse before doing any work; UNAVAILABLE tells clients to retry
             # on another replica.
             self._metrics.requests_by_code[grpc.StatusCode.UNAVAILABLE].inc()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
-        start = time.perf_counter()
         self._in_flight += 1
-        try:
-            return await self._score(request, context, start)
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0 and self._idle is not None:
-                self._idle.set()
-
-    async def _score(
-        self, request: bytes, context: grpc.aio.ServicerContext, start: float
-    ) -> bytes:
         try:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
                 raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline already expired")
             models = self._slot.current
-            scorer, python_values, candidates = self._prepare(request, models)
-            if self._offload is not None and candidates > self._offload_candidates:
-                # A big request scored inline would stall every other call on this loop for
-                # milliseconds; Rust releases the GIL, so a thread scores it in parallel.
-                response = await asyncio.get_running_loop().run_in_executor(
-                    self._offload, self._run, scorer, request, python_values
+            if models is None:
+                raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
+            if len(request) > self._max_request_bytes:
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
                 )
+            if self._python_values is None:
+                response, candidates = await self._score_native(models.scorer, request)
             else:
-                response = self._run(scorer, request, python_values)
+                response, candidates = await self._score_with_python(models.scorer, request)
         except RequestError as exc:
             # Metrics first: the client may see the status before abort() returns.
             self._record(exc.code, start)
@@ -103,11 +100,56 @@ class ScoreService:
             await context.abort(
                 grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
             )
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._idle is not None:
+                self._idle.set()
         self._record(grpc.StatusCode.OK, start)
         self._metrics.candidates.observe(candidates)
         if self.on_response is not None:
             self.on_response(request, response)
         return response
+
+    async def _score_native(self, scorer: rust_core.Scorer, request: bytes) -> tuple[bytes, int]:
+        """Built-in features only: the request is parsed once, in Rust."""
+        defer_over = self._offload_candidates if self._offload is not None else None
+        response, candidates = _run(scorer.score_request_counted, request, None, defer_over)
+        if response is None:
+            # More candidates than --offload-candidates: scored inline it would stall every
+            # other call on this loop for milliseconds; Rust releases the GIL, so a thread
+            # scores it in parallel. (It is parsed again there: cheap next to the scoring.)
+            response, candidates = await asyncio.get_running_loop().run_in_executor(
+                self._offload, _run, scorer.score_request_counted, request, None, None
+            )
+        if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
+            raise RuntimeError("the scorer returned no response")
+        return response, candidates
+
+    async def _score_with_python(
+        self, scorer: rust_core.Scorer, request: bytes
+    ) -> tuple[bytes, int]:
+        """`@property` features: parse in Python to compute them, then score in Rust."""
+        python = self._python_values
+        assert python is not None
+        message = parse_request(request)
+        candidates = len(message.candidates)
+        # Checked before computing the properties: 10,000 candidates must not run 10,000 times
+        # Python code only to be refused by Rust afterwards.
+        if candidates > self._max_candidates:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request has {candidates} candidates, over the limit of {self._max_candidates}",
+            )
+        values = python.compute(message)
+        if self._offload is not None and candidates > self._offload_candidates:
+            response, _ = await asyncio.get_running_loop().run_in_executor(
+                self._offload, _run, scorer.score_request_counted, request, values, None
+            )
+        else:
+            response, _ = _run(scorer.score_request_counted, request, values, None)
+        if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
+            raise RuntimeError("the scorer returned no response")
+        return response, candidates
 
     def _record(self, code: grpc.StatusCode, start: float) -> None:
         self._metrics.requests_by_code[code].inc()
@@ -130,38 +172,22 @@ class ScoreService:
             return False
         return True
 
-    def _prepare(
-        self, request: bytes, models: ModelSet | None
-    ) -> tuple[rust_core.Scorer, dict[str, list[str | None]] | None, int]:
-        """Cheap checks before scoring: models loaded, size, candidate count, Python features."""
-        if models is None:
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
-        if len(request) > self._max_request_bytes:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
-            )
-        # upb parses a typical request in a few microseconds (faster than walking the wire
-        # format in Python); the count guards the limit before any per-candidate work.
-        message = parse_request(request)
-        candidates = len(message.candidates)
-        if candidates > self._max_candidates:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request has {candidates} candidates, over the limit of {self._max_candidates}",
-            )
-        python = self._python_values
-        python_values = python.compute(message) if python is not None else None
-        return models.scorer, python_values, candidates
 
-    @staticmethod
-    def _run(
-        scorer: rust_core.Scorer, request: bytes, python_values: dict[str, list[str | None]] | None
-    ) -> bytes:
-        try:
-            return bytes(scorer.score_request(request, python_values))
-        except rust_core.ScoreError as exc:
-            raise RequestError(_status_of(exc), str(getattr(exc, "message", exc))) from exc
+_ScoreCall = Callable[
+    [bytes, dict[str, list[str | None]] | None, int | None], tuple[bytes | None, int]
+]
+
+
+def _run(
+    score: _ScoreCall,
+    request: bytes,
+    python_values: dict[str, list[str | None]] | None,
+    defer_over: int | None,
+) -> tuple[bytes | None, int]:
+    try:
+        return score(request, python_values, defer_over)
+    except rust_core.ScoreError as exc:
+        raise RequestError(_status_of(exc), str(getattr(exc, "message", exc))) from exc
 
 
 def _status_of(exc: rust_core.ScoreError) -> grpc.StatusCode:

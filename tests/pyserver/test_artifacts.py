@@ -10,7 +10,14 @@ import pytest
 from serve_harness import Published, TrainedModel
 
 from control.store import open_store
-from pyserver.artifacts import RefusedArtifact, cache_path, fetch, load_verified, prune
+from pyserver.artifacts import (
+    RefusedArtifact,
+    VerifiedFiles,
+    cache_path,
+    fetch,
+    load_verified,
+    prune,
+)
 
 
 def test_fetch_downloads_once_and_never_replaces_a_published_file(
@@ -54,6 +61,68 @@ def test_a_corrupt_cached_file_is_refused_and_dropped(published: Published, tmp_
         load_verified(version, path, "unused")
     assert info.value.reason == "format"
     assert not path.exists()  # the next attempt downloads afresh
+
+
+def test_a_verified_file_is_not_verified_again_while_unchanged(
+    published: Published, trained: dict[str, list[TrainedModel]], tmp_path: Path
+) -> None:
+    store = open_store(published.store_url)
+    version = published.registry.get_version("ctr", "1")
+    path = fetch(store, version, tmp_path)
+    fingerprint = trained["ctr"][0].model.fingerprint
+    files = VerifiedFiles()
+    first = files.load(version, path, fingerprint)
+    # The same mapped model comes back: no new mapping, no second pass over the payload.
+    again = files.load(version, path, fingerprint)
+    assert again.model is first.model
+    assert (again.name, again.version, again.checksum) == ("ctr", "1", first.checksum)
+    # The fingerprint is still checked on every load.
+    with pytest.raises(RefusedArtifact) as info:
+        files.load(version, path, "0" * 64)
+    assert info.value.reason == "fingerprint"
+    assert files.load(version, path, fingerprint).model is first.model
+
+
+def test_a_verified_file_changed_on_disk_is_verified_again(
+    published: Published, trained: dict[str, list[TrainedModel]], tmp_path: Path
+) -> None:
+    store = open_store(published.store_url)
+    version = published.registry.get_version("cvr", "1")
+    path = fetch(store, version, tmp_path)
+    fingerprint = trained["cvr"][0].model.fingerprint
+    files = VerifiedFiles()
+    good = files.load(version, path, fingerprint)
+    # Corrupt it in place: same inode and size, only its times change.
+    inode = path.stat().st_ino
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert path.stat().st_ino == inode
+    with pytest.raises(RefusedArtifact) as info:
+        files.load(version, path, fingerprint)
+    assert info.value.reason == "format"
+    assert not path.exists()
+    assert len(files) == 0
+    # Fetched again, it is verified again: a new mapping.
+    path = fetch(store, version, tmp_path)
+    assert files.load(version, path, fingerprint).model is not good.model
+
+
+def test_verified_files_forget_pruned_files(
+    published: Published, trained: dict[str, list[TrainedModel]], tmp_path: Path
+) -> None:
+    store = open_store(published.store_url)
+    files = VerifiedFiles()
+    paths = {}
+    for name in ("ctr", "cvr"):
+        version = published.registry.get_version(name, "1")
+        paths[name] = fetch(store, version, tmp_path)
+        files.load(version, paths[name], trained[name][0].model.fingerprint)
+    assert len(files) == 2
+    paths["ctr"].unlink()  # pruned from the cache
+    version = published.registry.get_version("cvr", "1")
+    files.load(version, paths["cvr"], trained["cvr"][0].model.fingerprint)
+    assert len(files) == 1
 
 
 def test_prune_keeps_the_newest_and_the_served_file(tmp_path: Path) -> None:

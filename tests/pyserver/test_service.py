@@ -293,3 +293,71 @@ def test_arbitrary_bytes_never_hurt_the_worker(
     assert code in (grpc.StatusCode.OK, INVALID, NOT_FOUND), details
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert server.proc.poll() is None
+
+
+@pytest.fixture(scope="module")
+def native_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    trained: dict[str, list[TrainedModel]],
+) -> Iterator[ServerProcess]:
+    """Serving only ctr, whose spec has no `@property` feature: the request is parsed once,
+    in Rust (no Python parse); more than 4 candidates are scored on a thread."""
+    workdir = tmp_path_factory.mktemp("native")
+    pub = publish_trained(
+        f"sqlite:///{workdir / 'registry.db'}", f"file://{workdir / 'artifacts'}", trained
+    )
+    factory = ServerFactory(workdir, free_port)
+    try:
+        yield factory(
+            pub.registry_url,
+            pub.store_url,
+            "--max-candidates",
+            "12",
+            "--offload-candidates",
+            "4",
+            models="ctr",
+        )
+    finally:
+        factory.close()
+
+
+def test_native_path_scores_inline_and_offloaded_requests_like_offline(
+    native_server: ServerProcess, trained: dict[str, list[TrainedModel]]
+) -> None:
+    requests, seed = 4, 31
+    with grpc.insecure_channel(native_server.target) as chan:
+        before = native_server.metrics()
+        for cands in (3, 9):  # 3 inline, 9 over --offload-candidates: on a thread
+            table = datagen.generate(requests * cands, seed, candidates=cands)
+            expected = trained["ctr"][0].model.predict(
+                tokenize_table(table, serve_specs.SPECS["ctr"], label=None)
+            )
+            payloads = datagen.request_payloads(requests, seed=seed, candidates=cands)
+            for r, payload in enumerate(payloads):
+                reply = score(chan, request_bytes(payload))
+                assert [(m.name, m.version) for m in reply.models] == [("ctr", "1")]
+                assert [c.id for c in reply.candidates] == [c["id"] for c in payload["candidates"]]
+                got = np.array([c.scores[0] for c in reply.candidates], dtype=np.float32)
+                rows = slice(r * cands, (r + 1) * cands)
+                np.testing.assert_allclose(got, expected[rows], rtol=1e-5, atol=1e-7)
+        for data, code, word in [
+            (_candidates(13), INVALID, "13 candidates"),
+            (_candidates(0), INVALID, "no candidates"),
+            (_with_models("nope"), NOT_FOUND, "nope"),
+            (_candidates(8) + b"\x22\x04nope", NOT_FOUND, "nope"),  # offloadable size
+            (b"\xff\xfe\xfd garbage", INVALID, "ScoreRequest"),
+        ]:
+            with pytest.raises(grpc.RpcError) as info:
+                raw_score(chan)(data, timeout=10)
+            assert info.value.code() == code, info.value.details()
+            assert word in info.value.details()
+        after = native_server.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+    # The candidate counts come from Rust: 4 requests of 3 and 4 of 9.
+    assert delta("bidscore_candidates_per_request_sum") == 4 * 3 + 4 * 9
+    assert delta("bidscore_requests_total", code="OK") == 8
+    assert delta("bidscore_requests_total", code="INVALID_ARGUMENT") == 3
+    assert delta("bidscore_requests_total", code="NOT_FOUND") == 2
