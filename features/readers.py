@@ -42,6 +42,7 @@ __all__ = [
     "LABEL_COLUMNS",
     "DataError",
     "Partition",
+    "combine_tables",
     "downsample_rate",
     "list_partitions",
     "read_libffm",
@@ -204,7 +205,12 @@ def _rate_of(table: pa.Table) -> bytes | None:
     return meta.get(DOWNSAMPLE_RATE_KEY)
 
 
-def _combine(tables: list[pa.Table], names: list[str]) -> pa.Table:
+def combine_tables(tables: list[pa.Table], names: list[str]) -> pa.Table:
+    """Tables read one by one (files, days) as one; `names` label them in errors.
+
+    The downsampling rate in the metadata survives only when every table shares it; tables
+    without a `weight` column were not downsampled, so their rows weigh 1.
+    """
     rates = {_rate_of(t) for t in tables}
     has_weight = any(WEIGHT_COLUMN in t.column_names for t in tables)
     try:
@@ -253,7 +259,7 @@ def read_logs(
     for src in sources:
         raw = read_file(src, columns, labels + list(LABEL_COLUMNS))
         tables.append(conform(raw, columns, labels, file=src.name))
-    return _combine(tables, [s.name for s in sources])
+    return combine_tables(tables, [s.name for s in sources])
 
 
 def downsample_rate(table: pa.Table) -> float:

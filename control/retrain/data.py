@@ -16,10 +16,6 @@ import pyarrow.compute as pc
 from control.retrain.partitions import Partition, Selection, to_partitions
 from control.retrain.validate import DayStats, day_stats
 
-# The readers' names for the weight column and the downsampling-rate metadata key.
-WEIGHT_COLUMN = "weight"
-DOWNSAMPLE_RATE_KEY = b"bidscore.downsample_rate"
-
 
 @dataclass(frozen=True)
 class Tables:
@@ -52,7 +48,7 @@ def target_rows(table: pa.Table, model: str) -> tuple[pa.Table, str]:
 def read_selection(selection: Selection, model: str, notify: Callable[[str], None]) -> Tables:
     """Read every partition of the selection once; statistics per day, tables per role."""
     from features.bid import TARGETS  # noqa: PLC0415
-    from features.readers import read_logs  # noqa: PLC0415
+    from features.readers import combine_tables, read_logs  # noqa: PLC0415
 
     target = TARGETS[model]
     label = target.label
@@ -68,33 +64,12 @@ def read_selection(selection: Selection, model: str, notify: Callable[[str], Non
         notify(f"read {len(parts)} {role} partitions")
     first, last = selection.holdout_days
     return Tables(
-        train=combine(by_role["train"]),
-        holdout=combine(by_role["holdout"]),
+        train=combine_tables(by_role["train"], [p.path for p in selection.train]),
+        holdout=combine_tables(by_role["holdout"], [p.path for p in selection.holdout]),
         label=label,
         day_stats=stats,
         holdout_days=(first.isoformat(), last.isoformat()),
     )
-
-
-def combine(tables: list[pa.Table]) -> pa.Table:
-    """Days read one by one, as one table, the way `read_logs` combines the files it reads.
-
-    The downsampling rate in the Parquet metadata survives only when every day shares it;
-    days without a `weight` column were not downsampled, so their rows weigh 1.
-    """
-    metadata = {
-        t.schema.metadata.get(DOWNSAMPLE_RATE_KEY) if t.schema.metadata else None for t in tables
-    }
-    combined = pa.concat_tables(
-        [t.replace_schema_metadata(None) for t in tables], promote_options="permissive"
-    )
-    if WEIGHT_COLUMN in combined.column_names:
-        index = combined.column_names.index(WEIGHT_COLUMN)
-        combined = combined.set_column(
-            index, WEIGHT_COLUMN, pc.fill_null(combined.column(WEIGHT_COLUMN), 1.0)
-        )
-    rate = metadata.pop() if len(metadata) == 1 else None
-    return combined.replace_schema_metadata({DOWNSAMPLE_RATE_KEY: rate} if rate else None)
 
 
 def baseline_missing(profile: Mapping[str, Any]) -> dict[str, float]:
