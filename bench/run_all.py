@@ -1,4 +1,7 @@
-"""`make bench`: every benchmark in turn, each printing its table and writing bench/results/."""
+"""`make bench`: every benchmark in turn with its defaults, each printing its table.
+
+Each script has options of its own for a shorter or a focused run (`--help`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,19 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("serving.py", "scale.py", "features_bench.py")
+SCRIPTS = (
+    "rust_core_bench.py",
+    "features_bench.py",
+    "predlog_bench.py",
+    "serving.py",
+    "scale.py",
+)
 
 
 def main() -> int:
     for script in SCRIPTS:
         print(f"== bench/{script}", flush=True)
-        done = subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=False)
+        done = subprocess.run([sys.executable, str(HERE / script)], check=False)
         if done.returncode != 0:
             return done.returncode
     return 0
