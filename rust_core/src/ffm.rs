@@ -15,12 +15,18 @@
 //! During training each weight sits next to its squared-gradient sum ([`TrainState`]: a
 //! latent block is `w[k], g[k]`, 32 bytes at k = 4, cache-line aligned), so a pair touches
 //! two cache lines instead of four; scoring reads both layouts through the same kernel.
+//!
+//! Speed: a row is first resolved into its kept features with their block offsets
+//! ([`Feat`]), so the pair loops only add offsets, with one bounds check per call instead of
+//! one per access. With a table larger than the caches, a scored row costs mostly cache
+//! misses, so batch scoring and training prefetch the weights of upcoming rows while
+//! computing the current one.
 
 // The kernels are generic over the weight storage and specialised by literal latent sizes;
 // forcing them inline is what lets the literals reach the inner loops.
 #![expect(clippy::inline_always, reason = "see above")]
 
-use crate::dataset::Row;
+use crate::dataset::{prefetch_lines, Dataset, Row};
 use crate::rng::SplitMix64;
 use crate::train::slots::{Read, Write};
 
@@ -81,6 +87,11 @@ impl Dims {
         self.lin0 + j * self.lin_stride
     }
 
+    /// One past the last latent weight: every block lies below it.
+    fn end(&self) -> usize {
+        self.v0 + (self.mask + 1) * self.fields * self.slot
+    }
+
     /// Start of the latent block `v[j][f]`.
     #[inline(always)]
     fn block(&self, j: usize, f: usize) -> usize {
@@ -110,20 +121,89 @@ pub fn logloss(p: f32, y: f32, weight: f32) -> f64 {
     -f64::from(weight) * (y * p.ln() + (1.0 - y) * (1.0 - p).ln())
 }
 
-fn norm(row: Row<'_>, fields: usize, normalize: bool) -> f32 {
-    if !normalize {
-        return 1.0;
-    }
+/// One kept feature of a row (field below the model's field count) with its offsets
+/// resolved once per row, so the pair loops only add offsets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Feat {
+    /// Start of the feature's latent blocks, `block(j, 0)`.
+    base: usize,
+    /// Where the feature's field sits inside any feature's blocks: `f * slot`.
+    foff: usize,
+    /// Index of the feature's linear weight.
+    lin: usize,
+    x: f32,
+}
+
+thread_local! {
+    /// Per-thread scratch for [`Feat`]s: single-row calls and training steps reuse it
+    /// instead of allocating.
+    static FEATS: std::cell::RefCell<Vec<Feat>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch. Reentrant calls (none today) get a fresh vector
+/// rather than a panic.
+#[inline(always)]
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<Feat>) -> R) -> R {
+    FEATS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => f(&mut v),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// Fills `out` with the row's kept features and returns the pair scale `r`
+/// (`1 / sum x^2` over kept features under normalisation, else 1).
+///
+/// Every feature's blocks lie below `d.end()`: the kernels rely on it (with a weight array
+/// of at least that length, checked by [`check_len`]) to skip per-access bounds checks.
+#[inline(always)]
+fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> f32 {
+    out.clear();
+    out.reserve(row.fields.len());
     let mut s = 0.0f32;
-    for (&f, &x) in row.fields.iter().zip(row.values) {
-        if (f as usize) < fields {
+    for ((&f, &j), &x) in row.fields.iter().zip(row.indices).zip(row.values) {
+        let f = f as usize;
+        if f < d.fields {
+            let j = j as usize & d.mask;
             s += x * x;
+            out.push(Feat {
+                base: d.block(j, 0),
+                foff: f * d.slot,
+                lin: d.lin(j),
+                x,
+            });
         }
     }
-    if s > 0.0 {
+    if normalize && s > 0.0 {
         1.0 / s
     } else {
         1.0
+    }
+}
+
+/// Panics unless `s` holds every latent block of the shape: one check per call instead of
+/// one per weight access. Models and training states are built with exactly this length.
+#[inline(always)]
+fn check_len<S: Read + ?Sized>(s: &S, d: Dims) {
+    assert!(
+        s.slots() >= d.end(),
+        "weight array of {} shorter than the model's {}",
+        s.slots(),
+        d.end()
+    );
+}
+
+/// Asks the CPU to start fetching the weights a row will touch (every kept feature's linear
+/// weight and latent blocks), so that the misses of the next row overlap the arithmetic of
+/// the current one. Only a hint: it reads nothing and cannot fault.
+#[inline(always)]
+fn prefetch_row<S: Read + ?Sized>(s: &S, d: Dims, row: Row<'_>) {
+    let span = d.fields * d.slot;
+    for (&f, &j) in row.fields.iter().zip(row.indices) {
+        if (f as usize) < d.fields {
+            let j = j as usize & d.mask;
+            prefetch_lines(s.addr(d.block(j, 0)).cast(), span * 4);
+            prefetch_lines(s.addr(d.lin(j)).cast(), 4);
+        }
     }
 }
 
@@ -131,62 +211,160 @@ fn norm(row: Row<'_>, fields: usize, normalize: bool) -> f32 {
 #[inline]
 pub fn score<S: Read + ?Sized>(s: &S, shape: &Shape, row: Row<'_>) -> f32 {
     let d = shape.dims();
-    s.at(d.bias) + score_dims(s, d, shape.normalize, row)
+    check_len(s, d);
+    with_scratch(|feats| {
+        let r = resolve(d, shape.normalize, row, feats);
+        // A lone row has no successor to overlap with, but its own misses can overlap each
+        // other: ask for all its blocks at once instead of one pair at a time.
+        prefetch_feats(s, d, feats);
+        // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
+        s.at(d.bias) + unsafe { score_feats(s, d.k, r, feats) }
+    })
 }
 
-/// Latent vectors are processed in chunks of C lanes held in registers; a literal C and k
-/// let the compiler unroll and vectorise. A model always takes the same arm, whatever the
-/// layout, so batch, single-row and training scores agree bit for bit.
-#[inline(always)]
-fn score_dims<S: Read + ?Sized>(s: &S, d: Dims, normalize: bool, row: Row<'_>) -> f32 {
-    match d.k {
-        4 => score_k::<S, 4>(s, Dims { k: 4, ..d }, normalize, row),
-        8 => score_k::<S, 4>(s, Dims { k: 8, ..d }, normalize, row),
-        k if k % 4 == 0 => score_k::<S, 4>(s, d, normalize, row),
-        _ => score_k::<S, 1>(s, d, normalize, row),
+/// How many rows ahead batch scoring resolves rows and prefetches their weights.
+const AHEAD: usize = 2;
+
+/// Raw scores of every row of `data`, in order, passed to `out`. Same arithmetic as
+/// [`score`]; row `i + AHEAD` is resolved, and its weights prefetched, while row `i` is
+/// scored, so the cache misses of upcoming rows overlap the arithmetic of the current one.
+pub fn score_batch<S: Read + ?Sized>(
+    s: &S,
+    shape: &Shape,
+    data: &Dataset,
+    mut out: impl FnMut(f32),
+) {
+    let d = shape.dims();
+    check_len(s, d);
+    let rows = data.num_rows();
+    let mut ring: [(Vec<Feat>, f32); AHEAD + 1] = std::array::from_fn(|_| (Vec::new(), 1.0));
+    let prepare = |i: usize, (feats, r): &mut (Vec<Feat>, f32)| {
+        *r = resolve(d, shape.normalize, data.row(i), feats);
+        prefetch_feats(s, d, feats);
+    };
+    for (i, slot) in ring.iter_mut().enumerate().take(rows.min(AHEAD)) {
+        prepare(i, slot);
+    }
+    for i in 0..rows {
+        if i + AHEAD < rows {
+            prepare(i + AHEAD, &mut ring[(i + AHEAD) % (AHEAD + 1)]);
+        }
+        let (feats, r) = &ring[i % (AHEAD + 1)];
+        // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
+        out(s.at(d.bias) + unsafe { score_feats(s, d.k, *r, feats) });
     }
 }
 
+/// [`prefetch_row`] for a resolved row.
 #[inline(always)]
-fn score_k<S: Read + ?Sized, const C: usize>(s: &S, d: Dims, normalize: bool, row: Row<'_>) -> f32 {
-    let n = row
-        .fields
-        .len()
-        .min(row.indices.len())
-        .min(row.values.len());
-    let (fs, js, xs) = (&row.fields[..n], &row.indices[..n], &row.values[..n]);
-    let r = norm(row, d.fields, normalize);
-    let mut t = 0.0f32;
-    let mut acc = [0.0f32; C];
-    for i in 0..n {
-        let fi = fs[i] as usize;
-        if fi >= d.fields {
-            continue;
+fn prefetch_feats<S: Read + ?Sized>(s: &S, d: Dims, feats: &[Feat]) {
+    let bytes = d.fields * d.slot * 4;
+    for f in feats {
+        prefetch_lines(s.addr(f.base).cast(), bytes);
+        prefetch_lines(s.addr(f.lin).cast(), 4);
+    }
+}
+
+/// The pairwise and linear terms of a resolved row. Latent vectors are processed in chunks
+/// of C lanes held in registers; a literal C and k let the compiler unroll and vectorise.
+/// A model always takes the same arm, whatever the layout, so batch, single-row and
+/// training scores agree bit for bit.
+///
+/// # Safety
+/// `feats` comes from [`resolve`] with dims `d` such that `d.k == k` and
+/// `s.slots() >= d.end()` (see [`check_len`]).
+#[inline(always)]
+unsafe fn score_feats<S: Read + ?Sized>(s: &S, k: usize, r: f32, feats: &[Feat]) -> f32 {
+    // SAFETY: passed on from our caller.
+    unsafe {
+        match k {
+            4 => score_k::<S, 4>(s, 4, r, feats),
+            8 => score_k::<S, 8>(s, 8, r, feats),
+            k if k % 8 == 0 => score_k::<S, 8>(s, k, r, feats),
+            k if k % 4 == 0 => score_k::<S, 4>(s, k, r, feats),
+            k => score_k::<S, 1>(s, k, r, feats),
         }
-        let ji = js[i] as usize & d.mask;
-        let xi = xs[i];
-        t += s.at(d.lin(ji)) * xi;
-        for l in i + 1..n {
-            let fl = fs[l] as usize;
-            if fl >= d.fields {
-                continue;
+    }
+}
+
+/// Two accumulators, alternating between consecutive partners, so that the additions of
+/// one pair do not wait for those of the previous one.
+///
+/// # Safety
+/// As for [`score_feats`], and `C` divides `k`.
+#[inline(always)]
+unsafe fn score_k<S: Read + ?Sized, const C: usize>(
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+) -> f32 {
+    let mut t = 0.0f32;
+    let mut acc = [[0.0f32; C]; 2];
+    for (i, a) in feats.iter().enumerate() {
+        t += s.at(a.lin) * a.x;
+        let xr = a.x * r;
+        let mut partners = feats[i + 1..].chunks_exact(2);
+        for two in &mut partners {
+            for (acc, b) in acc.iter_mut().zip(two) {
+                // SAFETY: both blocks are blocks of resolved features (see `dot_into`).
+                unsafe { dot_into::<S, C>(acc, s, k, a.base + b.foff, b.base + a.foff, xr * b.x) };
             }
-            let jl = js[l] as usize & d.mask;
-            let xx = xi * xs[l] * r;
-            let (a, b) = (d.block(ji, fl), d.block(jl, fi));
-            for c in (0..d.k).step_by(C) {
-                let (va, vb) = (s.load::<C>(a + c), s.load::<C>(b + c));
-                for q in 0..C {
-                    acc[q] += va[q] * vb[q] * xx;
-                }
+        }
+        if let [b] = partners.remainder() {
+            // SAFETY: as above.
+            unsafe {
+                dot_into::<S, C>(
+                    &mut acc[0],
+                    s,
+                    k,
+                    a.base + b.foff,
+                    b.base + a.foff,
+                    xr * b.x,
+                );
             }
         }
     }
     let mut pair = 0.0f32;
-    for a in acc {
-        pair += a;
+    for (a, b) in acc[0].iter().zip(&acc[1]) {
+        pair += a + b;
     }
     t + pair
+}
+
+/// `acc += <v[a..a+k], v[b..b+k]> * xx`, lane by lane.
+///
+/// # Safety
+/// `a + k` and `b + k` are at most `s.slots()`, and `C` divides `k`. For `a` = `base` of
+/// one resolved feature plus `foff` of another: `base + foff + k <= block(j, f) + slot <=
+/// end` because `j <= mask`, `f < fields` and `k <= slot`; likewise `b`.
+#[inline(always)]
+unsafe fn dot_into<S: Read + ?Sized, const C: usize>(
+    acc: &mut [f32; C],
+    s: &S,
+    k: usize,
+    a: usize,
+    b: usize,
+    xx: f32,
+) {
+    for c in (0..k).step_by(C) {
+        // SAFETY: `c + C <= k`, so both ranges end by `a + k` and `b + k` (our contract).
+        let (va, vb) = unsafe { (s.load_unchecked::<C>(a + c), s.load_unchecked::<C>(b + c)) };
+        #[cfg(target_arch = "x86_64")]
+        if C % 4 == 0 {
+            // Left to itself the compiler handles `[f32; 4]` as two 64-bit halves: twice
+            // the loads and multiplications. Same operations, same order, same rounding.
+            for q in (0..C).step_by(4) {
+                let four = |x: &[f32; C]| [x[q], x[q + 1], x[q + 2], x[q + 3]];
+                let r = mul_add4(four(acc), four(&va), four(&vb), xx);
+                acc[q..q + 4].copy_from_slice(&r);
+            }
+            continue;
+        }
+        for q in 0..C {
+            acc[q] += va[q] * vb[q] * xx;
+        }
+    }
 }
 
 /// The training layout: weights interleaved with their squared-gradient sums.
@@ -315,12 +493,28 @@ impl TrainState {
         weight: f32,
     ) -> f64 {
         let (d, nz) = (self.dims, self.shape.normalize);
-        match d.k {
-            4 => train_k::<S, 4>(st, bias, Dims { k: 4, ..d }, nz, sgd, row, y, weight),
-            8 => train_k::<S, 4>(st, bias, Dims { k: 8, ..d }, nz, sgd, row, y, weight),
-            k if k % 4 == 0 => train_k::<S, 4>(st, bias, d, nz, sgd, row, y, weight),
-            _ => train_k::<S, 1>(st, bias, d, nz, sgd, row, y, weight),
-        }
+        check_len(st, d);
+        with_scratch(|feats| {
+            let r = resolve(d, nz, row, feats);
+            let f: &[Feat] = feats;
+            // SAFETY: `f` comes from `resolve` with `d`, and `check_len` passed.
+            unsafe {
+                match d.k {
+                    4 => train_k::<S, 4>(st, bias, Dims { k: 4, ..d }, r, sgd, f, y, weight),
+                    8 => train_k::<S, 8>(st, bias, Dims { k: 8, ..d }, r, sgd, f, y, weight),
+                    k if k % 8 == 0 => train_k::<S, 8>(st, bias, d, r, sgd, f, y, weight),
+                    k if k % 4 == 0 => train_k::<S, 4>(st, bias, d, r, sgd, f, y, weight),
+                    _ => train_k::<S, 1>(st, bias, d, r, sgd, f, y, weight),
+                }
+            }
+        })
+    }
+
+    /// Starts fetching the weights and squared-gradient sums a row will touch (see
+    /// [`prefetch_row`]): the training driver calls it one row ahead.
+    #[inline]
+    pub fn prefetch<S: Read + ?Sized>(&self, st: &S, row: Row<'_>) {
+        prefetch_row(st, self.dims, row);
     }
 
     /// The bias and its squared-gradient sum.
@@ -375,18 +569,18 @@ fn pair_update<S: Write + ?Sized, const C: usize>(
     }
     let (wa, wb) = (st.load::<C>(a), st.load::<C>(b));
     let (mut sa, mut sb) = (st.load::<C>(a + k), st.load::<C>(b + k));
-    let (na, nb) = if S::SCALAR_LOADS {
-        pair_step_outlined(wa, wb, &mut sa, &mut sb, kx, sgd)
-    } else {
-        pair_step(wa, wb, &mut sa, &mut sb, kx, sgd)
-    };
+    let (na, nb) = pair_step(wa, wb, &mut sa, &mut sb, kx, sgd);
     st.store(a + k, sa);
     st.store(b + k, sb);
     st.store(a, na);
     st.store(b, nb);
 }
 
-/// The arithmetic of a pair update on register copies: new weights, updated sums.
+/// The arithmetic of a pair update on register copies: new weights, updated sums. On
+/// x86-64, lanes go four at a time through explicit SSE: when the weights come from
+/// element-wise atomic loads (Hogwild) the compiler will not vectorise the arithmetic by
+/// itself and would issue eight scalar square roots and divisions per chunk. Both paths
+/// round identically (IEEE add, mul, div and sqrt; no fused operations).
 #[inline(always)]
 fn pair_step<const C: usize>(
     wa: [f32; C],
@@ -396,8 +590,26 @@ fn pair_step<const C: usize>(
     kx: f32,
     sgd: Sgd,
 ) -> ([f32; C], [f32; C]) {
-    let Sgd { eta, l2 } = sgd;
     let (mut na, mut nb) = ([0.0f32; C], [0.0f32; C]);
+    #[cfg(target_arch = "x86_64")]
+    if C % 4 == 0 {
+        for q in (0..C).step_by(4) {
+            let r = pair_step_sse(
+                [wa[q], wa[q + 1], wa[q + 2], wa[q + 3]],
+                [wb[q], wb[q + 1], wb[q + 2], wb[q + 3]],
+                [sa[q], sa[q + 1], sa[q + 2], sa[q + 3]],
+                [sb[q], sb[q + 1], sb[q + 2], sb[q + 3]],
+                kx,
+                sgd,
+            );
+            sa[q..q + 4].copy_from_slice(&r[0]);
+            sb[q..q + 4].copy_from_slice(&r[1]);
+            na[q..q + 4].copy_from_slice(&r[2]);
+            nb[q..q + 4].copy_from_slice(&r[3]);
+        }
+        return (na, nb);
+    }
+    let Sgd { eta, l2 } = sgd;
     for q in 0..C {
         let ga = l2 * wa[q] + kx * wb[q];
         let gb = l2 * wb[q] + kx * wa[q];
@@ -409,71 +621,87 @@ fn pair_step<const C: usize>(
     (na, nb)
 }
 
-/// [`pair_step`] behind a call: when the weights come from element-wise atomic loads the
-/// compiler will not vectorise the inlined arithmetic (scalar sqrt and div), but it does
-/// vectorise this function body, whose inputs arrive as arrays in memory.
-#[inline(never)]
-fn pair_step_outlined<const C: usize>(
-    wa: [f32; C],
-    wb: [f32; C],
-    sa: &mut [f32; C],
-    sb: &mut [f32; C],
-    kx: f32,
-    sgd: Sgd,
-) -> ([f32; C], [f32; C]) {
-    pair_step(wa, wb, sa, sb, kx, sgd)
+/// `acc + a * b * x` on four lanes in one SSE register each.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn mul_add4(acc: [f32; 4], a: [f32; 4], b: [f32; 4], x: f32) -> [f32; 4] {
+    use std::arch::x86_64::{__m128, _mm_add_ps, _mm_mul_ps, _mm_set1_ps};
+    let v = |x: [f32; 4]| -> __m128 { bytemuck::cast(x) };
+    // SAFETY: register-only SSE arithmetic; SSE is part of the x86-64 baseline.
+    let r = unsafe { _mm_add_ps(v(acc), _mm_mul_ps(_mm_mul_ps(v(a), v(b)), _mm_set1_ps(x))) };
+    bytemuck::cast(r)
 }
 
+/// Four lanes of [`pair_step`] in SSE registers: `[sa, sb, na, nb]` after the step.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pair_step_sse(
+    wa: [f32; 4],
+    wb: [f32; 4],
+    sa: [f32; 4],
+    sb: [f32; 4],
+    kx: f32,
+    sgd: Sgd,
+) -> [[f32; 4]; 4] {
+    use std::arch::x86_64::{
+        __m128, _mm_add_ps, _mm_div_ps, _mm_mul_ps, _mm_set1_ps, _mm_setr_ps, _mm_sqrt_ps,
+        _mm_sub_ps,
+    };
+    // SAFETY: these intrinsics only compute on values in registers (no memory access), and
+    // they need SSE, which every x86-64 CPU has (it is part of the target's baseline, so it
+    // is enabled in every build for this target).
+    unsafe {
+        let v = |x: [f32; 4]| _mm_setr_ps(x[0], x[1], x[2], x[3]);
+        let a = |x: __m128| -> [f32; 4] { bytemuck::cast(x) };
+        let (wa, wb, sa, sb) = (v(wa), v(wb), v(sa), v(sb));
+        let (l2, kx, eta) = (_mm_set1_ps(sgd.l2), _mm_set1_ps(kx), _mm_set1_ps(sgd.eta));
+        let ga = _mm_add_ps(_mm_mul_ps(l2, wa), _mm_mul_ps(kx, wb));
+        let gb = _mm_add_ps(_mm_mul_ps(l2, wb), _mm_mul_ps(kx, wa));
+        let sa = _mm_add_ps(sa, _mm_mul_ps(ga, ga));
+        let sb = _mm_add_ps(sb, _mm_mul_ps(gb, gb));
+        let na = _mm_sub_ps(wa, _mm_div_ps(_mm_mul_ps(eta, ga), _mm_sqrt_ps(sa)));
+        let nb = _mm_sub_ps(wb, _mm_div_ps(_mm_mul_ps(eta, gb), _mm_sqrt_ps(sb)));
+        [a(sa), a(sb), a(na), a(nb)]
+    }
+}
+
+/// One `AdaGrad` step on a resolved row (see [`TrainState::train_row`]).
+///
+/// # Safety
+/// As for [`score_k`].
 #[expect(
     clippy::too_many_arguments,
     reason = "the hot loop takes its inputs unbundled"
 )]
 #[inline(always)]
-fn train_k<S: Write + ?Sized, const C: usize>(
+unsafe fn train_k<S: Write + ?Sized, const C: usize>(
     st: &S,
     bias: &mut [f32; 2],
     d: Dims,
-    normalize: bool,
+    r: f32,
     sgd: Sgd,
-    row: Row<'_>,
+    feats: &[Feat],
     y: f32,
     weight: f32,
 ) -> f64 {
-    let p = sigmoid(bias[0] + score_k::<S, C>(st, d, normalize, row));
+    // SAFETY: passed on from our caller.
+    let p = sigmoid(bias[0] + unsafe { score_k::<S, C>(st, d.k, r, feats) });
     let loss = logloss(p, y, weight);
     if weight == 0.0 {
         return loss;
     }
     let kappa = (p - y) * weight;
     let Sgd { eta, l2 } = sgd;
-    let n = row
-        .fields
-        .len()
-        .min(row.indices.len())
-        .min(row.values.len());
-    let (fs, js, xs) = (&row.fields[..n], &row.indices[..n], &row.values[..n]);
-    let r = norm(row, d.fields, normalize);
     bias[1] += kappa * kappa;
     bias[0] -= eta * kappa / bias[1].sqrt();
-    for i in 0..n {
-        let fi = fs[i] as usize;
-        if fi >= d.fields {
-            continue;
-        }
-        let ji = js[i] as usize & d.mask;
-        let xi = xs[i];
-        let li = d.lin(ji);
-        adagrad(st, li, l2 * st.at(li) + kappa * xi, eta);
-        for l in i + 1..n {
-            let fl = fs[l] as usize;
-            if fl >= d.fields {
-                continue;
-            }
-            let jl = js[l] as usize & d.mask;
-            let kx = kappa * xi * xs[l] * r;
-            let (a, b) = (d.block(ji, fl), d.block(jl, fi));
+    for (i, a) in feats.iter().enumerate() {
+        adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
+        let kr = kappa * a.x * r;
+        for b in &feats[i + 1..] {
+            let kx = kr * b.x;
+            let (pa, pb) = (a.base + b.foff, b.base + a.foff);
             for c in (0..d.k).step_by(C) {
-                pair_update::<S, C>(st, d.k, a + c, b + c, kx, sgd);
+                pair_update::<S, C>(st, d.k, pa + c, pb + c, kx, sgd);
             }
         }
     }

@@ -306,17 +306,30 @@ impl Model {
     /// Calibrated probabilities of every row of a dataset.
     #[must_use]
     pub fn predict(&self, data: &Dataset) -> Vec<f32> {
-        (0..data.num_rows())
-            .map(|i| calibrate(self.predict_raw(data.row(i)), self.header.downsample_rate))
-            .collect()
+        let w = self.header.downsample_rate;
+        self.raw_scores(data, |t| calibrate(ffm::sigmoid(t), w))
     }
 
     /// Uncalibrated probabilities of every row (the training objective's scale).
     #[must_use]
     pub fn predict_uncalibrated(&self, data: &Dataset) -> Vec<f32> {
-        (0..data.num_rows())
-            .map(|i| self.predict_raw(data.row(i)))
-            .collect()
+        self.raw_scores(data, ffm::sigmoid)
+    }
+
+    /// `f(raw score)` of every row. FFM batches go through [`ffm::score_batch`], which
+    /// prefetches upcoming rows' weights; the scores equal [`Model::raw_score`]'s.
+    fn raw_scores(&self, data: &Dataset, f: impl Fn(f32) -> f32) -> Vec<f32> {
+        let mut out = Vec::with_capacity(data.num_rows());
+        match self.header.algorithm {
+            Algorithm::Lr => {
+                out.extend((0..data.num_rows()).map(|i| f(self.raw_score(data.row(i)))));
+            }
+            Algorithm::Ffm => {
+                let shape = self.header.ffm_shape();
+                ffm::score_batch(self.weights(), &shape, data, |t| out.push(f(t)));
+            }
+        }
+        out
     }
 }
 

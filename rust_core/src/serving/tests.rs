@@ -414,7 +414,9 @@ fn counted_scoring_returns_the_response_and_the_candidate_count() {
     let over: Vec<_> = (0..4)
         .map(|i| candidate(&format!("c{i}"), &[("campaign_id", "c1")]))
         .collect();
-    let err = s.score_request_counted(&request(&[], over), None).unwrap_err();
+    let err = s
+        .score_request_counted(&request(&[], over), None)
+        .unwrap_err();
     assert!(err.to_string().contains("4 candidates"), "{err}");
 }
 
@@ -425,9 +427,15 @@ fn a_request_over_the_defer_limit_is_counted_but_not_scored() {
         .map(|i| candidate(&format!("c{i}"), &[("campaign_id", "c1")]))
         .collect();
     let bytes = request(&[], cands);
-    assert_eq!(s.score_request_unless_over(&bytes, None, 2).unwrap(), (None, 3));
+    assert_eq!(
+        s.score_request_unless_over(&bytes, None, 2).unwrap(),
+        (None, 3)
+    );
     let (scored, count) = s.score_request_unless_over(&bytes, None, 3).unwrap();
-    assert_eq!((scored, count), (Some(s.score_request(&bytes, None).unwrap()), 3));
+    assert_eq!(
+        (scored, count),
+        (Some(s.score_request(&bytes, None).unwrap()), 3)
+    );
     // An unknown model is still refused, not deferred.
     let unknown = request(&["nope"], vec![candidate("a", &[]), candidate("b", &[])]);
     assert!(s.score_request_unless_over(&unknown, None, 1).is_err());

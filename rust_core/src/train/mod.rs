@@ -6,7 +6,7 @@ pub mod slots;
 
 use std::sync::atomic::AtomicU32;
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, Row};
 use crate::error::{Error, Result};
 use crate::hash::MAX_BITS;
 use crate::model::format::MAX_K;
@@ -138,7 +138,8 @@ pub fn train_ffm(
         single: &|st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
             let st = as_cells(st);
             let mut bias = state.bias(st);
-            let loss = pass(train, row_ids, |row, y, wt| {
+            let prefetch = |row: Row<'_>| state.prefetch(st, row);
+            let loss = pass(train, row_ids, prefetch, |row, y, wt| {
                 state.train_row(st, &mut bias, sgd, row, y, wt)
             });
             state.set_bias(st, bias);
@@ -147,7 +148,8 @@ pub fn train_ffm(
         shared: &|st: &[AtomicU32], _: &[AtomicU32], row_ids: &[u32]| {
             let before = state.bias(st);
             let mut bias = before;
-            let loss = pass(train, row_ids, |row, y, wt| {
+            let prefetch = |row: Row<'_>| state.prefetch(st, row);
+            let loss = pass(train, row_ids, prefetch, |row, y, wt| {
                 state.train_row(st, &mut bias, sgd, row, y, wt)
             });
             state.add_bias(st, before, bias);
@@ -191,14 +193,20 @@ pub fn train_lr(
     let learner = Learner {
         single: &|z: &mut [f32], n: &mut [f32], row_ids: &[u32]| {
             let (z, n) = (as_cells(z), as_cells(n));
-            pass(train, row_ids, |row, y, wt| {
-                f.train_row(z, n, &shape, row, y, wt)
-            })
+            pass(
+                train,
+                row_ids,
+                |_| {},
+                |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
+            )
         },
         shared: &|z: &[AtomicU32], n: &[AtomicU32], row_ids: &[u32]| {
-            pass(train, row_ids, |row, y, wt| {
-                f.train_row(z, n, &shape, row, y, wt)
-            })
+            pass(
+                train,
+                row_ids,
+                |_| {},
+                |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
+            )
         },
         weights: &|z: &[f32], n: &[f32]| f.materialize(z, n),
     };
@@ -220,14 +228,24 @@ struct Learner<'a> {
     weights: Extract<'a>,
 }
 
+/// One pass of `step` over `row_ids`. Rows come in shuffled order, so each is a cache miss:
+/// while row `i` trains, row `i + 2`'s features and row `i + 1`'s weights (`prefetch`) are
+/// already on their way.
 fn pass(
     data: &Dataset,
     row_ids: &[u32],
-    mut step: impl FnMut(crate::dataset::Row<'_>, f32, f32) -> f64,
+    mut prefetch: impl FnMut(Row<'_>),
+    mut step: impl FnMut(Row<'_>, f32, f32) -> f64,
 ) -> f64 {
     let labels = data.labels();
     let mut loss = 0.0;
-    for &i in row_ids {
+    for (n, &i) in row_ids.iter().enumerate() {
+        if let Some(&next) = row_ids.get(n + 2) {
+            data.prefetch_row(next as usize);
+        }
+        if let Some(&next) = row_ids.get(n + 1) {
+            prefetch(data.row(next as usize));
+        }
         let i = i as usize;
         loss += step(data.row(i), labels[i], data.weight(i));
     }

@@ -10,11 +10,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Read access to a flat array of f32 weights.
 pub trait Read {
-    /// Whether [`Read::load`] is element-wise (atomics), which keeps the compiler from
-    /// vectorising arithmetic on the loaded values in place.
-    const SCALAR_LOADS: bool = false;
-
     fn at(&self, i: usize) -> f32;
+    /// Address of element `i` (may be one past the end or beyond: only for prefetch hints,
+    /// never dereferenced).
+    fn addr(&self, i: usize) -> *const f32;
+    /// Number of weights.
+    fn slots(&self) -> usize;
+    /// Like [`Read::load`] without the bounds check.
+    ///
+    /// # Safety
+    /// `i + C <= self.slots()`.
+    unsafe fn load_unchecked<const C: usize>(&self, i: usize) -> [f32; C];
     /// `C` consecutive weights from `i`: one bounds check, then a plain (vectorisable) copy.
     fn load<const C: usize>(&self, i: usize) -> [f32; C];
 }
@@ -29,6 +35,24 @@ pub trait Write: Read {
 
 impl Read for [f32] {
     #[inline(always)]
+    fn slots(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    unsafe fn load_unchecked<const C: usize>(&self, i: usize) -> [f32; C] {
+        // SAFETY: the caller guarantees `i + C <= self.len()`, so the `C` floats from `i` are
+        // in bounds and initialised, and `[f32; C]` has `f32`'s alignment. One array read
+        // (rather than C element reads) becomes one full-width vector load.
+        unsafe { self.as_ptr().add(i).cast::<[f32; C]>().read() }
+    }
+
+    #[inline(always)]
+    fn addr(&self, i: usize) -> *const f32 {
+        self.as_ptr().cast::<f32>().wrapping_add(i)
+    }
+
+    #[inline(always)]
     fn at(&self, i: usize) -> f32 {
         self[i]
     }
@@ -42,6 +66,23 @@ impl Read for [f32] {
 
 impl Read for [Cell<f32>] {
     #[inline(always)]
+    fn slots(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    unsafe fn load_unchecked<const C: usize>(&self, i: usize) -> [f32; C] {
+        // SAFETY: the caller guarantees `i + C <= self.len()`.
+        let s = unsafe { self.get_unchecked(i..i + C) };
+        std::array::from_fn(|q| s[q].get())
+    }
+
+    #[inline(always)]
+    fn addr(&self, i: usize) -> *const f32 {
+        self.as_ptr().cast::<f32>().wrapping_add(i)
+    }
+
+    #[inline(always)]
     fn at(&self, i: usize) -> f32 {
         self[i].get()
     }
@@ -49,7 +90,10 @@ impl Read for [Cell<f32>] {
     #[inline(always)]
     fn load<const C: usize>(&self, i: usize) -> [f32; C] {
         let s = &self[i..i + C];
-        std::array::from_fn(|q| s[q].get())
+        // SAFETY: `s` is C in-bounds cells; `Cell<f32>` has `f32`'s layout, and `[f32; C]`
+        // its alignment. `Cell` is not `Sync`, so no other thread writes them, and no
+        // reference into a cell's contents can exist. One array read becomes one vector load.
+        unsafe { s.as_ptr().cast::<[f32; C]>().read() }
     }
 }
 
@@ -67,9 +111,9 @@ impl Write for [Cell<f32>] {
     #[inline(always)]
     fn store<const C: usize>(&self, i: usize, x: [f32; C]) {
         let s = &self[i..i + C];
-        for q in 0..C {
-            s[q].set(x[q]);
-        }
+        // SAFETY: as in `load`. The cells are `UnsafeCell`s underneath, so writing through a
+        // pointer derived from a shared reference to them is permitted, as `Cell::set` does.
+        unsafe { s.as_ptr().cast_mut().cast::<[f32; C]>().write(x) }
     }
 }
 
@@ -77,7 +121,22 @@ impl Write for [Cell<f32>] {
 // races defined behaviour in Rust's memory model and compile to plain moves on x86-64 and
 // AArch64; a lost update costs a little accuracy, never memory safety.
 impl Read for [AtomicU32] {
-    const SCALAR_LOADS: bool = true;
+    #[inline(always)]
+    fn slots(&self) -> usize {
+        self.len()
+    }
+
+    #[inline(always)]
+    unsafe fn load_unchecked<const C: usize>(&self, i: usize) -> [f32; C] {
+        // SAFETY: the caller guarantees `i + C <= self.len()`.
+        let s = unsafe { self.get_unchecked(i..i + C) };
+        std::array::from_fn(|q| f32::from_bits(s[q].load(Ordering::Relaxed)))
+    }
+
+    #[inline(always)]
+    fn addr(&self, i: usize) -> *const f32 {
+        self.as_ptr().cast::<f32>().wrapping_add(i)
+    }
 
     #[inline(always)]
     fn at(&self, i: usize) -> f32 {
