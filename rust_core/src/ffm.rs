@@ -517,6 +517,22 @@ impl TrainState {
         prefetch_row(st, self.dims, row);
     }
 
+    /// Whether, in `st` (the array built with this layout), every weight chunk the
+    /// training kernels access in one piece, every linear weight with its sum and the bias
+    /// with its sum start at an even index from an 8-byte aligned start, as
+    /// [`crate::train::slots::Pairs`] needs: with latent sizes that are multiples of 4
+    /// (chunks of 4 or 8 lanes, sums at +k), all offsets are even once the bias, the first
+    /// linear weight and the first block are (`lin_stride` and `slot` are even).
+    #[must_use]
+    pub fn pairs_aligned(&self, st: &[f32]) -> bool {
+        let d = self.dims;
+        st.as_ptr().align_offset(8) == 0
+            && d.k % 4 == 0
+            && d.bias % 2 == 0
+            && d.lin0 % 2 == 0
+            && d.v0 % 2 == 0
+    }
+
     /// The bias and its squared-gradient sum.
     pub fn bias<S: Read + ?Sized>(&self, st: &S) -> [f32; 2] {
         [st.at(self.dims.bias), st.at(self.dims.bias + 1)]
@@ -538,16 +554,22 @@ impl TrainState {
 /// `AdaGrad` on the weight at `i` whose squared-gradient sum is at `i + 1`.
 #[inline(always)]
 fn adagrad<S: Write + ?Sized>(st: &S, i: usize, grad: f32, eta: f32) {
-    let gg = st.at(i + 1) + grad * grad;
-    st.put(i + 1, gg);
-    st.put(i, st.at(i) - eta * grad / gg.sqrt());
+    // One load and one store of the pair (one atomic each in the Hogwild view).
+    let [w, gg] = st.load::<2>(i);
+    let gg = gg + grad * grad;
+    st.store(i, [w - eta * grad / gg.sqrt(), gg]);
 }
 
 /// The two latent chunks of a pair (weights at `a`, `b`, sums at `+k`), updated together in
 /// registers. Blocks are either disjoint or the same block (a feature paired with itself in
 /// the same field); the same block takes the one-weight-at-a-time path so no update is lost.
+///
+/// # Safety
+/// `a + k + C` and `b + k + C` are at most `st.slots()`: for chunks of the blocks of
+/// resolved features in the training layout (`slot` = 2k), `base + foff + c + k + C <=
+/// block(j, f) + 2k <= end` (see [`dot_into`]).
 #[inline(always)]
-fn pair_update<S: Write + ?Sized, const C: usize>(
+unsafe fn pair_update<S: Write + ?Sized, const C: usize>(
     st: &S,
     k: usize,
     a: usize,
@@ -567,13 +589,16 @@ fn pair_update<S: Write + ?Sized, const C: usize>(
         }
         return;
     }
-    let (wa, wb) = (st.load::<C>(a), st.load::<C>(b));
-    let (mut sa, mut sb) = (st.load::<C>(a + k), st.load::<C>(b + k));
-    let (na, nb) = pair_step(wa, wb, &mut sa, &mut sb, kx, sgd);
-    st.store(a + k, sa);
-    st.store(b + k, sb);
-    st.store(a, na);
-    st.store(b, nb);
+    // SAFETY: every chunk below ends by `a + k + C` or `b + k + C` (our contract).
+    unsafe {
+        let (wa, wb) = (st.load_unchecked::<C>(a), st.load_unchecked::<C>(b));
+        let (mut sa, mut sb) = (st.load_unchecked::<C>(a + k), st.load_unchecked::<C>(b + k));
+        let (na, nb) = pair_step(wa, wb, &mut sa, &mut sb, kx, sgd);
+        st.store_unchecked(a + k, sa);
+        st.store_unchecked(b + k, sb);
+        st.store_unchecked(a, na);
+        st.store_unchecked(b, nb);
+    }
 }
 
 /// The arithmetic of a pair update on register copies: new weights, updated sums. On
@@ -701,7 +726,9 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize>(
             let kx = kr * b.x;
             let (pa, pb) = (a.base + b.foff, b.base + a.foff);
             for c in (0..d.k).step_by(C) {
-                pair_update::<S, C>(st, d.k, pa + c, pb + c, kx, sgd);
+                // SAFETY: `pa + c` and `pb + c` are chunks of resolved features' blocks in
+                // the training layout, and `check_len` passed (our contract).
+                unsafe { pair_update::<S, C>(st, d.k, pa + c, pb + c, kx, sgd) };
             }
         }
     }

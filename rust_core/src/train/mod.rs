@@ -4,8 +4,6 @@
 
 pub mod slots;
 
-use std::sync::atomic::AtomicU32;
-
 use crate::dataset::{Dataset, Row};
 use crate::error::{Error, Result};
 use crate::hash::MAX_BITS;
@@ -13,7 +11,7 @@ use crate::model::format::MAX_K;
 use crate::model::{Algorithm, Header, Model};
 use crate::rng::SplitMix64;
 use crate::{ffm, lr, metrics};
-use slots::{as_atomic, as_cells};
+use slots::{as_atomic, as_cells, as_pairs};
 
 /// Settings shared by both algorithms.
 #[derive(Clone, Debug)]
@@ -145,15 +143,39 @@ pub fn train_ffm(
             state.set_bias(st, bias);
             loss
         },
-        shared: &|st: &[AtomicU32], _: &[AtomicU32], row_ids: &[u32]| {
-            let before = state.bias(st);
-            let mut bias = before;
-            let prefetch = |row: Row<'_>| state.prefetch(st, row);
-            let loss = pass(train, row_ids, prefetch, |row, y, wt| {
-                state.train_row(st, &mut bias, sgd, row, y, wt)
-            });
-            state.add_bias(st, before, bias);
-            loss
+        shared: &|st: &mut [f32], _: &mut [f32], order: &[u32], threads: usize| {
+            // One Hogwild pass over a block of rows. The bias is every row's, so each thread
+            // works on its own copy and adds its change back after each block.
+            fn rows<S: slots::Write + ?Sized>(
+                st: &S,
+                (train, state, sgd): (&Dataset, &ffm::TrainState, ffm::Sgd),
+                row_ids: &[u32],
+            ) -> f64 {
+                let before = state.bias(st);
+                let mut bias = before;
+                let prefetch = |row: Row<'_>| state.prefetch(st, row);
+                let loss = pass(train, row_ids, prefetch, |row, y, wt| {
+                    state.train_row(st, &mut bias, sgd, row, y, wt)
+                });
+                state.add_bias(st, before, bias);
+                loss
+            }
+            let ctx = (train, &state, sgd);
+            // 64-bit atomics: a 4-lane weight chunk is two loads and two stores (see `Pairs`).
+            // Latent sizes not a multiple of 4 go one lane at a time, for which a pair is
+            // the wrong grain (a lone lane's store would be a compare-and-swap).
+            let pairs = if state.pairs_aligned(st) {
+                as_pairs(st)
+            } else {
+                Err(st)
+            };
+            match pairs {
+                Ok(st) => hogwild(order, threads, |ids| rows(st, ctx, ids)),
+                Err(st) => {
+                    let st = as_atomic(st);
+                    hogwild(order, threads, |ids| rows(st, ctx, ids))
+                }
+            }
         },
         weights: &|st: &[f32], _: &[f32]| state.weights(st),
     };
@@ -200,13 +222,16 @@ pub fn train_lr(
                 |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
             )
         },
-        shared: &|z: &[AtomicU32], n: &[AtomicU32], row_ids: &[u32]| {
-            pass(
-                train,
-                row_ids,
-                |_| {},
-                |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
-            )
+        shared: &|z: &mut [f32], n: &mut [f32], order: &[u32], threads: usize| {
+            let (z, n) = (as_atomic(z), as_atomic(n));
+            hogwild(order, threads, |row_ids| {
+                pass(
+                    train,
+                    row_ids,
+                    |_| {},
+                    |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
+                )
+            })
         },
         weights: &|z: &[f32], n: &[f32]| f.materialize(z, n),
     };
@@ -217,11 +242,13 @@ pub fn train_lr(
 }
 
 type Single<'a> = &'a (dyn Fn(&mut [f32], &mut [f32], &[u32]) -> f64 + Sync);
-type Shared<'a> = &'a (dyn Fn(&[AtomicU32], &[AtomicU32], &[u32]) -> f64 + Sync);
+type Shared<'a> = &'a (dyn Fn(&mut [f32], &mut [f32], &[u32], usize) -> f64 + Sync);
 type Extract<'a> = &'a (dyn Fn(&[f32], &[f32]) -> Vec<f32> + Sync);
 
 /// An algorithm as the driver sees it: a pass over some rows on exclusive state (one thread)
-/// or on shared atomic state (Hogwild), and the model weights derived from the state.
+/// or over the epoch's rows on `threads` threads sharing the state through atomics of the
+/// algorithm's choice (Hogwild, see [`hogwild`]), and the model weights derived from the
+/// state.
 struct Learner<'a> {
     single: Single<'a>,
     shared: Shared<'a>,
@@ -250,6 +277,36 @@ fn pass(
         loss += step(data.row(i), labels[i], data.weight(i));
     }
     loss
+}
+
+/// Rows a Hogwild thread claims at a time: large enough that the shared counter is touched
+/// rarely, small enough that a thread the OS preempts (the machine is shared) does not
+/// leave the other waiting for its fixed half at the end of the epoch.
+const BLOCK: usize = 4096;
+
+/// Runs `pass` on `threads` threads that take contiguous blocks of `order` until none is
+/// left (the threads share whatever state `pass` captures) and returns the sum of the
+/// losses.
+fn hogwild(order: &[u32], threads: usize, pass: impl Fn(&[u32]) -> f64 + Sync) -> f64 {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut loss = 0.0;
+        loop {
+            let start = next.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
+            match order.get(start..) {
+                Some(ids) if !ids.is_empty() => loss += pass(&ids[..ids.len().min(BLOCK)]),
+                _ => return loss,
+            }
+        }
+    };
+    let work = &work;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(work)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .sum()
+    })
 }
 
 #[expect(clippy::too_many_arguments, reason = "internal driver, called twice")]
@@ -281,18 +338,7 @@ fn run(
         let loss = if threads == 1 {
             (learner.single)(&mut a, &mut b, &order)
         } else {
-            let (sa, sb) = (as_atomic(&mut a), as_atomic(&mut b));
-            let chunk = order.len().div_ceil(threads);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = order
-                    .chunks(chunk)
-                    .map(|ids| s.spawn(move || (learner.shared)(sa, sb, ids)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .sum()
-            })
+            (learner.shared)(&mut a, &mut b, &order, threads)
         };
         let needed = valid.is_some() || epoch == c.epochs;
         let model = if needed {

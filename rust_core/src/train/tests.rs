@@ -243,6 +243,49 @@ fn hogwild_threads_learn_too() {
 }
 
 #[test]
+fn hogwild_with_a_latent_size_off_the_pair_grain_learns() {
+    // k = 3 takes the element-wise atomic view instead of the 64-bit pairs.
+    let d = planted_ffm_data(20_000, 5_000, 22);
+    let p = FfmParams {
+        k: 3,
+        common: Common {
+            epochs: 6,
+            threads: 2,
+            ..Common::default()
+        },
+        ..FfmParams::default()
+    };
+    let m = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+    let ours = auc(&m.predict(&d.test), d.test.labels()).unwrap();
+    let planted = auc(&d.test_probs, d.test.labels()).unwrap();
+    assert!(
+        planted - ours < 0.03,
+        "2-thread k=3 AUC {ours:.4} vs planted {planted:.4}"
+    );
+}
+
+#[test]
+fn hogwild_threads_share_out_every_row_once() {
+    let order: Vec<u32> = (0..3 * BLOCK as u32 + 17).rev().collect();
+    let seen: Vec<std::sync::atomic::AtomicU32> = order
+        .iter()
+        .map(|_| std::sync::atomic::AtomicU32::new(0))
+        .collect();
+    for threads in [1, 2, 5] {
+        let rows = hogwild(&order, threads, |ids| {
+            for &i in ids {
+                seen[i as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            ids.len() as f64
+        });
+        assert_eq!(rows as usize, order.len());
+    }
+    assert!(seen
+        .iter()
+        .all(|n| n.load(std::sync::atomic::Ordering::Relaxed) == 3));
+}
+
+#[test]
 fn early_stopping_keeps_the_best_epoch() {
     // A small training set and a large learning rate overfit within a few epochs.
     let d = planted_ffm_data(1_500, 3_000, 8);
