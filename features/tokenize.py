@@ -37,7 +37,11 @@ def plan_for(spec: ModelSpec | Iterable[ModelSpec]) -> rust_core.FeaturePlan:
 
 
 def _single_array(name: str, column: pa.Array | pa.ChunkedArray, kind: RawType) -> pa.Array:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):
+        # One chunk is viewed as it is; `combine_chunks` would copy it.
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    else:
+        array = column
     if isinstance(array, pa.ExtensionArray):
         array = array.storage
     if kind == "str" and (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):

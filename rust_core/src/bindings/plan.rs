@@ -361,10 +361,16 @@ impl PyFeaturePlan {
         let csr = py.detach(|| {
             let view = decode_request(request)?;
             let m = plan.model(model)?;
+            // Exact sizes: one token per field per candidate.
+            let rows = view.candidates.len();
+            let nnz = rows * m.fields.len();
             let mut csr = Csr {
-                indptr: vec![0],
-                ..Csr::default()
+                indptr: Vec::with_capacity(rows + 1),
+                fields: Vec::with_capacity(nnz),
+                indices: Vec::with_capacity(nnz),
+                values: Vec::with_capacity(nnz),
             };
+            csr.indptr.push(0);
             pool.with(plan, |scratch| {
                 plan.tokenize_request(
                     &[m],

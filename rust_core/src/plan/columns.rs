@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::compile::{FeatureKind, FeaturePlan, Source};
-use super::eval::{emit, eval_derived, fill_default, fill_text, Fault, Scratch};
-use super::value::ValueType;
+use super::compile::{Feature, FeatureKind, FeaturePlan, Source};
+use super::eval::{bucket, emit_numeric, fill_default, fill_text, Fault, Scratch};
+use super::value::{Slot, ValueType};
 use crate::error::{Error, Result};
 
 /// Arrow string offsets: `int32` for `string`, `int64` for `large_string`.
@@ -137,9 +137,52 @@ fn check<'a>(name: &str, ty: ValueType, column: &Column<'a>, n: usize) -> Result
 }
 
 /// Row `row` of a checked string column (`text` starts at byte `base` of the data buffer).
+#[inline]
 fn str_at<'a>(offsets: Offsets<'_>, text: &'a str, base: usize, row: usize) -> Option<&'a str> {
     let (a, b) = (offsets.get(row)?, offsets.get(row + 1)?);
     text.get(a.checked_sub(base)?..b.checked_sub(base)?)
+}
+
+/// Why one row's value of a column could not be read.
+enum RowFault {
+    Offsets,
+    Value(Fault),
+}
+
+/// Fills `target` from row `row` of a checked column. A string is not copied into the slot:
+/// it is returned, for fields and ops to read straight from the Arrow buffer.
+#[inline]
+fn fill_value<'a>(
+    feature: &Feature,
+    column: &Checked<'a>,
+    row: usize,
+    target: &mut Slot,
+) -> std::result::Result<Option<&'a str>, RowFault> {
+    match column {
+        Checked::Str {
+            offsets,
+            text,
+            base,
+        } => {
+            return str_at(*offsets, text, *base, row)
+                .map(Some)
+                .ok_or(RowFault::Offsets);
+        }
+        Checked::Int(values) => {
+            if feature.ty == ValueType::Float {
+                target.float = values[row] as f64;
+            } else {
+                target.int = values[row];
+            }
+        }
+        Checked::Float(values) => target
+            .set_float(values[row])
+            .map_err(|f| RowFault::Value(Fault::Parse(f, values[row].to_string())))?,
+        Checked::Text(values) => {
+            fill_text(target, feature, values[row].as_deref()).map_err(RowFault::Value)?;
+        }
+    }
+    Ok(None)
 }
 
 impl FeaturePlan {
@@ -175,10 +218,25 @@ impl FeaturePlan {
                 inputs.push((slot, checked, column.valid));
             }
         }
-        let nnz = num_rows * model.fields.len();
+        let derived: Vec<usize> = slots
+            .iter()
+            .copied()
+            .filter(|&slot| matches!(self.features[slot].kind, FeatureKind::Derived { .. }))
+            .collect();
+        // Per field: its value type, and a token buffer holding `feature=` that each row
+        // truncates back to the prefix and appends its text to.
+        let types: Vec<ValueType> = model
+            .fields
+            .iter()
+            .map(|f| self.features[f.slot].ty)
+            .collect();
+        let mut tokens: Vec<String> = model.fields.iter().map(|f| f.prefix.clone()).collect();
+        let mut direct: Vec<Option<&str>> = vec![None; self.features.len()];
+        let width = model.fields.len();
+        let nnz = num_rows * width;
         let mut csr = Csr {
             indptr: Vec::with_capacity(num_rows + 1),
-            fields: Vec::with_capacity(nnz),
+            fields: Vec::new(),
             indices: Vec::with_capacity(nnz),
             values: Vec::with_capacity(nnz),
         };
@@ -187,63 +245,52 @@ impl FeaturePlan {
         for row in 0..num_rows {
             for (slot, column, valid) in &inputs {
                 let feature = &self.features[*slot];
+                direct[*slot] = None;
                 let target = &mut scratch.slots[*slot];
                 let filled = if valid.is_some_and(|v| !v[row]) {
-                    fill_default(target, feature)
+                    fill_default(target, feature).map_err(RowFault::Value)
                 } else {
-                    match column {
-                        Checked::Str {
-                            offsets,
-                            text,
-                            base,
-                        } => {
-                            let s = str_at(*offsets, text, *base, row).ok_or_else(|| {
-                                column_error(
-                                    &feature.name,
-                                    &format!("row {}: corrupt string offsets", row + 1),
-                                )
-                            })?;
-                            target.set_str(s);
-                            Ok(())
-                        }
-                        Checked::Int(values) => {
-                            if feature.ty == ValueType::Float {
-                                target.float = values[row] as f64;
-                            } else {
-                                target.int = values[row];
-                            }
-                            Ok(())
-                        }
-                        Checked::Float(values) => target
-                            .set_float(values[row])
-                            .map_err(|f| Fault::Parse(f, values[row].to_string())),
-                        Checked::Text(values) => fill_text(target, feature, values[row].as_deref()),
-                    }
+                    fill_value(feature, column, row, target).map(|s| direct[*slot] = s)
                 };
-                filled.map_err(|fault| {
-                    let at = row + 1;
-                    Error::Data(format!(
-                        "column {}, row {at}: {}",
+                filled.map_err(|fault| match fault {
+                    RowFault::Offsets => column_error(
+                        &feature.name,
+                        &format!("row {}: corrupt string offsets", row + 1),
+                    ),
+                    RowFault::Value(fault) => Error::Data(format!(
+                        "column {}, row {}: {}",
                         feature.name,
+                        row + 1,
                         fault.describe()
-                    ))
+                    )),
                 })?;
             }
-            for &slot in &slots {
-                let feature = &self.features[slot];
-                if matches!(feature.kind, FeatureKind::Derived { .. }) {
-                    eval_derived(feature, slot, &mut scratch);
+            for &slot in &derived {
+                if let FeatureKind::Derived { op, inputs } = &self.features[slot].kind {
+                    op.eval_with(&mut scratch.slots, &direct, inputs, slot, &mut scratch.text);
                 }
             }
-            for (pos, field) in model.fields.iter().enumerate() {
-                let ty = self.features[field.slot].ty;
-                let (index, value) = emit(model, field, ty, &scratch.slots, &mut scratch.token);
-                csr.fields.push(pos as u32);
+            for ((field, &ty), token) in model.fields.iter().zip(&types).zip(&mut tokens) {
+                let slot = &scratch.slots[field.slot];
+                let (index, value) = if field.numeric {
+                    emit_numeric(field, ty, slot)
+                } else {
+                    // Same token as `emit`: the prefix, then the value's text.
+                    token.truncate(field.prefix.len());
+                    match direct[field.slot] {
+                        Some(s) => token.push_str(s),
+                        None => slot.write_text(ty, token),
+                    }
+                    (bucket(model, token), 1.0)
+                };
                 csr.indices.push(index);
                 csr.values.push(value);
             }
             csr.indptr.push(csr.indices.len() as u64);
         }
+        // Every row has one token per field, in field order.
+        let pattern: Vec<u32> = (0..width as u32).collect();
+        csr.fields = pattern.repeat(num_rows);
         Ok(csr)
     }
 }

@@ -85,13 +85,25 @@ pub(crate) fn emit(
 ) -> (u32, f32) {
     let slot = &slots[field.slot];
     if field.numeric {
-        // Clamped to the finite f32 range: a finite f64 beyond it would become an infinite
-        // weight multiplier (training refuses those, scoring would return NaN).
-        let value = (slot.number(ty) as f32).clamp(f32::MIN, f32::MAX);
-        return (field.numeric_index, value);
+        return emit_numeric(field, ty, slot);
     }
     token.clear();
     token.push_str(&field.prefix);
     slot.write_text(ty, token);
-    (hash::bucket(token.as_bytes(), model.seed, model.bits), 1.0)
+    (bucket(model, token), 1.0)
+}
+
+/// A numeric field's `(index, value)`, the value clamped to the finite f32 range: a finite
+/// f64 beyond it would become an infinite weight multiplier (training refuses those,
+/// scoring would return NaN).
+#[inline]
+pub(crate) fn emit_numeric(field: &FieldPlan, ty: ValueType, slot: &Slot) -> (u32, f32) {
+    let value = (slot.number(ty) as f32).clamp(f32::MIN, f32::MAX);
+    (field.numeric_index, value)
+}
+
+/// The bucket of a whole categorical token (`feature=text`).
+#[inline]
+pub(crate) fn bucket(model: &ModelPlan, token: &str) -> u32 {
+    hash::bucket(token.as_bytes(), model.seed, model.bits)
 }

@@ -39,6 +39,20 @@ impl Op {
         out: usize,
         scratch: &mut String,
     ) {
+        self.eval_with(slots, &[], inputs, out, scratch);
+    }
+
+    /// Like [`Op::eval`], but a string input whose `direct[slot]` is set reads that text
+    /// instead of its slot's (the training path hashes column strings without copying them
+    /// into slots).
+    pub(crate) fn eval_with(
+        &self,
+        slots: &mut [Slot],
+        direct: &[Option<&str>],
+        inputs: &[(usize, ValueType)],
+        out: usize,
+        scratch: &mut String,
+    ) {
         let Some(&(first, first_ty)) = inputs.first() else {
             return;
         };
@@ -59,7 +73,7 @@ impl Op {
             }
             Op::Lower => {
                 scratch.clear();
-                let s = &slots[first].text;
+                let s = text_of(slots, direct, first);
                 if s.is_ascii() {
                     scratch.push_str(s);
                     scratch.make_ascii_lowercase();
@@ -74,11 +88,22 @@ impl Op {
                     if i > 0 {
                         scratch.push('^');
                     }
-                    slots[slot].write_text(ty, scratch);
+                    match (ty, direct.get(slot)) {
+                        (ValueType::Str, Some(Some(s))) => scratch.push_str(s),
+                        _ => slots[slot].write_text(ty, scratch),
+                    }
                 }
                 std::mem::swap(&mut slots[out].text, scratch);
             }
         }
+    }
+}
+
+/// The text of string slot `slot`: its direct text when set, else the slot's.
+fn text_of<'s>(slots: &'s [Slot], direct: &[Option<&'s str>], slot: usize) -> &'s str {
+    match direct.get(slot) {
+        Some(Some(s)) => s,
+        _ => &slots[slot].text,
     }
 }
 

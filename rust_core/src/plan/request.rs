@@ -120,6 +120,10 @@ impl FeaturePlan {
                 });
             }
         }
+        // Field ids are the same for every candidate: `0..fields` of each model.
+        let widest = models.iter().map(|m| m.fields.len()).max().unwrap_or(0);
+        scratch.fields.clear();
+        scratch.fields.extend(0..widest as u32);
         for (c, candidate) in candidates.iter().enumerate() {
             scratch.candidate_done.fill(false);
             for (m, model) in models.iter().enumerate() {
@@ -137,10 +141,9 @@ impl FeaturePlan {
                         scratch.candidate_done[slot] = true;
                     }
                 }
-                scratch.fields.clear();
                 scratch.indices.clear();
                 scratch.values.clear();
-                for (pos, field) in model.fields.iter().enumerate() {
+                for (field, &context) in model.fields.iter().zip(&scratch.context_tokens[m]) {
                     let (index, value) = if field.per_candidate {
                         let ty = self.features[field.slot].ty;
                         emit(
@@ -151,13 +154,13 @@ impl FeaturePlan {
                             &mut scratch.eval.token,
                         )
                     } else {
-                        scratch.context_tokens[m][pos]
+                        context
                     };
-                    scratch.fields.push(pos as u32);
                     scratch.indices.push(index);
                     scratch.values.push(value);
                 }
-                sink(m, c, &scratch.fields, &scratch.indices, &scratch.values);
+                let fields = &scratch.fields[..model.fields.len()];
+                sink(m, c, fields, &scratch.indices, &scratch.values);
             }
         }
         Ok(())
