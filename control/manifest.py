@@ -62,16 +62,6 @@ def write_manifest(manifest: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IntegrityError(f"manifest {path} is unreadable: {exc}") from exc
-    if not isinstance(data, dict):
-        raise IntegrityError(f"manifest {path} is not a JSON object")
-    return data
-
-
 def verify_artifact(
     path: Path | str, manifest: dict[str, Any], expected_fingerprint: str | None
 ) -> rust_core.Model:

@@ -36,10 +36,6 @@ class LoadReport:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
-    @property
-    def ok_count(self) -> int:
-        return self.count - self.error_count
-
     def to_json(self) -> dict[str, Any]:
         """The `--json` document: exactly the keys the issue fixes."""
         return {

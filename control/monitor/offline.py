@@ -18,8 +18,6 @@ from typing import Any
 from control.monitor.flags import Flag
 from control.registry import Version
 
-METRIC_NAMES = ("logloss", "auc", "ne", "calibration", "rows", "positives")
-
 
 @dataclass(frozen=True)
 class OfflineTolerances:

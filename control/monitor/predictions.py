@@ -26,7 +26,6 @@ import pyarrow.json as pa_json
 from control.monitor.sources import MonitorInputError, read_sources
 
 LOG_SUFFIXES = (".jsonl",)
-KEY_COLUMNS = ("request_id", "candidate_id")
 
 SCORE_SCHEMA = pa.schema(
     [
