@@ -51,6 +51,7 @@ import pyarrow.parquet as pq
 from features import datagen_world as w
 from features.datagen_planted import ctr_logit, cvr_logit, planted_ctr, planted_cvr, sigmoid
 from features.datagen_traffic import Traffic, planted_indices, sample_day
+from features.readers_cast import DOWNSAMPLE_RATE_KEY, WEIGHT_COLUMN
 from features.transforms import value_text
 
 __all__ = [
@@ -80,7 +81,6 @@ SHIFTED_FEATURES = (
     "device_os", "device_os_version", "device_make", "device_model",
     "app_id", "app_category", "publisher_id",
 )  # fmt: skip
-DOWNSAMPLE_RATE_KEY = b"bidscore.downsample_rate"
 GENERATOR_KEY = b"bidscore.datagen"
 MAX_SEED = 2**63 - 1
 
@@ -180,7 +180,9 @@ def _day_table(
         return table
     keep = click | (np.random.default_rng(keep_ss).random(rows) < downsample)
     weight = np.where(click, 1.0, 1.0 / downsample)[keep]
-    table = table.filter(pa.array(keep)).append_column("weight", pa.array(weight, pa.float64()))
+    table = table.filter(pa.array(keep)).append_column(
+        WEIGHT_COLUMN, pa.array(weight, pa.float64())
+    )
     return table
 
 

@@ -31,7 +31,14 @@ import pyarrow.parquet as pq
 import rust_core
 from features import readers_s3 as s3
 from features.bid import BidRequest
-from features.readers_cast import LABEL_COLUMNS, WEIGHT_COLUMN, Column, DataError, conform
+from features.readers_cast import (
+    DOWNSAMPLE_RATE_KEY,
+    LABEL_COLUMNS,
+    WEIGHT_COLUMN,
+    Column,
+    DataError,
+    conform,
+)
 from features.readers_formats import Source, read_file
 
 if TYPE_CHECKING:
@@ -49,7 +56,6 @@ __all__ = [
     "read_logs",
 ]
 
-DOWNSAMPLE_RATE_KEY = b"bidscore.downsample_rate"
 _PARTITION = re.compile(r"^dt=(.*)$")
 _PART_FILE = re.compile(r"^part-[^/]*\.parquet$")
 

@@ -16,6 +16,8 @@ from features.errors import FeatureError
 
 LABEL_COLUMNS = ("click", "conversion")
 WEIGHT_COLUMN = "weight"
+# Parquet key-value metadata: the rate at which negatives were kept when the log was written.
+DOWNSAMPLE_RATE_KEY = b"bidscore.downsample_rate"
 
 ARROW_TYPES: dict[str, pa.DataType] = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
 _TYPE_WORDS = {"str": "a string", "int": "an integer", "float": "a number"}

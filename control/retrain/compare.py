@@ -25,8 +25,7 @@ from control.registry.base import Version
 from control.retrain.data import Tables, target_rows
 from control.retrain.report import LOWER_IS_BETTER, METRICS
 from control.store.base import ArtifactStore
-
-WEIGHT_COLUMN = "weight"
+from features.readers_cast import WEIGHT_COLUMN
 
 
 def score_holdout(model: rust_core.Model, model_name: str, holdout: pa.Table) -> dict[str, Any]:
