@@ -71,6 +71,12 @@ test-python: install ## pytest: unit, integration against real servers, end to e
 .PHONY: test
 test: install lint typecheck test-rust test-python ## Everything CI runs: lints, types, Rust and Python tests
 
+# The inner loop: no Go, no AWS emulator, no server subprocesses; a couple of minutes.
+.PHONY: test-fast
+test-fast: $(VENV)/.installed ## Unit tests + cargo test (no ghz, no moto, no servers)
+	cargo test --quiet
+	$(BIN)/pytest -q -m "not aws and not slow and not server" -p no:cacheprovider
+
 .PHONY: demo
 demo: install ## The main job end to end on the embedded defaults
 	$(BIN)/python scripts/demo.py

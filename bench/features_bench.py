@@ -30,8 +30,8 @@ import xxhash
 
 import rust_core
 from bidscore.v1 import scorer_pb2
+from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
 from features.bid import SPECS
-from features.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
 from features.readers import read_logs
 from features.spec import ModelSpec
 from features.tokenize import plan_for, table_csr, tokenize_table

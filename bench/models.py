@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import rust_core
-from control.registry import open_registry
-from control.store import open_store
-from features import datagen
+from bidscore.manifest import Manifest
+from bidscore.registry import open_registry
+from bidscore.store import open_store
+from control import datagen
 from features.spec import ModelSpec
 from features.tokenize import tokenize_table
 
@@ -70,7 +71,9 @@ def publish(
                 "checksum": model.checksum,
                 "fingerprint": model.fingerprint,
             }
-            out[name].append(registry.register_version(name, manifest, uri).version)
+            out[name].append(
+                registry.register_version(name, Manifest.from_json(manifest), uri).version
+            )
         registry.set_alias(
             name, "production", out[name][0], expected_generation=0, actor="bench", reason="bench"
         )

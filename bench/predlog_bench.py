@@ -16,7 +16,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from bidscore.v1 import scorer_pb2
-from features import datagen
+from control import datagen
 from pyserver.predlog import PredictionLog
 
 

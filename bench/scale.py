@@ -36,8 +36,8 @@ import rust_core  # noqa: E402
 from bench import models as bench_models  # noqa: E402
 from bench.scale_specs import SPECS as SCALE_SPECS  # noqa: E402
 from bidscore.v1 import scorer_pb2  # noqa: E402
+from control import datagen  # noqa: E402
 from control.loadtest import generated_payloads, local_server, run_loadtest  # noqa: E402
-from features import datagen  # noqa: E402
 from features.bid import CTR, CVR  # noqa: E402
 from features.spec import ModelSpec  # noqa: E402
 from pyserver.serving_features import ServingFeatures  # noqa: E402

@@ -3,7 +3,7 @@
 Servers, each on 127.0.0.1 with a fresh process, stopped before the next starts:
   echo      grpc.aio on uvloop replying a constant (the ceiling for a Python gRPC server)
   sklearn   LogisticRegression.predict_proba on a sparse row built per request (the old way)
-  bidscore  python -m pyserver with ctr (FFM) + cvr (LR), 1 and 2 workers, and 2 workers while
+  bidscore  python -m control serve with ctr (FFM) + cvr (LR), 1 and 2 workers, and 2 workers while
             the production alias of both models moves every 2 s
 Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls) and the
 ratios against echo and sklearn at the same worker count, and writes
@@ -37,11 +37,11 @@ from rich.table import Table  # noqa: E402
 
 from bench import models as bench_models  # noqa: E402
 from bench.proc_cpu import children_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from bidscore.registry import open_registry  # noqa: E402
 from control.loadtest import generated_payloads, local_server, run_loadtest  # noqa: E402
 from control.loadtest.ghz import find_ghz, ghz_version  # noqa: E402
 from control.loadtest.local_server import free_port  # noqa: E402
 from control.loadtest.server_process import ServerProcess, server_process  # noqa: E402
-from control.registry import open_registry  # noqa: E402
 from features.bid import SPECS  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"

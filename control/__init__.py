@@ -1,5 +1,5 @@
 """The control plane: train, evaluate, register, promote and roll back models.
 
-`control.registry` and `control.store` hold the backends chosen by URL; `control.cli` is the
+`bidscore.registry` and `bidscore.store` hold the backends chosen by URL; `control.cli` is the
 `control` command built on them.
 """

@@ -17,7 +17,7 @@ A promotion runs, in order:
    `expected_generation`): if anyone moved the alias in between, ConflictError, nothing changes.
 
 A rollback moves the alias back to the version before the current one in its history (see
-`control.registry.effective_stack`), after the same integrity checks; metric gates do not
+`bidscore.registry.effective_stack`), after the same integrity checks; metric gates do not
 apply: a rollback is the way back from a bad promotion.
 """
 
@@ -29,17 +29,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from control.errors import (
-    ConflictError,
-    ControlError,
-    GateError,
-    IntegrityError,
-    NotFoundError,
-    StoreError,
-)
-from control.manifest import verify_artifact
-from control.registry import Alias, Registry, Version, effective_stack
-from control.store import ArtifactStore
+from bidscore.errors import BidscoreError, ConflictError, IntegrityError, NotFoundError, StoreError
+from bidscore.manifest import Manifest, verify_artifact
+from bidscore.registry import Alias, Registry, Version, effective_stack
+from bidscore.store import ArtifactStore
+from control.errors import GateError
+from features.catalog import Catalog
 
 # Relative increase of held-out logloss allowed over the current version (0.5 %).
 LOGLOSS_TOLERANCE = 0.005
@@ -74,22 +69,23 @@ class PromotionResult:
 
 # Extra gates (e.g. data drift, from control.monitor) take (current manifest, candidate
 # manifest) and return the reasons to refuse; an empty list passes.
-ExtraGate = Callable[[dict[str, Any], dict[str, Any]], list[str]]
+ExtraGate = Callable[[Manifest, Manifest], list[str]]
 
 
-def current_fingerprint(model: str) -> str:
+def current_fingerprint(model: str, catalog: Catalog | None = None) -> str:
     """The fingerprint the running feature code computes for `model`'s spec."""
-    from features.bid import SPECS  # noqa: PLC0415 -- the feature code is the truth, read late
+    from features import catalog as catalogs  # noqa: PLC0415 -- the feature code, read late
 
-    spec = SPECS.get(model)
-    if spec is None:
-        raise IntegrityError(
-            f"the feature code has no spec named {model!r} (known: {', '.join(sorted(SPECS))})"
-        )
+    try:
+        spec = (catalog or catalogs.load()).spec(model)
+    except catalogs.CatalogError as exc:
+        raise IntegrityError(f"the feature code has no spec for this model: {exc}") from None
     return str(spec.fingerprint)
 
 
-def fetch_and_verify(store: ArtifactStore, version: Version, workdir: Path) -> None:
+def fetch_and_verify(
+    store: ArtifactStore, version: Version, workdir: Path, catalog: Catalog | None = None
+) -> None:
     """Fetch `version`'s artifact into `workdir` (or read it in place from a local store) and
     run every integrity check on it."""
     local = store.local_path(version.artifact_uri)
@@ -100,13 +96,13 @@ def fetch_and_verify(store: ArtifactStore, version: Version, workdir: Path) -> N
         except StoreError as exc:
             raise IntegrityError(f"{version.model} v{version.version}: {exc}") from exc
     try:
-        verify_artifact(local, version.manifest, current_fingerprint(version.model))
+        verify_artifact(local, version.manifest, current_fingerprint(version.model, catalog))
     except IntegrityError as exc:
         raise IntegrityError(f"{version.model} v{version.version} refused: {exc}") from exc
 
 
-def _metric(manifest: dict[str, Any], name: str) -> float | None:
-    value = (manifest.get("metrics") or {}).get(name)
+def _metric(manifest: Manifest, name: str) -> float | None:
+    value = manifest.metrics.get(name)
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -154,6 +150,7 @@ def promote(
     force: bool = False,
     expected_generation: int | None = None,
     expected_version: str | None = None,
+    catalog: Catalog | None = None,
     extra_gates: list[ExtraGate] | None = None,
 ) -> PromotionResult:
     """Verify, gate and compare-and-set `alias` of `model` to `version` (module docstring).
@@ -176,9 +173,9 @@ def promote(
     if expected_generation is None:
         expected_generation = current_alias.generation if current_alias else 0
     if current_alias is not None and current_alias.version == candidate.version:
-        raise ControlError(f"{model}/{alias} already points at version {candidate.version}")
+        raise BidscoreError(f"{model}/{alias} already points at version {candidate.version}")
     with tempfile.TemporaryDirectory(prefix="bidscore-promote-") as tmp:
-        fetch_and_verify(store, candidate, Path(tmp))
+        fetch_and_verify(store, candidate, Path(tmp), catalog)
     gates: list[GateResult] = []
     if current_alias is not None and not force:
         current = registry.get_version(model, current_alias.version)
@@ -230,12 +227,13 @@ def rollback(
     alias: str = "production",
     actor: str,
     reason: str = "",
+    catalog: Catalog | None = None,
 ) -> PromotionResult:
     """Move `alias` back to the previous version in its history (integrity-checked, CAS)."""
     current, target = rollback_target(registry, model, alias)
     version = registry.get_version(model, target)
     with tempfile.TemporaryDirectory(prefix="bidscore-rollback-") as tmp:
-        fetch_and_verify(store, version, Path(tmp))
+        fetch_and_verify(store, version, Path(tmp), catalog)
     moved = registry.set_alias(
         model,
         alias,

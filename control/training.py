@@ -38,36 +38,34 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import rust_core
+from bidscore.manifest import (
+    MANIFEST_SUFFIX,
+    Manifest,
+    code_version,
+    file_sha256,
+    write_manifest,
+)
+from bidscore.registry import Registry, Version
+from bidscore.registry.base import utc_now
+from bidscore.store import ArtifactStore
 from control.errors import TrainingInputError
-from control.manifest import MANIFEST_SUFFIX, code_version, file_sha256, write_manifest
 from control.metrics import Metrics, evaluate
 from control.profile import profile_table, spec_features
-from control.registry import Registry, Version
-from control.registry.base import utc_now
-from control.store import ArtifactStore
-from features.bid import SPECS, TARGETS
+from features.catalog import Catalog, CatalogError, load
 from features.readers import downsample_rate, read_logs
-from features.readers_cast import WEIGHT_COLUMN
+from features.readers.cast import WEIGHT_COLUMN
 from features.spec import ModelSpec, Target
 from features.tokenize import tokenize_table
 
-# LIBFFM's defaults for FFM (k, eta, lambda, iterations, instance normalisation), and the
-# FTRL-proximal defaults for LR; `control train` options override them one by one.
+# The hyper-parameters `control train` exposes, with Rust's defaults (FfmParams::default(),
+# LrParams::default(): LIBFFM's for FFM, FTRL-proximal's for LR), the one source of them.
+# Run settings (threads, seed, downsampling) are options of their own, not hyper-parameters.
+_RUN_SETTINGS = {"threads", "seed", "downsample_rate"}
 FFM_DEFAULTS: dict[str, Any] = {
-    "k": 4,
-    "eta": 0.2,
-    "l2": 2e-5,
-    "epochs": 15,
-    "normalize": True,
-    "auto_stop": False,
+    k: v for k, v in rust_core.ffm_defaults().items() if k not in _RUN_SETTINGS
 }
 LR_DEFAULTS: dict[str, Any] = {
-    "alpha": 0.1,
-    "beta": 1.0,
-    "l1": 0.0,
-    "l2": 0.0,
-    "epochs": 15,
-    "auto_stop": False,
+    k: v for k, v in rust_core.lr_defaults().items() if k not in _RUN_SETTINGS
 }
 DEFAULTS = {"ffm": FFM_DEFAULTS, "lr": LR_DEFAULTS}
 
@@ -104,12 +102,21 @@ class QuietObserver:
         pass
 
 
-def model_spec(model: str) -> ModelSpec:
-    """The feature spec of `model`, or a one-line error naming the known models."""
-    spec = SPECS.get(model)
-    if spec is None:
-        raise TrainingInputError(f"unknown model {model!r} (known: {', '.join(sorted(SPECS))})")
-    return spec
+def model_spec(model: str, catalog: Catalog | None = None) -> ModelSpec:
+    """The feature spec of `model` in the catalogue (default: `features.catalog.load()`), or a
+    one-line error naming the known models."""
+    try:
+        return (catalog or load()).spec(model)
+    except CatalogError as exc:
+        raise TrainingInputError(str(exc)) from None
+
+
+def model_target(model: str, catalog: Catalog | None = None) -> Target:
+    """What `model` learns (its label, and the rows it learns from)."""
+    try:
+        return (catalog or load()).target(model)
+    except CatalogError as exc:
+        raise TrainingInputError(str(exc)) from None
 
 
 def hyper_parameters(algo: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -175,9 +182,10 @@ def load_data(
     valid_paths: Sequence[str | Path] = (),
     valid_fraction: float = 0.1,
     seed: int = 0,
+    catalog: Catalog | None = None,
 ) -> Data:
     """Read logs for `model` and split off validation rows (see the module docstring)."""
-    target = TARGETS[model_spec(model).name]
+    target = model_target(model, catalog)
     labels = [target.label] + ([target.where] if target.where else [])
     names = [str(p) for p in paths]
     table = _target_rows(read_logs(names, required_labels=labels), target, ", ".join(names))
@@ -224,22 +232,21 @@ class TrainedModel:
     params: dict[str, Any]
     data: dict[str, Any]
 
-    def manifest(self) -> dict[str, Any]:
-        """The manifest without the fields only publishing knows (checksum, URIs, version)."""
-        return {
-            "model": self.name,
-            "version": None,
-            "algorithm": self.model.algorithm,
-            "params": self.params,
-            "fingerprint": self.model.fingerprint,
-            "checksum": self.model.checksum,
-            "spec": json.loads(self.spec.plan_json()),
-            "metrics": self.metrics.to_dict(),
-            "profile": self.profile,
-            "data": self.data,
-            "code_version": code_version(),
-            "created_at": utc_now(),
-        }
+    def manifest(self) -> Manifest:
+        """The manifest without the fields only publishing knows (sha256, URIs, version)."""
+        return Manifest(
+            model=self.name,
+            algorithm=self.model.algorithm,
+            params=self.params,
+            fingerprint=self.model.fingerprint,
+            checksum=self.model.checksum,
+            spec=json.loads(self.spec.plan_json()),
+            metrics=self.metrics.to_dict(),
+            profile=self.profile,
+            data=self.data,
+            code_version=code_version(),
+            created_at=utc_now(),
+        )
 
 
 def _window(table: pa.Table) -> dict[str, str] | None:
@@ -269,11 +276,12 @@ def train_tables(
     seed: int = 0,
     downsample: float | None = None,
     observer: Observer | None = None,
+    catalog: Catalog | None = None,
 ) -> TrainedModel:
     """Train `model` on `data.train`, evaluate on `data.valid`, profile the training rows."""
     obs = observer or QuietObserver()
-    spec = model_spec(model)
-    target = TARGETS[spec.name]
+    spec = model_spec(model, catalog)
+    target = model_target(model, catalog)
     algo = algo or spec.algorithm
     hyper = hyper_parameters(algo, params)
     if threads < 1:
@@ -325,7 +333,6 @@ def train_tables(
         metrics=metrics,
         profile=dict(profile),
         params={
-            "algo": algo,
             **hyper,
             "threads": threads,
             "seed": seed,
@@ -382,13 +389,12 @@ def publish(
         trained.model.save(str(model_path))
         sha256 = file_sha256(model_path)
         object_key = artifact_key(trained.name, sha256, key)
-        manifest = trained.manifest() | (extra or {})
-        manifest |= {
-            "sha256": sha256,
-            "key": object_key,
-            "idempotency_key": key,
-            "artifact_uri": store.uri_for(object_key),
-        }
+        manifest = Manifest.from_json(trained.manifest().to_json() | (extra or {})).replace(
+            sha256=sha256,
+            key=object_key,
+            idempotency_key=key,
+            artifact_uri=store.uri_for(object_key),
+        )
         manifest_path = Path(tmp) / "manifest.json"
         write_manifest(manifest, manifest_path)
         obs.stage("uploading")

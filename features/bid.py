@@ -3,6 +3,7 @@ sends them and as the bid logs store them, and the ctr and cvr model specs over 
 
 from __future__ import annotations
 
+from features.catalog import Catalog
 from features.schema import FeatureSchema, candidate, context
 from features.spec import ModelSpec, Target, numeric
 from features.transforms import Bucketize, Cross, DayOfWeek, HourOfDay, LogBucket, Lower
@@ -147,3 +148,5 @@ TARGETS: dict[str, Target] = {
     "ctr": Target(label="click"),
     "cvr": Target(label="conversion", where="click"),  # trained on clicked rows
 }
+
+CATALOG = Catalog(SPECS, TARGETS)

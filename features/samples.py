@@ -2,7 +2,7 @@
 
 The samples (`../shared/data/`, or `$BIDSCORE_SAMPLES`) are small real click logs: fixtures
 that prove the readers and the tokenizer handle real layouts, gaps and quirks. They are too
-small to rank models; the generator (`features.datagen`) is for learning and speed.
+small to rank models; the generator (`control.datagen`) is for learning and speed.
 
 ```python
 table = read_logs(sample_path("avazu"), schema=AvazuLog, required_labels=["click"])

@@ -21,26 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import rust_core
-from control.registry import Version
-from control.store import ArtifactStore
+from bidscore.registry import Version
+from bidscore.store import ArtifactStore
+from pyserver.errors import RefusedArtifact
 from pyserver.modelset import LoadedModel
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 # Cached artifacts kept per model beyond the served one: enough for a quick rollback without
 # a download, few enough that a model updated several times a day cannot fill the disk.
 KEEP_PER_MODEL = 3
-
-
-class RefusedArtifact(Exception):
-    """A version that must not be served (bad checksum, fingerprint, format or manifest).
-
-    Unlike an outage, retrying does not help: the reloader remembers the version and waits for
-    the alias to move on.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def cache_path(cache_dir: Path, version: Version, checksum: str) -> Path:
@@ -55,7 +44,7 @@ def fetch(store: ArtifactStore, version: Version, cache_dir: Path) -> Path:
 
     Store errors propagate: they are outages, retried with backoff by the caller.
     """
-    checksum = str(version.manifest.get("checksum") or "")
+    checksum = version.manifest.checksum
     if not checksum:
         raise RefusedArtifact(
             "manifest", f"{version.model} version {version.version}: manifest has no checksum"
@@ -85,7 +74,7 @@ def load_verified(version: Version, path: Path, expected_fingerprint: str) -> Lo
         # later (fixed) upload under the same checksum is downloaded afresh.
         path.unlink(missing_ok=True)
         raise RefusedArtifact("format", f"{where}: {exc}") from exc
-    checksum = str(version.manifest.get("checksum", ""))
+    checksum = version.manifest.checksum
     if model.checksum.lower() != checksum.lower():
         path.unlink(missing_ok=True)
         raise RefusedArtifact(
@@ -139,7 +128,7 @@ class VerifiedFiles:
         """`load_verified`, without re-hashing a file this object verified before."""
         self._forget_missing()
         key = str(path)
-        checksum = str(version.manifest.get("checksum", "")).lower()
+        checksum = version.manifest.checksum.lower()
         known = self._files.get(key)
         if known is not None:
             identity, loaded = known

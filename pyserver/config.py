@@ -6,20 +6,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from control import settings
+from bidscore import settings
+from features import catalog
+from pyserver.errors import ConfigError
 
 DEFAULT_MODELS = ("ctr", "cvr")
-DEFAULT_SPECS = "features.bid:SPECS"
 # Per-request limits. The wire limit (grpc's max receive size) sits above the request limit so
 # that a merely oversized request reaches the handler and gets INVALID_ARGUMENT with its size,
 # while a truly enormous one is cut off by the transport before it is buffered.
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TRANSPORT_SLACK = 4
 DEFAULT_MAX_CANDIDATES = 1000
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message is one line meant for the operator."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,7 @@ class ServerConfig:
     workers: int = 1
     models: tuple[str, ...] = DEFAULT_MODELS
     # `module:attribute` naming a dict of ModelSpec: the feature code this server trusts.
-    specs: str = DEFAULT_SPECS
+    specs: str = dataclasses.field(default_factory=catalog.default_ref)
     alias: str = "production"
     poll_interval: float = 2.0
     # Upper bound of the exponential backoff while the registry or the store is unreachable.

@@ -66,6 +66,13 @@ class Metrics:
             ["model"],
             registry=reg,
         )
+        # Completed polls of the alias pointers, whatever their outcome: lets an operator (and
+        # a test) tell "nothing changed" from "has not looked yet".
+        self.polls = Counter(
+            "bidscore_registry_polls",
+            "Polls of the registry alias pointers (successful or not).",
+            registry=reg,
+        )
         self.reload_failures = Counter(
             "bidscore_reload_failures",
             "Reload attempts that failed: outage (registry/store unreachable, retried) or a "

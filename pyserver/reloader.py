@@ -17,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
-from control.registry import Registry, open_registry
-from control.store import ArtifactStore, open_store
-from pyserver.artifacts import RefusedArtifact, VerifiedFiles, fetch, prune
+from bidscore.registry import Registry, open_registry
+from bidscore.store import ArtifactStore, open_store
+from pyserver.artifacts import VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
+from pyserver.errors import RefusedArtifact
 from pyserver.metrics import OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
 from pyserver.serving_features import ServingFeatures
@@ -73,6 +74,7 @@ class Reloader:
                 self._registry = self._store = None  # reconnect from scratch next time
                 self._metrics.reload_failed("*", OUTAGE)
                 log.warning("registry/store unavailable, retrying in %.1fs: %s", delay, exc)
+            self._metrics.polls.inc()
             # Jitter keeps the workers of a fleet from polling in lockstep.
             self._stop.wait(delay * random.uniform(0.9, 1.1))
 

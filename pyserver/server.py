@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from grpc_reflection.v1alpha import reflection
 
-from pyserver.config import ConfigError, ServerConfig
+from pyserver.config import ServerConfig
+from pyserver.errors import ConfigError
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot

@@ -7,23 +7,20 @@ the schema itself, so it exercises every raw feature of every served model.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 
 import rust_core
 from bidscore.v1 import scorer_pb2
+from features import catalog
 from features.plan import plan_json
 from features.spec import ModelSpec
-from pyserver.config import DEFAULT_MAX_CANDIDATES, DEFAULT_SPECS, ConfigError
+from pyserver.config import DEFAULT_MAX_CANDIDATES
+from pyserver.errors import ConfigError, WarmupError
 from pyserver.modelset import LoadedModel
 from pyserver.python_features import PythonValues
 
 WARMUP_CANDIDATES = 8
-
-
-class WarmupError(Exception):
-    """A freshly built scorer that does not score a known-good batch."""
 
 
 class ServingFeatures:
@@ -52,15 +49,19 @@ class ServingFeatures:
     def for_models(
         cls,
         names: Sequence[str],
-        specs_ref: str = DEFAULT_SPECS,
+        specs_ref: str | None = None,
         max_candidates: int = DEFAULT_MAX_CANDIDATES,
     ) -> ServingFeatures:
-        """The specs named by `--models` from the `module:attribute` dict `specs_ref`."""
-        specs = load_specs(specs_ref)
+        """The specs named by `--models` from the catalogue `specs_ref` (features.catalog)."""
+        try:
+            specs = catalog.load(specs_ref).specs
+        except catalog.CatalogError as exc:
+            raise ConfigError(str(exc)) from None
         unknown = [name for name in names if name not in specs]
         if unknown:
             raise ConfigError(
-                f"unknown model(s) {', '.join(unknown)}: {specs_ref} has {', '.join(sorted(specs))}"
+                f"unknown model(s) {', '.join(unknown)}:"
+                f" {specs_ref or catalog.default_ref()} has {', '.join(sorted(specs))}"
             )
         return cls([specs[name] for name in names], max_candidates=max_candidates)
 
@@ -97,18 +98,6 @@ class ServingFeatures:
             bad = [s for s in cand.scores if not (math.isfinite(s) and 0.0 <= s <= 1.0)]
             if bad:
                 raise WarmupError(f"warm-up produced scores outside [0, 1]: {bad[:3]}")
-
-
-def load_specs(ref: str) -> dict[str, ModelSpec]:
-    """Import `module:attribute` (for example `features.bid:SPECS`), a dict name -> ModelSpec."""
-    module_name, _, attribute = ref.partition(":")
-    try:
-        specs = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load specs {ref!r}: {exc}") from exc
-    if not isinstance(specs, dict) or not all(isinstance(s, ModelSpec) for s in specs.values()):
-        raise ConfigError(f"{ref} is not a dict of features.spec.ModelSpec")
-    return specs
 
 
 def _sample_value(type_: str, default: object, index: int) -> str:

@@ -39,6 +39,13 @@ def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0)
     return 0
 
 
+def run_server(config: ServerConfig) -> int:
+    """The server's entry point: load the feature code, fork the workers, serve until
+    signalled; the process exit code. Raises ConfigError for settings that cannot work."""
+    features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
+    return run(config, features)
+
+
 def run(config: ServerConfig, features: ServingFeatures) -> int:
     if config.workers == 1:
         return run_worker(config, features)

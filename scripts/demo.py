@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bidscore.v1 import scorer_pb2, scorer_pb2_grpc
-from features.datagen import request_payloads
+from control.datagen import request_payloads
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROL = str(Path(sys.executable).with_name("control"))

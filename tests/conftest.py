@@ -7,7 +7,7 @@
   that server.
 - `backends`: parametrised (registry_url, store_url) for "sqlite+file" and "dynamodb+s3".
 - `bidscore_home`: a temporary BIDSCORE_HOME, so the default registry and store are private.
-- `small_logs`: a small generated Parquet log file (features.datagen), shared by the session.
+- `small_logs`: a small generated Parquet log file (control.datagen), shared by the session.
 - Hypothesis profiles: `HYPOTHESIS_PROFILE=ci` (default, quick) or `thorough`.
 """
 
@@ -142,8 +142,27 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def small_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4,000 labelled bid-log rows (one Parquet file), generated once per session."""
-    from features.datagen import write_dataset  # noqa: PLC0415 -- only suites that need data
+    from control.datagen import write_dataset  # noqa: PLC0415 -- only suites that need data
 
     path = tmp_path_factory.mktemp("logs") / "small.parquet"
     write_dataset(path, rows=4000, seed=7)
     return path
+
+
+# Suites that start real scoring servers (or ghz) are left out of `make test-fast`.
+_SERVER_SUITES = {
+    "tests/pyserver/test_service.py",
+    "tests/pyserver/test_server.py",
+    "tests/pyserver/test_reloader.py",
+    "tests/pyserver/test_predlog.py",
+    "tests/pyserver/test_workers.py",
+    "tests/pyserver/test_pyserver_cli.py",
+    "tests/control/test_loadtest.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        if Path(item.path).relative_to(root).as_posix() in _SERVER_SUITES:
+            item.add_marker(pytest.mark.server)

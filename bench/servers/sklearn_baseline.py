@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from bench.servers.runtime import Handler, HandlerFactory, common_args, serve
 from bidscore.v1 import scorer_pb2
-from features.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
+from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
 
 HASH_BITS = 20
 TRAIN_ROWS = 20_000

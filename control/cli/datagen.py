@@ -1,4 +1,4 @@
-"""`control datagen`: write realistic labelled bid logs (features.datagen) to Parquet.
+"""`control datagen`: write realistic labelled bid logs (control.datagen) to Parquet.
 
 Examples::
 
@@ -60,7 +60,7 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
             "--shift-from-day",
             min=0,
             help="From this day index on, shift the OS mix and app popularity "
-            "(features.datagen.SHIFTED_FEATURES).",
+            "(control.datagen.SHIFTED_FEATURES).",
         ),
     ] = None,
     shrink_from_day: Annotated[
@@ -76,7 +76,7 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
     as_json: JsonOpt = False,
 ) -> None:
     """Write labelled bid logs of an app-retargeting DSP, from a planted CTR/CVR model."""
-    from features.datagen import write_dataset  # noqa: PLC0415 - keeps `control --help` light
+    from control.datagen import write_dataset  # noqa: PLC0415 - keeps `control --help` light
 
     first = _start(start)
     if days is None and (shift_from_day is not None or shrink_from_day is not None):

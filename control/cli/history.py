@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from bidscore.registry import NotFoundError, open_registry
 from control.cli.options import AliasOpt, JsonOpt, RegistryOpt, registry_url
 from control.cli.output import console, print_json, user_errors
-from control.registry import NotFoundError, open_registry
 
 
 def history(

@@ -15,6 +15,7 @@ import typer
 
 from control.cli.options import JsonOpt
 from control.cli.output import console, fail, print_json, user_errors
+from control.exits import EXIT_SLOW
 from control.loadtest import (
     GhzSettings,
     LoadReport,
@@ -26,8 +27,6 @@ from control.loadtest import (
 from control.loadtest.payloads import Payload
 from control.loadtest.table import errors_text, report_table
 from pyserver.config import parse_models
-
-EXIT_SLOW = 5
 
 
 def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option

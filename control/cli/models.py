@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from bidscore.registry import NotFoundError, Registry, Version, open_registry
 from control.cli.options import JsonOpt, RegistryOpt, registry_url
 from control.cli.output import console, print_json, user_errors
-from control.registry import NotFoundError, Registry, Version, open_registry
 
 app = typer.Typer(help="Registered model versions and their metrics.", no_args_is_help=True)
 
@@ -55,8 +55,8 @@ def list_models(
                     "model": v.model,
                     "version": v.version,
                     "created_at": v.created_at,
-                    "algorithm": v.manifest.get("algorithm"),
-                    "metrics": v.manifest.get("metrics", {}),
+                    "algorithm": v.manifest.algorithm,
+                    "metrics": v.manifest.metrics,
                     "aliases": aliases.get((v.model, v.version), []),
                     "artifact_uri": v.artifact_uri,
                 }
@@ -79,12 +79,12 @@ def list_models(
         table.add_column(column, justify="right" if column in {"version", "valid rows"} else "left")
     table.add_column("aliases")
     for v in versions:
-        metrics = v.manifest.get("metrics", {})
+        metrics = v.manifest.metrics
         table.add_row(
             v.model,
             v.version,
             v.created_at[:19].replace("T", " "),
-            str(v.manifest.get("algorithm", "-")),
+            v.manifest.algorithm or "-",
             _fmt(metrics.get("rows")),
             _fmt(metrics.get("logloss")),
             _fmt(metrics.get("auc")),
@@ -113,17 +113,17 @@ def show_model(
     summary.add_column("field", style="bold")
     summary.add_column("value")
     for name in ("algorithm", "fingerprint", "checksum", "sha256", "code_version", "created_at"):
-        summary.add_row(name, _fmt(manifest.get(name)))
+        summary.add_row(name, _fmt(getattr(manifest, name)))
     summary.add_row("artifact", found.artifact_uri)
-    for name, value in (manifest.get("metrics") or {}).items():
+    for name, value in manifest.metrics.items():
         summary.add_row(f"metric {name}", _fmt(value, 6))
-    for name, value in (manifest.get("params") or {}).items():
+    for name, value in manifest.params.items():
         summary.add_row(f"param {name}", _fmt(value, 6))
-    data = manifest.get("data") or {}
+    data = manifest.data
     summary.add_row("data paths", ", ".join(map(str, data.get("paths", []))))
     summary.add_row("data rows", _fmt(data.get("rows")))
     console.print(summary)
-    profile = manifest.get("profile") or {}
+    profile = manifest.profile
     if profile:
         table = Table(title="training data profile")
         for column in ("feature", "type", "missing", "distinct", "top value", "top freq"):

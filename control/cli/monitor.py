@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from control.cli.options import JsonOpt, RegistryOpt, registry_url
+from bidscore.registry import open_registry
+from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt, registry_url
 from control.cli.output import console, fail, print_json, user_errors
 from control.monitor.attribution import DEFAULT_WINDOW_SECONDS, AttributionWindows
 from control.monitor.cells import (
@@ -28,7 +29,6 @@ from control.monitor.offline import OfflineReport, OfflineTolerances
 from control.monitor.online import BucketMetrics, OnlineReport, OnlineThresholds, iso
 from control.monitor.predictions import PredictionLogData
 from control.monitor.sources import MonitorInputError
-from control.registry import open_registry
 
 app = typer.Typer(
     help="Monitor models: offline metrics over versions, online accuracy from the prediction "
@@ -137,6 +137,7 @@ def online(  # noqa: PLR0917 -- Typer maps each parameter to one option
     logloss_margin: MarginOpt = 0.1,
     min_positives: MinPositivesOpt = 10,
     registry: RegistryOpt = None,
+    specs: SpecsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Online accuracy per model, version and time bucket from the prediction log and outcomes."""
@@ -146,7 +147,9 @@ def online(  # noqa: PLR0917 -- Typer maps each parameter to one option
         from control.monitor.predictions import read_predictions  # noqa: PLC0415
 
         settings = _online_settings(bucket, window, calibration_band, logloss_margin, min_positives)
-        report = _online_report(read_predictions(predictions), outcomes, settings, as_of, registry)
+        report = _online_report(
+            read_predictions(predictions), outcomes, settings, as_of, registry, specs
+        )
     if json_out:
         print_json(report.to_dict())
         return
@@ -164,20 +167,22 @@ def _online_settings(
     )
 
 
-def _online_report(
+def _online_report(  # noqa: PLR0917 -- private helper of two commands
     log: PredictionLogData,
     outcomes: list[str],
     settings: OnlineSettings,
     as_of: str | None,
     registry: str | None,
+    specs: str | None = None,
 ) -> OnlineReport:
     from control.monitor.collect import online_from_log  # noqa: PLC0415
-    from features.bid import TARGETS  # noqa: PLC0415
+    from features import catalog  # noqa: PLC0415
 
+    models = catalog.load(specs)
     return online_from_log(
         log,
         outcomes,
-        TARGETS,
+        {name: models.target(name) for name in models.names},
         parse_instant(as_of) if as_of else time.time(),
         settings=settings,
         registry=open_registry(registry_url(registry)),
@@ -319,6 +324,7 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
     window: WindowOpt = None,
     as_of: AsOfOpt = None,
     registry: RegistryOpt = None,
+    specs: SpecsOpt = None,
 ) -> None:
     """Write one self-contained HTML report: flags, then plots of metrics, calibration and drift."""
     from control.monitor import report as html_report  # noqa: PLC0415 - matplotlib is slow to import
@@ -336,7 +342,7 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
         online_report = None
         if log is not None and outcomes:
             settings = _online_settings(bucket, window, "0.8,1.25", 0.1, 10)
-            online_report = _online_report(log, outcomes, settings, as_of, registry)
+            online_report = _online_report(log, outcomes, settings, as_of, registry, specs)
         serving = log if log is not None and log.features is not None else None
         inputs = html_report.ReportInputs(
             offline=offline_reports(reg, models),

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from control import settings
+from bidscore import settings
 
 RegistryOpt = Annotated[
     str | None,
@@ -53,3 +53,15 @@ def registry_url(value: str | None) -> str:
 def store_url(value: str | None) -> str:
     """The option's value, else the default (env var or the artifact dir under BIDSCORE_HOME)."""
     return value or settings.default_store_url()
+
+
+SpecsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--specs",
+        envvar="BIDSCORE_SPECS",
+        help="Model catalogue, module:attribute (a features.catalog.Catalog or a dict of "
+        "ModelSpec). Default: features.bid:CATALOG.",
+        show_default=False,
+    ),
+]

@@ -17,11 +17,13 @@ import typer
 from rich.console import Console
 
 import rust_core
-from control.errors import ConflictError, ControlError, GateError, IntegrityError
+from bidscore.errors import BidscoreError, ConflictError, IntegrityError
+from control.errors import GateError
+from control.exits import EXIT_CONFLICT, EXIT_ERROR, EXIT_REFUSED
 from features.errors import FeatureError
 
 # rust_core's data and model-format errors and the features package's errors (FeatureError,
-# and its DataError for unreadable logs) describe bad input, not bugs.
+# and its LogReadError for unreadable logs) describe bad input, not bugs.
 _INPUT_ERRORS: tuple[type[Exception], ...] = (
     FeatureError,
     *(
@@ -34,11 +36,6 @@ _INPUT_ERRORS: tuple[type[Exception], ...] = (
     ),
 )
 
-# Exit codes: 1 any user or environment error, 3 a lost compare-and-set race (retry may help),
-# 4 a promotion refused by a gate or an integrity check.
-EXIT_ERROR = 1
-EXIT_CONFLICT = 3
-EXIT_REFUSED = 4
 
 # Piped output (scripts, CI logs) gets a wide console rather than rich's 80-column fallback,
 # so that tables are not squeezed into ellipses; a terminal keeps its own width.
@@ -68,13 +65,13 @@ def user_errors() -> Iterator[None]:
     """
     try:
         yield
-    except ControlError as exc:
+    except BidscoreError as exc:
         fail(str(exc), exit_code_for(exc))
     except _INPUT_ERRORS as exc:
         fail(str(exc), EXIT_ERROR)
 
 
-def exit_code_for(exc: ControlError) -> int:
+def exit_code_for(exc: BidscoreError) -> int:
     """3 for a lost race (worth a retry), 4 for a refused promotion, 1 for the rest."""
     if isinstance(exc, ConflictError):
         return EXIT_CONFLICT

@@ -7,11 +7,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from control import settings
+from bidscore import settings
+from bidscore.registry import open_registry
+from bidscore.store import open_store
 from control.cli.options import (
     AliasOpt,
     JsonOpt,
     RegistryOpt,
+    SpecsOpt,
     StoreOpt,
     registry_url,
     store_url,
@@ -21,8 +24,7 @@ from control.monitor.drift import promotion_gate
 from control.promotion import AUC_TOLERANCE, LOGLOSS_TOLERANCE, PromotionResult
 from control.promotion import promote as promote_version
 from control.promotion import rollback as rollback_alias
-from control.registry import open_registry
-from control.store import open_store
+from features import catalog
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why, for the alias history.")]
 
@@ -66,6 +68,7 @@ def promote(
     reason: ReasonOpt = "",
     registry: RegistryOpt = None,
     store: StoreOpt = None,
+    specs: SpecsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Verify a version, check its gates and move the alias to it (compare-and-set).
@@ -88,6 +91,7 @@ def promote(
             force=force,
             expected_version=expect_version,
             extra_gates=[promotion_gate],
+            catalog=catalog.load(specs),
         )
     if json_out:
         print_json(result.to_dict())
@@ -106,6 +110,7 @@ def rollback(
     reason: ReasonOpt = "",
     registry: RegistryOpt = None,
     store: StoreOpt = None,
+    specs: SpecsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Move the alias back to the version before the current one in its history.
@@ -122,6 +127,7 @@ def rollback(
             alias=alias,
             actor=settings.default_actor(),
             reason=reason,
+            catalog=catalog.load(specs),
         )
     if json_out:
         print_json(result.to_dict())

@@ -6,17 +6,18 @@ from typing import Annotated
 
 import typer
 
+from bidscore.errors import BidscoreError
 from control.cli.options import (
     AliasOpt,
     JsonOpt,
     RegistryOpt,
+    SpecsOpt,
     StoreOpt,
     registry_url,
     store_url,
 )
 from control.cli.output import console, err_console, fail, print_json, user_errors
-from control.errors import ControlError
-from control.retrain.exits import EXIT_ALREADY_RUNNING
+from control.exits import EXIT_ALREADY_RUNNING
 from control.retrain.lock import AlreadyRunningError
 from control.retrain.params import parse_overrides
 from control.retrain.partitions import parse_day, parse_days
@@ -77,6 +78,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     ] = 120.0,
     threads: Annotated[int, typer.Option(help="Training threads.")] = 1,
     registry: RegistryOpt = None,
+    specs: SpecsOpt = None,
     store: StoreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -86,10 +88,10 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     Exit codes: 0 promoted/held/no-op, 1 error, 5 stopped by validation, 75 already running.
     """
     # Heavy imports (rust_core, boto3, the feature code) only when a run really starts.
-    from control.registry import open_registry  # noqa: PLC0415
+    from bidscore.registry import open_registry  # noqa: PLC0415
+    from bidscore.store import open_store  # noqa: PLC0415
     from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
-    from control.store import open_store  # noqa: PLC0415
 
     with user_errors():
         try:
@@ -108,6 +110,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
                 policy=ValidationPolicy(max_row_drop=max_row_drop, fail_on_drift=fail_on_drift),
                 lock_ttl=lock_ttl,
                 threads=threads,
+                specs=specs,
             )
             result = run_retrain(
                 request,
@@ -119,7 +122,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
             )
         except AlreadyRunningError as exc:
             fail(str(exc), EXIT_ALREADY_RUNNING)
-        except ControlError as exc:
+        except BidscoreError as exc:
             fail(str(exc))
     if json_out:
         print_json(result.run)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from bidscore.registry import open_registry
 from control.cli.options import JsonOpt, RegistryOpt, registry_url
 from control.cli.output import console, print_json, user_errors
-from control.registry import open_registry
 from control.retrain.report import render_run
 
 app = typer.Typer(help="Retraining runs recorded in the registry.", no_args_is_help=True)

@@ -8,12 +8,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from control.cli.options import JsonOpt, RegistryOpt, StoreOpt, registry_url, store_url
+from bidscore.registry import open_registry
+from bidscore.store import open_store
+from control.cli.options import (
+    JsonOpt,
+    RegistryOpt,
+    SpecsOpt,
+    StoreOpt,
+    registry_url,
+    store_url,
+)
 from control.cli.output import console, print_json, user_errors
 from control.cli.progress import RichObserver
-from control.registry import open_registry
-from control.store import open_store
 from control.training import load_data, publish, train_tables
+from features import catalog
 
 _HYPER = "Hyper-parameters (default: LIBFFM's for ffm, FTRL's for lr)"
 
@@ -86,6 +94,7 @@ def train(
     ] = None,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
+    specs: SpecsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a model on labelled logs, evaluate it on held-out rows and register a version.
@@ -110,9 +119,15 @@ def train(
         # Open the backends first: an unreachable registry should fail before minutes of work.
         reg = open_registry(registry_url(registry))
         artifacts = open_store(store_url(store))
+        models = catalog.load(specs)
         observer.stage(f"reading {', '.join(map(str, data))}")
         loaded = load_data(
-            model, data, valid_paths=valid or (), valid_fraction=valid_fraction, seed=seed
+            model,
+            data,
+            valid_paths=valid or (),
+            valid_fraction=valid_fraction,
+            seed=seed,
+            catalog=models,
         )
         trained = train_tables(
             model,
@@ -123,17 +138,19 @@ def train(
             seed=seed,
             downsample=downsample_negatives,
             observer=observer,
+            catalog=models,
         )
         version = publish(trained, reg, artifacts, key=key, observer=observer)
-    metrics = version.manifest.get("metrics", {})
+    metrics = version.manifest.metrics
     if json_out:
         print_json(
             {
                 "model": version.model,
                 "version": version.version,
                 "artifact_uri": version.artifact_uri,
+                "algorithm": version.manifest.algorithm,
                 "metrics": metrics,
-                "params": version.manifest.get("params", {}),
+                "params": version.manifest.params,
             }
         )
         return

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from control.errors import ControlError
+from bidscore.errors import BidscoreError
 
 
-class LoadTestError(ControlError):
+class LoadTestError(BidscoreError):
     """ghz missing or failing, a target that does not answer, bad load-test settings."""

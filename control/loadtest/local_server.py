@@ -22,7 +22,7 @@ def local_server(
     extra_args: Sequence[str] = (),
     ready_timeout_s: float = 60.0,
 ) -> Iterator[ServerProcess]:
-    """`python -m pyserver` on 127.0.0.1, serving `models` from the default registry and store
+    """`python -m control serve` on 127.0.0.1, serving `models` from the default registry and store
     (`BIDSCORE_HOME`, or `BIDSCORE_REGISTRY` / `BIDSCORE_STORE`); stopped when the block ends.
 
     `specs` is the server's `--specs module:attribute` (default: the project's own specs)."""
@@ -30,7 +30,8 @@ def local_server(
     command = [
         sys.executable,
         "-m",
-        "pyserver",
+        "control",
+        "serve",
         "--host",
         HOST,
         "--port",

@@ -1,6 +1,6 @@
 """Score requests for a load test, as proto3 JSON objects, and the ghz data file holding them.
 
-Two sources: the feature schema's generator (`features.datagen.request_payloads`) or a log
+Two sources: the feature schema's generator (`control.datagen.request_payloads`) or a log
 file in the project's raw log layout (one row per shown candidate, grouped by `request_id`).
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, request_payloads
 from control.loadtest.errors import LoadTestError
-from features.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, request_payloads
 
 Payload = dict[str, Any]
 MAX_PAYLOADS = 100_000

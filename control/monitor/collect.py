@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from control.errors import NotFoundError
+from bidscore.errors import NotFoundError
+from bidscore.registry import Registry, Version
 from control.monitor.attribution import AttributionWindows, attribute
 from control.monitor.drift import DriftReport, DriftThresholds, drift_report, serving_drift
 from control.monitor.offline import OfflineReport, OfflineTolerances, offline_report
@@ -19,7 +20,6 @@ from control.monitor.online import OnlineReport, OnlineThresholds, online_report
 from control.monitor.outcomes import read_outcomes
 from control.monitor.predictions import PredictionLogData
 from control.monitor.sources import MonitorInputError
-from control.registry import Registry, Version
 from features.spec import Target
 
 
@@ -130,7 +130,7 @@ def training_logloss(registry: Registry, scores: pa.Table) -> dict[tuple[str, st
         pairs["model"].to_pylist(), pairs["version"].to_pylist(), strict=True
     ):
         try:
-            metrics = registry.get_version(model, version).manifest.get("metrics") or {}
+            metrics = registry.get_version(model, version).manifest.metrics
         except NotFoundError:
             continue  # a version from another registry: no training baseline, no logloss flag
         value = metrics.get("logloss")

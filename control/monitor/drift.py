@@ -22,12 +22,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bidscore.manifest import Manifest
+from bidscore.registry import Version
 from control.monitor.flags import Flag, Severity
 from control.monitor.offline import version_order
 from control.monitor.psi import lists_every_value, psi
 from control.monitor.sources import MonitorInputError
 from control.profile import FeatureProfile, histogram_counts, profile_column
-from control.registry import Version
 
 PSI_FLAG = 0.1
 PSI_ALARM = 0.25
@@ -222,13 +223,12 @@ def comparison_flags(c: DriftComparison, t: DriftThresholds) -> list[Flag]:
 
 
 def profile_of(version: Version) -> dict[str, FeatureProfile]:
-    profile = version.manifest.get("profile")
-    return profile if isinstance(profile, dict) else {}
+    return version.manifest.profile
 
 
 def rows_of(version: Version) -> int:
     """Training rows: the manifest's data section, else the rows its profile counted."""
-    data = version.manifest.get("data") or {}
+    data = version.manifest.data
     if isinstance(data.get("rows"), int):
         return int(data["rows"])
     profile = profile_of(version)
@@ -332,19 +332,19 @@ def serving_drift(
 
 
 def promotion_gate(
-    old_manifest: Mapping[str, Any],
-    new_manifest: Mapping[str, Any],
+    old_manifest: Manifest,
+    new_manifest: Manifest,
     thresholds: DriftThresholds | None = None,
 ) -> list[str]:
     """Reasons to refuse promoting `new` over `old` (empty: pass): features whose PSI between
     the two training-data profiles is an alarm. Versions without a profile pass (nothing to
     compare)."""
     t = thresholds or DriftThresholds()
-    old, new = old_manifest.get("profile") or {}, new_manifest.get("profile") or {}
+    old, new = old_manifest.profile, new_manifest.profile
     if not old or not new:
         return []
     scores = psi_by_feature(old, new, t.ignore)
-    baseline = f"v{old_manifest.get('version', '?')}"
+    baseline = f"v{old_manifest.version or '?'}"
     return [
         f"drift alarm: {name} PSI {score:.3f} > {t.psi_alarm} against {baseline}"
         for name, score in sorted(scores.items(), key=lambda kv: -kv[1])

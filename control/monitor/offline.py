@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bidscore.registry import Version
 from control.monitor.flags import Flag
-from control.registry import Version
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def version_order(version: Version) -> tuple[int, str]:
 def metrics_of(version: Version) -> VersionMetrics:
     """The manifest's validation metrics; `rows` counts all the data the version was trained
     and validated on (`data.rows`), the evidence that a source shrank."""
-    metrics = version.manifest.get("metrics") or {}
-    data = version.manifest.get("data") or {}
+    metrics = version.manifest.metrics
+    data = version.manifest.data
 
     def number(name: str) -> float:
         value = metrics.get(name)

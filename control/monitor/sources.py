@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from control.errors import ControlError
+from bidscore.errors import BidscoreError
 
 
-class MonitorInputError(ControlError):
+class MonitorInputError(BidscoreError):
     """Monitoring input that is missing or malformed; the message names the file."""
 
 

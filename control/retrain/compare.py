@@ -17,35 +17,40 @@ import numpy as np
 import pyarrow as pa
 
 import rust_core
-from control.errors import IntegrityError
-from control.manifest import verify_artifact
+from bidscore.errors import IntegrityError
+from bidscore.manifest import verify_artifact
+from bidscore.registry.base import Version
+from bidscore.store.base import ArtifactStore
 from control.metrics import evaluate
 from control.promotion import AUC_TOLERANCE, LOGLOSS_TOLERANCE, current_fingerprint
-from control.registry.base import Version
 from control.retrain.data import Tables, target_rows
 from control.retrain.report import LOWER_IS_BETTER, METRICS
-from control.store.base import ArtifactStore
-from features.readers_cast import WEIGHT_COLUMN
+from features.catalog import Catalog
+from features.readers.cast import WEIGHT_COLUMN
 
 
-def score_holdout(model: rust_core.Model, model_name: str, holdout: pa.Table) -> dict[str, Any]:
+def score_holdout(
+    model: rust_core.Model, model_name: str, holdout: pa.Table, catalog: Catalog | None = None
+) -> dict[str, Any]:
     """Metrics of `model` on the holdout rows its target learns from."""
-    from features.bid import SPECS  # noqa: PLC0415 - the feature code is read late
+    from features.catalog import load  # noqa: PLC0415 - the feature code is read late
     from features.tokenize import tokenize_table  # noqa: PLC0415
 
-    rows, label = target_rows(holdout, model_name)
+    rows, label = target_rows(holdout, model_name, catalog)
     weights = WEIGHT_COLUMN if WEIGHT_COLUMN in rows.schema.names else None
-    dataset = tokenize_table(rows, SPECS[model_name], label, weights)
+    dataset = tokenize_table(rows, (catalog or load()).spec(model_name), label, weights)
     predictions = np.asarray(model.predict(dataset), dtype=np.float64)
     weight_values = rows.column(WEIGHT_COLUMN).to_numpy() if weights else None
     return evaluate(dataset.labels, predictions, weight_values).to_dict()
 
 
-def load_champion(store: ArtifactStore, version: Version, workdir: Path) -> rust_core.Model:
+def load_champion(
+    store: ArtifactStore, version: Version, workdir: Path, catalog: Catalog | None = None
+) -> rust_core.Model:
     """Download and verify the champion's artifact (checksum, format, fingerprint)."""
     local = workdir / "champion.model"
     store.get(version.artifact_uri, local)
-    return verify_artifact(local, version.manifest, current_fingerprint(version.model))
+    return verify_artifact(local, version.manifest, current_fingerprint(version.model, catalog))
 
 
 def metric_row(
@@ -77,16 +82,18 @@ def compare_on_holdout(
     challenger: rust_core.Model,
     champion: Version | None,
     store: ArtifactStore,
+    *,
+    catalog: Catalog | None = None,
 ) -> dict[str, Any]:
     """Score both models on the holdout; the side-by-side rows and the gate verdicts."""
-    challenger_metrics = score_holdout(challenger, model_name, tables.holdout)
+    challenger_metrics = score_holdout(challenger, model_name, tables.holdout, catalog)
     champion_metrics = None
     note = None
     if champion is not None:
         try:
             with tempfile.TemporaryDirectory(prefix="bidscore-retrain-") as tmp:
-                loaded = load_champion(store, champion, Path(tmp))
-                champion_metrics = score_holdout(loaded, model_name, tables.holdout)
+                loaded = load_champion(store, champion, Path(tmp), catalog)
+                champion_metrics = score_holdout(loaded, model_name, tables.holdout, catalog)
         except IntegrityError as exc:
             note = f"champion v{champion.version} cannot be scored: {exc}"
     comparison: dict[str, Any] = {

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from control.retrain.partitions import Partition, Selection, to_partitions
 from control.retrain.validate import DayStats, day_stats
+from features.catalog import Catalog
 
 
 @dataclass(frozen=True)
@@ -35,22 +36,29 @@ def list_partitions(root: str) -> list[Partition]:
     return to_partitions(list_dated(root))
 
 
-def target_rows(table: pa.Table, model: str) -> tuple[pa.Table, str]:
+def target_rows(
+    table: pa.Table, model: str, catalog: Catalog | None = None
+) -> tuple[pa.Table, str]:
     """The rows the model learns from (cvr: clicked rows only) and its label column."""
-    from features.bid import TARGETS  # noqa: PLC0415 - keeps `control --help` light
+    from features.catalog import load  # noqa: PLC0415 - keeps `control --help` light
 
-    target = TARGETS[model]
+    target = (catalog or load()).target(model)
     if target.where is not None and target.where in table.schema.names:
         table = table.filter(pc.equal(table.column(target.where), 1))
     return table, target.label
 
 
-def read_selection(selection: Selection, model: str, notify: Callable[[str], None]) -> Tables:
+def read_selection(
+    selection: Selection,
+    model: str,
+    notify: Callable[[str], None],
+    catalog: Catalog | None = None,
+) -> Tables:
     """Read every partition of the selection once; statistics per day, tables per role."""
-    from features.bid import TARGETS  # noqa: PLC0415
+    from features.catalog import load  # noqa: PLC0415
     from features.readers import combine_tables, read_logs  # noqa: PLC0415
 
-    target = TARGETS[model]
+    target = (catalog or load()).target(model)
     label = target.label
     required = [label] + ([target.where] if target.where else [])
     by_role: dict[str, list[pa.Table]] = {"train": [], "holdout": []}
@@ -59,7 +67,7 @@ def read_selection(selection: Selection, model: str, notify: Callable[[str], Non
         for part in parts:
             table = read_logs(part.path, required_labels=required)
             by_role[role].append(table)
-            rows, _ = target_rows(table, model)
+            rows, _ = target_rows(table, model, catalog)
             stats.append(day_stats(part.day, table, label, rows))
         notify(f"read {len(parts)} {role} partitions")
     first, last = selection.holdout_days
@@ -85,12 +93,14 @@ def baseline_missing(profile: Mapping[str, Any]) -> dict[str, float]:
     return rates
 
 
-def psi_against(profile: Mapping[str, Any], holdout: pa.Table, model: str) -> dict[str, float]:
+def psi_against(
+    profile: Mapping[str, Any], holdout: pa.Table, model: str, catalog: Catalog | None = None
+) -> dict[str, float]:
     """PSI per feature of the freshest days against the production model's training data."""
     from control.monitor.drift import psi_by_feature  # noqa: PLC0415 - matplotlib-heavy package
     from control.profile import profile_table, spec_features  # noqa: PLC0415
-    from features.bid import SPECS  # noqa: PLC0415
+    from features.catalog import load  # noqa: PLC0415
 
-    rows, _ = target_rows(holdout, model)
-    fresh = profile_table(rows, spec_features(SPECS[model]))
+    rows, _ = target_rows(holdout, model, catalog)
+    fresh = profile_table(rows, spec_features((catalog or load()).spec(model)))
     return psi_by_feature(profile, fresh)

@@ -11,7 +11,7 @@ import threading
 from types import TracebackType
 from typing import Protocol
 
-from control.errors import ControlError
+from bidscore.errors import BidscoreError
 
 
 class LockRegistry(Protocol):
@@ -22,11 +22,11 @@ class LockRegistry(Protocol):
     def release_lock(self, name: str, owner: str) -> None: ...
 
 
-class AlreadyRunningError(ControlError):
+class AlreadyRunningError(BidscoreError):
     """Another live run holds the model's lock."""
 
 
-class LockLostError(ControlError):
+class LockLostError(BidscoreError):
     """The heartbeat could not renew the lock: another run may have taken it over."""
 
 
@@ -38,12 +38,23 @@ def lock_name(model: str) -> str:
 class RunLock:
     """Context manager: acquire (or refuse), renew in the background, release on exit."""
 
-    def __init__(self, registry: LockRegistry, model: str, owner: str, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        registry: LockRegistry,
+        model: str,
+        owner: str,
+        ttl_seconds: float,
+        *,
+        heartbeat_seconds: float | None = None,
+    ) -> None:
         self._registry = registry
         self._model = model
         self._name = lock_name(model)
         self._owner = owner
         self._ttl = ttl_seconds
+        # Renew at a third of the TTL by default, so two missed beats still leave the lock ours.
+        self._beat = heartbeat_seconds if heartbeat_seconds is not None else ttl_seconds / 3
+        self.renewals = 0
         self._stop = threading.Event()
         self._lost = threading.Event()
         self._thread: threading.Thread | None = None
@@ -59,12 +70,12 @@ class RunLock:
         return self
 
     def _heartbeat(self) -> None:
-        # Renew at a third of the TTL so that two missed beats still leave the lock ours.
-        while not self._stop.wait(self._ttl / 3):
+        while not self._stop.wait(self._beat):
             try:
                 renewed = self._registry.acquire_lock(self._name, self._owner, self._ttl)
             except Exception:  # a registry blip: the next beat retries, check() decides
                 continue
+            self.renewals += 1
             if not renewed:
                 self._lost.set()
                 return

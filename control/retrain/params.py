@@ -10,10 +10,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from control.errors import ControlError
+from bidscore.errors import BidscoreError
 
 
-class ParamError(ControlError):
+class ParamError(BidscoreError):
     """A `--param` that is not NAME=VALUE or names no hyper-parameter."""
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from control.errors import ControlError
+from bidscore.errors import BidscoreError
 
 _DAYS = re.compile(r"^\s*(\d+)\s*d?\s*$")
 
 
-class SelectionError(ControlError):
+class SelectionError(BidscoreError):
     """The data under the root cannot make the requested window (missing or empty days)."""
 
 

@@ -18,18 +18,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from control.errors import ConflictError
+from bidscore.errors import ConflictError
+from bidscore.registry.base import Alias, Registry, Version
+from bidscore.store.base import ArtifactStore
+from control.exits import EXIT_OK, EXIT_STOPPED
 from control.promotion import promote
-from control.registry.base import Alias, Registry, Version
 from control.retrain import compare, data, trainer
-from control.retrain.exits import EXIT_OK, EXIT_STOPPED
 from control.retrain.lock import RunLock
 from control.retrain.params import idempotency_key
 from control.retrain.partitions import Selection, select
 from control.retrain.record import RunRecorder, mark_abandoned
 from control.retrain.validate import ValidationPolicy, ValidationStoppedError, validate
-from control.store.base import ArtifactStore
 from control.training import TrainedModel
+from features.catalog import load as load_catalog
 
 Notify = Callable[[str], None]
 
@@ -53,6 +54,7 @@ class RetrainRequest:
     lock_ttl: float = 120.0
     threads: int = 1
     actor: str = "control retrain"
+    specs: str | None = None  # the model catalogue (features.catalog); None = the default
 
     def inputs(self) -> dict[str, Any]:
         """The request as JSON-ready data for the run record."""
@@ -100,6 +102,7 @@ class _Run:
         self.lock: RunLock | None = None
         self.champion_alias: Alias | None = None
         self.champion: Version | None = None
+        self.catalog = load_catalog(request.specs)
 
     @property
     def run(self) -> dict[str, Any]:
@@ -152,10 +155,11 @@ class _Run:
 
     def params_and_key(self, selection: Selection) -> tuple[str, dict[str, Any], str]:
         req = self.request
-        spec = trainer.spec_for(req.model)
-        recorded = self.champion.manifest.get("params") if self.champion else None
-        algo = trainer.algorithm_for(req.model, recorded, req.algo)
-        params = trainer.params_for(algo, recorded, req.overrides)
+        spec = trainer.spec_for(req.model, self.catalog)
+        recorded = self.champion.manifest.params if self.champion else None
+        recorded_algo = self.champion.manifest.algorithm if self.champion else None
+        algo = trainer.algorithm_for(req.model, recorded_algo, req.algo, self.catalog)
+        params = trainer.params_for(algo, recorded, req.overrides, recorded_algo)
         key = idempotency_key(
             req.model,
             spec.fingerprint,
@@ -175,15 +179,15 @@ class _Run:
     def validate_step(self, selection: Selection) -> data.Tables:
         req = self.request
         with self.recorder.step("validate") as detail:
-            tables = data.read_selection(selection, req.model, self.notify)
-            profile = (self.champion.manifest.get("profile") or {}) if self.champion else {}
+            tables = data.read_selection(selection, req.model, self.notify, self.catalog)
+            profile = self.champion.manifest.profile if self.champion else {}
             report = validate(
                 tables.day_stats,
                 [p.rows for p in selection.history],
                 tables.label,
                 req.policy,
                 baseline_missing=data.baseline_missing(profile),
-                psi=(lambda: data.psi_against(profile, tables.holdout, req.model))
+                psi=(lambda: data.psi_against(profile, tables.holdout, req.model, self.catalog))
                 if profile
                 else None,
             )
@@ -208,6 +212,7 @@ class _Run:
                 params=params,
                 paths=[p.path for p in selection.train],
                 threads=self.request.threads,
+                catalog=self.catalog,
             )
             metrics = trained.metrics
             best = trained.model.best_epoch
@@ -222,7 +227,12 @@ class _Run:
     def evaluate_step(self, tables: data.Tables, trained: TrainedModel) -> dict[str, Any]:
         with self.recorder.step("evaluate") as detail:
             comparison = compare.compare_on_holdout(
-                self.request.model, tables, trained.model, self.champion, self.store
+                self.request.model,
+                tables,
+                trained.model,
+                self.champion,
+                self.store,
+                catalog=self.catalog,
             )
             self.run["comparison"] = comparison
             detail["summary"] = compare.summary(comparison)
@@ -282,6 +292,7 @@ class _Run:
                     reason=compare.summary(comparison),
                     force=True,
                     expected_generation=expected,
+                    catalog=self.catalog,
                 )
                 detail["summary"] = (
                     f"{req.alias} -> {moved.alias.version} (generation {moved.alias.generation})"
@@ -363,7 +374,7 @@ class _Run:
             return self.finish("noop", "noop", reason, EXIT_OK, version=existing.version)
         # An earlier run registered but died (or was told not to promote): decide now, on
         # the comparison recorded with the version.
-        comparison = existing.manifest.get("comparison") or {}
+        comparison = existing.manifest.comparison or {}
         self.run["comparison"] = comparison
         self.notify(f"resume: version {existing.version} is registered, not yet decided")
         return self.promote_step(existing, comparison)
@@ -380,7 +391,9 @@ def run_retrain(
     Errors after the run started (bad data, registry outage) are recorded as a failed run
     and re-raised for the CLI to report in one line.
     """
-    trainer.spec_for(request.model)  # an unknown model is a one-line error, not a failed run
+    trainer.spec_for(
+        request.model, load_catalog(request.specs)
+    )  # an unknown model is a one-line error, not a failed run
     state = _Run(request, registry, store, notify)
     if request.dry_run:
         return state.execute()

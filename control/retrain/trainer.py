@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from control.registry.base import Registry, Version
+from bidscore.registry.base import Registry, Version
+from bidscore.store.base import ArtifactStore
 from control.retrain.data import Tables, target_rows
-from control.store.base import ArtifactStore
 from control.training import (
     DEFAULTS,
     Data,
@@ -23,6 +23,7 @@ from control.training import (
     publish,
     train_tables,
 )
+from features.catalog import Catalog
 from features.spec import ModelSpec
 
 # The share of the training window held out for training's own validation metrics (and for
@@ -31,18 +32,23 @@ VALID_FRACTION = 0.1
 SEED = 0
 
 
-def spec_for(model: str) -> ModelSpec:
+def spec_for(model: str, catalog: Catalog | None = None) -> ModelSpec:
     """The model's feature spec (one-line error for an unknown model)."""
-    return model_spec(model)
+    return model_spec(model, catalog)
 
 
-def algorithm_for(model: str, recorded: dict[str, Any] | None, override: str | None) -> str:
+def algorithm_for(
+    model: str, recorded_algorithm: str | None, override: str | None, catalog: Catalog | None
+) -> str:
     """`--algo`, else the production version's algorithm, else the spec's default."""
-    return override or str((recorded or {}).get("algo") or model_spec(model).algorithm)
+    return override or recorded_algorithm or model_spec(model, catalog).algorithm
 
 
 def params_for(
-    algo: str, recorded: dict[str, Any] | None, overrides: dict[str, Any]
+    algo: str,
+    recorded: dict[str, Any] | None,
+    overrides: dict[str, Any],
+    recorded_algorithm: str | None = None,
 ) -> dict[str, Any]:
     """Defaults <- the production version's recorded values <- `--param` overrides.
 
@@ -51,7 +57,7 @@ def params_for(
     `best_epoch`); unknown override names are one-line errors from `control.training`.
     """
     base = hyper_parameters(algo)
-    same_algo = recorded is not None and recorded.get("algo", algo) == algo
+    same_algo = recorded is not None and (recorded_algorithm or algo) == algo
     inherited = {k: v for k, v in (recorded or {}).items() if same_algo and k in base}
     return hyper_parameters(algo, inherited | overrides)
 
@@ -61,9 +67,9 @@ def hyper_parameter_names() -> list[str]:
     return sorted({name for defaults in DEFAULTS.values() for name in defaults})
 
 
-def split(tables: Tables, model: str, paths: list[str]) -> Data:
+def split(tables: Tables, model: str, paths: list[str], catalog: Catalog | None = None) -> Data:
     """The window's target rows, with a seeded `VALID_FRACTION` held out for validation."""
-    rows, _ = target_rows(tables.train, model)
+    rows, _ = target_rows(tables.train, model, catalog)
     held_out = np.random.default_rng(SEED).random(rows.num_rows) < VALID_FRACTION
     return Data(
         train=rows.filter(pa.array(~held_out)),
@@ -81,10 +87,17 @@ def train(
     params: dict[str, Any],
     paths: list[str],
     threads: int,
+    catalog: Catalog | None = None,
 ) -> TrainedModel:
     """Train on the window with `algo` and its hyper-parameters `params`."""
     return train_tables(
-        model, split(tables, model, paths), algo=algo, params=params, threads=threads, seed=SEED
+        model,
+        split(tables, model, paths, catalog),
+        algo=algo,
+        params=params,
+        threads=threads,
+        seed=SEED,
+        catalog=catalog,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from control.errors import ControlError
+from bidscore.errors import BidscoreError
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -31,7 +31,7 @@ NON_FEATURES = frozenset(
 ALL_MISSING = 0.999  # "all missing" tolerates a stray value or two in a day of logs
 
 
-class ValidationStoppedError(ControlError):
+class ValidationStoppedError(BidscoreError):
     """A hard data check failed; the run stops before training."""
 
     def __init__(self, report: ValidationReport) -> None:

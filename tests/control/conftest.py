@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from control.registry import Registry, Version
-from control.store import ArtifactStore
+from bidscore.registry import Registry, Version
+from bidscore.store import ArtifactStore
 from control.training import TrainedModel, load_data, publish, train_tables
 
 # Few epochs: these fixtures need real model files, not good models.
@@ -28,7 +28,7 @@ def trained_ctr(small_logs: Path) -> TrainedModel:
 @pytest.fixture(scope="session")
 def medium_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30,000 log rows: enough clicked rows (~1,000) with conversions for cvr."""
-    from features.datagen import write_dataset  # noqa: PLC0415 -- only suites that need data
+    from control.datagen import write_dataset  # noqa: PLC0415 -- only suites that need data
 
     path = tmp_path_factory.mktemp("logs") / "medium.parquet"
     write_dataset(path, rows=30_000, seed=8)

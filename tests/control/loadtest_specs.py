@@ -1,8 +1,9 @@
 """Tiny model specs over the real BidRequest schema for the load-test suite.
 
 The production ctr spec is a 2^20-bucket, 25-field FFM (hundreds of MB); servers started by
-these tests load these instead with `--specs loadtest_specs:SPECS` (this folder is put on the
-server's PYTHONPATH). Same schema and transforms, so the generated payloads fit unchanged.
+these tests load these instead with `--specs tests.control.loadtest_specs:SPECS` (the
+repository root is on the server's PYTHONPATH). Same schema and transforms, so the generated
+payloads fit unchanged.
 """
 
 from __future__ import annotations

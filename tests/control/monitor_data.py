@@ -1,4 +1,4 @@
-"""Test data for the monitoring suites: generated logs (features.datagen), versions registered
+"""Test data for the monitoring suites: generated logs (control.datagen), versions registered
 in a real SQLite registry with real profiles, and prediction logs written by the real
 `pyserver.predlog.PredictionLog`."""
 
@@ -13,9 +13,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry
 
+from bidscore.manifest import Manifest
+from bidscore.registry import Registry, Version
 from bidscore.v1 import scorer_pb2
 from control.profile import RawType, profile_table, spec_features
-from control.registry import Registry, Version
 from features.bid import SPECS
 from pyserver.predlog import PredictionLog
 
@@ -54,7 +55,9 @@ def register(
         "profile": profile_table(table, feature_types(model)),
         "data": {"rows": table.num_rows},
     }
-    return registry.register_version(model, manifest, f"file:///nowhere/{model}.model")
+    return registry.register_version(
+        model, Manifest.from_json(manifest), f"file:///nowhere/{model}.model"
+    )
 
 
 def wire_text(value: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from features.datagen import write_dataset
+from control.datagen import write_dataset
 
 MODEL = ["--model", "ctr", "--algo", "lr"]
 ROWS_PER_DAY = 10_000

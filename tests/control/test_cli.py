@@ -16,11 +16,11 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
+from bidscore.registry import open_registry
+from bidscore.store import open_store
 from control.cli.app import app
 from control.cli.progress import RichObserver
 from control.promotion import promote
-from control.registry import open_registry
-from control.store import open_store
 from control.training import publish
 
 runner = CliRunner()
@@ -56,11 +56,12 @@ def test_full_cycle(backends: tuple[str, str], small_logs: Path, medium_logs: Pa
     trained = ok_json("train", *CTR_LR, "--data", str(small_logs), *urls)
     assert trained["version"] == "1"
     assert set(trained["metrics"]) >= {"logloss", "auc", "ne", "calibration", "rows", "positives"}
-    assert trained["params"]["algo"] == "lr"
+    assert trained["algorithm"] == "lr"
+    assert "algo" not in trained["params"]  # schema 2: the algorithm is recorded once
     second = ok_json("train", *CTR_LR, "--data", str(small_logs), "--seed", "3", *urls)
     assert second["version"] == "2"
     cvr = ok_json("train", "--model", "cvr", "--data", str(medium_logs), "--epochs", "2", *urls)
-    assert (cvr["version"], cvr["params"]["algo"]) == ("1", "lr")
+    assert (cvr["version"], cvr["algorithm"]) == ("1", "lr")
 
     listed = ok_json("models", "list", *urls[:2])
     assert [(v["model"], v["version"]) for v in listed] == [

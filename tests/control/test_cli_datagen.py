@@ -1,4 +1,4 @@
-"""`control datagen`: the command writes what features.datagen writes, and says so in one line."""
+"""`control datagen`: the command writes what control.datagen writes, and says so in one line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from control.cli.app import app
-from features.datagen import write_dataset
+from control.datagen import write_dataset
 from features.readers import list_partitions, read_logs
 
 runner = CliRunner()

@@ -1,7 +1,7 @@
 """`control loadtest` and `control.loadtest`: real ghz against real servers on 127.0.0.1.
 
 Servers: the echo server of bench/ (constant reply, no models needed) and the scoring server
-(`python -m pyserver`) on tiny models trained here and published to a private registry.
+(`python -m control serve`) on tiny models trained here and published to a private registry.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from google.protobuf import json_format
 from typer.testing import CliRunner
 
 import rust_core
+from bidscore.manifest import Manifest
+from bidscore.registry import open_registry
+from bidscore.store import open_store
 from bidscore.v1 import scorer_pb2
+from control import datagen
 from control.cli.app import app
 from control.loadtest import (
     LoadReport,
@@ -35,18 +39,14 @@ from control.loadtest.local_server import free_port
 from control.loadtest.payloads import write_data_file
 from control.loadtest.report import parse_ghz_report
 from control.loadtest.server_process import server_process
-from control.registry import open_registry
-from control.store import open_store
-from features import datagen
 from features.tokenize import tokenize_table
+from tests.control import loadtest_specs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
-import loadtest_specs  # noqa: E402
 
 JSON_KEYS = {"qps", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "errors", "count", "ghz_version"}
-SPECS_REF = "loadtest_specs:SPECS"
+SPECS_REF = "tests.control.loadtest_specs:SPECS"
 SHORT = ["--duration", "1", "--requests", "20", "--concurrency", "4"]
 
 pytestmark = pytest.mark.timeout(120)
@@ -101,7 +101,7 @@ def models_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model.save(str(path))
         uri = store.put(path, f"{name}/1.model")
         manifest = {"model": name, "checksum": model.checksum, "fingerprint": model.fingerprint}
-        version = registry.register_version(name, manifest, uri).version
+        version = registry.register_version(name, Manifest.from_json(manifest), uri).version
         registry.set_alias(
             name, "production", version, expected_generation=0, actor="tests", reason="load test"
         )
@@ -114,7 +114,7 @@ def server_env(models_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BIDSCORE_HOME", str(models_home))
     monkeypatch.delenv("BIDSCORE_REGISTRY", raising=False)
     monkeypatch.delenv("BIDSCORE_STORE", raising=False)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), str(REPO)]))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
     return models_home
 
 

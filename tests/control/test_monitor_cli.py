@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from control import datagen
 from control.cli.app import app
-from features import datagen
 
 SHIFT_DAY = 2
 ROWS_PER_DAY = 4000

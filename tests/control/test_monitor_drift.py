@@ -9,9 +9,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from monitor_data import days_of, feature_types, register, write_prediction_log
 from typer.testing import CliRunner
 
+from bidscore.manifest import Manifest
+from bidscore.registry import open_registry
+from control import datagen
 from control.cli.app import app
 from control.monitor.drift import (
     compare_profiles,
@@ -23,8 +25,7 @@ from control.monitor.drift import (
 from control.monitor.predictions import read_predictions
 from control.monitor.psi import psi
 from control.profile import profile_column, profile_table
-from control.registry import open_registry
-from features import datagen
+from tests.control.monitor_data import days_of, feature_types, register, write_prediction_log
 
 SHIFT_DAY = 2
 ROWS_PER_DAY = 5000
@@ -136,15 +137,15 @@ def test_numeric_psi_reads_a_histogram_with_other_edges(shifted_days) -> None:
 
 def test_promotion_gate_refuses_a_shifted_version(shifted_days) -> None:
     types = feature_types()
-    old = {"version": "1", "profile": profile_table(shifted_days[1], types)}
-    same = {"version": "2", "profile": profile_table(shifted_days[0], types)}
-    shifted = {"version": "3", "profile": profile_table(shifted_days[3], types)}
+    old = Manifest(version="1", profile=dict(profile_table(shifted_days[1], types)))
+    same = Manifest(version="2", profile=dict(profile_table(shifted_days[0], types)))
+    shifted = Manifest(version="3", profile=dict(profile_table(shifted_days[3], types)))
     assert promotion_gate(old, same) == []
     reasons = promotion_gate(old, shifted)
     assert len(reasons) == 5
     assert all(r.startswith("drift alarm: ") and "against v1" in r for r in reasons)
     assert any("app_id" in r for r in reasons)
-    assert promotion_gate({"version": "1"}, shifted) == []  # nothing to compare with
+    assert promotion_gate(Manifest(version="1"), shifted) == []  # nothing to compare with
 
 
 def test_serving_traffic_is_compared_with_training_data(

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bidscore.manifest import Manifest
+from bidscore.registry import open_registry
+from bidscore.settings import default_registry_url
 from control.cli.app import app
 from control.monitor.offline import OfflineTolerances, offline_report
-from control.registry import open_registry
-from control.settings import default_registry_url
 
 
 def manifest(logloss: float, auc: float, rows: int) -> dict:
@@ -36,7 +37,7 @@ def registry(bidscore_home: Path):
 
 def register_all(registry, *manifests: dict) -> None:
     for m in manifests:
-        registry.register_version("ctr", m, "file:///nowhere")
+        registry.register_version("ctr", Manifest.from_json(m), "file:///nowhere")
 
 
 def test_versions_in_numeric_order_with_regressions_flagged(registry) -> None:

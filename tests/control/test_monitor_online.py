@@ -12,9 +12,11 @@ import boto3
 import numpy as np
 import pyarrow as pa
 import pytest
-from monitor_data import register, write_outcomes, write_prediction_log
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
+from bidscore.settings import default_registry_url
+from control import datagen
 from control.cli.app import app
 from control.metrics import evaluate
 from control.monitor.attribution import AttributionWindows, attribute
@@ -22,10 +24,8 @@ from control.monitor.online import online_report
 from control.monitor.outcomes import read_outcomes
 from control.monitor.predictions import read_predictions
 from control.monitor.sources import MonitorInputError
-from control.registry import open_registry
-from control.settings import default_registry_url
-from features import datagen
 from features.bid import TARGETS
+from tests.control.monitor_data import register, write_outcomes, write_prediction_log
 
 HOUR = 3600.0
 FAR_FUTURE = 4_000_000_000.0

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from monitor_data import write_prediction_log
 
+from control import datagen
 from control.monitor.predictions import _parse_arrow, _parse_lines, read_predictions
 from control.monitor.sources import MonitorInputError
-from features import datagen
+from tests.control.monitor_data import write_prediction_log
 
 
 @pytest.mark.parametrize("with_features", [False, True])

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from monitor_data import days_of, register, write_outcomes, write_prediction_log
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
+from bidscore.settings import default_registry_url
+from control import datagen
 from control.cli.app import app
 from control.monitor.report import PLOT_IDS, ReportInputs, render
-from control.registry import open_registry
-from control.settings import default_registry_url
-from features import datagen
+from tests.control.monitor_data import days_of, register, write_outcomes, write_prediction_log
 
 # Measures every figure after layout and writes the result into the DOM that --dump-dom prints.
 PROBE = """

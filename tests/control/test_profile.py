@@ -74,7 +74,7 @@ def test_large_columns_estimate_distinct_counts(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_profile_of_the_ctr_spec_on_generated_logs() -> None:
-    from features.datagen import generate  # noqa: PLC0415
+    from control.datagen import generate  # noqa: PLC0415
 
     table = generate(2000, seed=3)
     features = spec_features(SPECS["ctr"])

@@ -12,10 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import rust_core
-from control.errors import ConflictError, GateError, IntegrityError, NotFoundError
+from bidscore.errors import ConflictError, IntegrityError, NotFoundError
+from bidscore.manifest import Manifest
+from bidscore.registry import Registry, Version, open_registry
+from bidscore.store import ArtifactStore, open_store
+from control.errors import GateError
 from control.promotion import AUC_TOLERANCE, LOGLOSS_TOLERANCE, promote, rollback
-from control.registry import Registry, Version, open_registry
-from control.store import ArtifactStore, open_store
 from control.training import publish
 from features.bid import SPECS
 from features.tokenize import tokenize_table
@@ -33,7 +35,7 @@ def _corrupt(store: ArtifactStore, version: Version, tmp_path: Path) -> None:
     data = bytearray(local.read_bytes())
     data[200] ^= 0xFF
     local.write_bytes(bytes(data))
-    store.put(local, version.manifest["key"])
+    store.put(local, version.manifest.key)
 
 
 def test_first_promotion_has_no_gates_and_records_history(trained_ctr, backend) -> None:
@@ -196,6 +198,8 @@ def test_manifest_that_disagrees_with_its_file_is_refused(
     store = open_store(f"file://{tmp_path / 'a'}")
     version = publish(trained_ctr, registry, store)
     # Register the same (intact) artifact under a manifest that lies about it.
-    liar = registry.register_version("ctr", version.manifest | lie, version.artifact_uri)
+    liar = registry.register_version(
+        "ctr", Manifest.from_json(version.manifest.to_json() | lie), version.artifact_uri
+    )
     with pytest.raises(IntegrityError, match=message):
         promote(registry, store, "ctr", liar.version, actor="t", force=True)

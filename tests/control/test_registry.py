@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from control.errors import InputError
-from control.registry import (
+from bidscore.errors import InputError
+from bidscore.manifest import Manifest
+from bidscore.registry import (
     AliasMove,
     ConflictError,
     NotFoundError,
@@ -21,6 +22,7 @@ from control.registry import (
     effective_stack,
     open_registry,
 )
+from tests.waiting import FakeClock
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ def registry(backends: tuple[str, str]) -> Registry:
 def _register(registry: Registry, model: str, n: int) -> list[str]:
     return [
         registry.register_version(
-            model, {"metrics": {"auc": 0.7 + i / 100}}, f"file:///a/{i}"
+            model, Manifest(metrics={"auc": 0.7 + i / 100}), f"file:///a/{i}"
         ).version
         for i in range(n)
     ]
@@ -41,12 +43,9 @@ def test_versions_are_numbered_per_model(registry: Registry) -> None:
     assert _register(registry, "ctr", 3) == ["1", "2", "3"]
     assert _register(registry, "cvr", 1) == ["1"]
     v2 = registry.get_version("ctr", "2")
-    assert v2.manifest == {
-        "metrics": {"auc": 0.71},
-        "model": "ctr",
-        "version": "2",
-        "artifact_uri": "file:///a/1",
-    }
+    assert v2.manifest == Manifest(
+        model="ctr", version="2", artifact_uri="file:///a/1", metrics={"auc": 0.71}
+    )
     assert v2.artifact_uri == "file:///a/1"
     assert [(v.model, v.version) for v in registry.list_versions()] == [
         ("ctr", "1"),
@@ -59,10 +58,14 @@ def test_versions_are_numbered_per_model(registry: Registry) -> None:
 
 
 def test_idempotency_key_returns_the_existing_version(registry: Registry) -> None:
-    first = registry.register_version("ctr", {"a": 1}, "file:///a/1", key="run-42")
-    again = registry.register_version("ctr", {"a": 2}, "file:///a/2", key="run-42")
+    first = registry.register_version(
+        "ctr", Manifest.from_json({"a": 1}), "file:///a/1", key="run-42"
+    )
+    again = registry.register_version(
+        "ctr", Manifest.from_json({"a": 2}), "file:///a/2", key="run-42"
+    )
     assert again.version == first.version == "1"
-    assert again.manifest["a"] == 1
+    assert again.manifest.extra["a"] == 1
     assert registry.find_version("ctr", "run-42") == first
     assert registry.find_version("ctr", "other") is None
     assert len(registry.list_versions("ctr")) == 1
@@ -80,7 +83,7 @@ def test_unknown_model_and_version_are_named(registry: Registry) -> None:
 
 def test_invalid_names_are_refused(registry: Registry) -> None:
     with pytest.raises(InputError, match="invalid model name"):
-        registry.register_version("ctr#x", {}, "file:///a")
+        registry.register_version("ctr#x", Manifest.from_json({}), "file:///a")
     _register(registry, "ctr", 1)
     with pytest.raises(InputError, match="invalid alias name"):
         registry.set_alias("ctr", "prod/x", "1", expected_generation=0, actor="t", reason="")
@@ -155,22 +158,27 @@ def test_concurrent_registrations_get_distinct_versions(registry: Registry) -> N
 
     def register(i: int) -> str:
         barrier.wait()
-        return registry.register_version("ctr", {"i": i}, f"file:///a/{i}").version
+        return registry.register_version(
+            "ctr", Manifest.from_json({"i": i}), f"file:///a/{i}"
+        ).version
 
     with ThreadPoolExecutor(6) as pool:
         versions = list(pool.map(register, range(6)))
     assert sorted(versions, key=int) == ["1", "2", "3", "4", "5", "6"]
-    by_version = {v.version: v.manifest["i"] for v in registry.list_versions("ctr")}
+    by_version = {v.version: v.manifest.extra["i"] for v in registry.list_versions("ctr")}
     assert sorted(by_version.values()) == list(range(6))
 
 
-def test_locks_expire_and_belong_to_their_owner(registry: Registry) -> None:
+def test_locks_expire_and_belong_to_their_owner(backends: tuple[str, str]) -> None:
+    clock = FakeClock()
+    registry = open_registry(backends[0], clock=clock)
     assert registry.acquire_lock("retrain-ctr", "a", ttl_seconds=60)
     assert not registry.acquire_lock("retrain-ctr", "b", ttl_seconds=60)
-    assert registry.acquire_lock("retrain-ctr", "a", ttl_seconds=0.3)  # renewal by the owner
+    assert registry.acquire_lock("retrain-ctr", "a", ttl_seconds=10)  # renewal by the owner
     registry.release_lock("retrain-ctr", "b")  # not b's: no effect
+    clock.advance(9)
     assert not registry.acquire_lock("retrain-ctr", "b", ttl_seconds=60)
-    time.sleep(0.5)
+    clock.advance(2)
     assert registry.acquire_lock("retrain-ctr", "b", ttl_seconds=60)  # stale: taken over
     registry.release_lock("retrain-ctr", "b")
     assert registry.acquire_lock("retrain-ctr", "c", ttl_seconds=60)
@@ -197,7 +205,7 @@ def test_run_records(registry: Registry) -> None:
 
 def test_sqlite_registry_is_a_wal_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "registry.db"
-    open_registry(f"sqlite://{path}").register_version("ctr", {}, "file:///a")
+    open_registry(f"sqlite://{path}").register_version("ctr", Manifest.from_json({}), "file:///a")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     # A second handle (as another process would open it) sees the same data.

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from control.registry import open_registry
+from bidscore.registry import open_registry
 from control.retrain.lock import AlreadyRunningError, LockLostError, RunLock, lock_name
 from control.retrain.record import RunRecorder, StepFailedError, mark_abandoned
+from tests.waiting import FakeClock, wait_until
 
 
 @pytest.fixture
-def registry(tmp_path: Path):
-    return open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def registry(tmp_path: Path, clock: FakeClock):
+    return open_registry(f"sqlite:///{tmp_path / 'registry.db'}", clock=clock)
 
 
 def test_second_holder_is_refused_until_release(registry):
@@ -31,18 +36,24 @@ def test_second_holder_is_refused_until_release(registry):
         pass
 
 
-def test_heartbeat_keeps_a_live_run_locked_past_its_ttl(registry):
-    with RunLock(registry, "ctr", "a", ttl_seconds=0.6):
-        time.sleep(1.5)
-        assert not registry.acquire_lock(lock_name("ctr"), "b", 0.6)
+def test_heartbeat_keeps_a_live_run_locked_past_its_ttl(registry, clock):
+    with RunLock(registry, "ctr", "a", ttl_seconds=30, heartbeat_seconds=0.01) as lock:
+        for _ in range(3):  # 60 s in all: twice the TTL, renewed in between
+            clock.advance(20)
+            beats = lock.renewals
+            wait_until(lambda beats=beats: lock.renewals > beats, message="a heartbeat")
+        assert not registry.acquire_lock(lock_name("ctr"), "b", 30)
 
 
-def test_dead_holders_lock_expires(registry):
+def test_dead_holders_lock_expires(registry, clock):
     # A run killed with SIGKILL leaves its lock behind without a heartbeat.
-    assert registry.acquire_lock(lock_name("ctr"), "dead", 0.5)
+    assert registry.acquire_lock(lock_name("ctr"), "dead", 60)
     with pytest.raises(AlreadyRunningError):
         RunLock(registry, "ctr", "b", ttl_seconds=30).__enter__()
-    time.sleep(0.7)
+    clock.advance(59)
+    with pytest.raises(AlreadyRunningError):
+        RunLock(registry, "ctr", "b", ttl_seconds=30).__enter__()
+    clock.advance(2)
     with RunLock(registry, "ctr", "b", ttl_seconds=30):
         pass
 

@@ -28,20 +28,20 @@ def test_overrides_are_typed_and_checked():
 
 
 def test_production_params_are_inherited_only_for_the_same_algorithm():
-    recorded = {"algo": "ffm", "eta": 0.05, "k": 8, "best_epoch": 4, "threads": 2}
-    assert algorithm_for("ctr", recorded, None) == "ffm"
-    params = params_for("ffm", recorded, {})
+    recorded = {"eta": 0.05, "k": 8, "best_epoch": 4, "threads": 2}
+    assert algorithm_for("ctr", "ffm", None, None) == "ffm"
+    params = params_for("ffm", recorded, {}, "ffm")
     assert (params["eta"], params["k"]) == (0.05, 8)
     assert "best_epoch" not in params
     assert "threads" not in params
     # overrides win; an LR production version passes nothing to an FFM retrain and vice versa
-    assert params_for("ffm", recorded, {"eta": 1.0})["eta"] == 1.0
-    assert algorithm_for("ctr", {"algo": "lr", "alpha": 0.3}, None) == "lr"
-    assert params_for("lr", {"algo": "lr", "alpha": 0.3}, {})["alpha"] == 0.3
-    assert params_for("ffm", {"algo": "lr", "alpha": 0.3}, {}) == params_for("ffm", None, {})
-    assert algorithm_for("ctr", None, None) == "ffm"
-    assert algorithm_for("cvr", None, None) == "lr"
-    assert algorithm_for("ctr", recorded, "lr") == "lr"
+    assert params_for("ffm", recorded, {"eta": 1.0}, "ffm")["eta"] == 1.0
+    assert algorithm_for("ctr", "lr", None, None) == "lr"
+    assert params_for("lr", {"alpha": 0.3}, {}, "lr")["alpha"] == 0.3
+    assert params_for("ffm", {"alpha": 0.3}, {}, "lr") == params_for("ffm", None, {})
+    assert algorithm_for("ctr", None, None, None) == "ffm"
+    assert algorithm_for("cvr", None, None, None) == "lr"
+    assert algorithm_for("ctr", "ffm", "lr", None) == "lr"
     with pytest.raises(TrainingInputError, match="lr has no hyper-parameter 'eta'"):
         params_for("lr", None, {"eta": 1.0})
 

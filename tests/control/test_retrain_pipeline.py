@@ -9,14 +9,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from retrain_data import MODEL, backend_urls, daily_logs
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
+from bidscore.store import open_store
 from control.cli.app import app
-from control.registry import open_registry
+from control.datagen import SHIFTED_FEATURES
 from control.retrain.pipeline import RetrainRequest, run_retrain
-from control.store import open_store
-from features.datagen import SHIFTED_FEATURES
+from tests.control.retrain_data import MODEL, backend_urls, daily_logs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -72,9 +72,11 @@ def test_first_run_promotes_and_a_second_run_is_a_noop(backends, fortnight):
     registry = open_registry(backends[0])
     assert registry.get_alias("ctr", "production").version == "1"
     manifest = registry.get_version("ctr", "1").manifest
-    assert manifest["retrain"]["train"] == {"start": "2026-11-01", "end": "2026-11-07"}
-    assert manifest["comparison"]["challenger"]["metrics"]["auc"] > 0.6
-    assert manifest["profile"]
+    assert manifest.retrain is not None
+    assert manifest.comparison is not None
+    assert manifest.retrain["train"] == {"start": "2026-11-01", "end": "2026-11-07"}
+    assert manifest.comparison["challenger"]["metrics"]["auc"] > 0.6
+    assert manifest.profile
 
     code, again, err = retrain(backends, fortnight, "--date", "2026-11-08")
     assert code == 0, err
@@ -139,7 +141,7 @@ def test_worse_challenger_is_registered_but_not_promoted(backends, fortnight):
     assert [s["status"] for s in run["steps"] if s["name"] == "promote"] == ["skipped"]
     registry = open_registry(backends[0])
     assert registry.get_alias("ctr", "production").version == "1"
-    assert registry.get_version("ctr", "2").manifest["params"]["alpha"] == 20
+    assert registry.get_version("ctr", "2").manifest.params["alpha"] == 20
 
 
 def test_no_auto_promote_registers_only(sqlite, fortnight):

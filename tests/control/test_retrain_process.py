@@ -13,12 +13,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from retrain_data import MODEL, backend_urls, daily_logs
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
+from bidscore.store import open_store
 from control.cli.app import app
-from control.registry import open_registry
-from control.store import open_store
+from tests.control.retrain_data import MODEL, backend_urls, daily_logs
 
 CONTROL = str(Path(sys.executable).parent / "control")
 # Enough epochs that training lasts a few seconds on this data: long enough to be caught
@@ -100,7 +100,7 @@ def test_killed_during_training_then_restarted_leaves_one_version(backends, fort
 
     versions = registry.list_versions("ctr")
     assert [v.version for v in versions] == ["1"]
-    artifact = versions[0].manifest["key"]
+    artifact = versions[0].manifest.key
     assert store.list_keys() == [artifact, f"{artifact}.json"]
     if backends[1].startswith("file://"):
         files = sorted(

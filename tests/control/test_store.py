@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from control.store import ArtifactStore, StoreError, open_store
+from bidscore.store import ArtifactStore, StoreError, open_store
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_killed_upload_leaves_nothing_visible(
     script = textwrap.dedent(
         f"""
         import os, signal
-        from control.store import open_store
+        from bidscore.store import open_store
         moved = 0
         def die(n):
             global moved

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import rust_core
+from bidscore.manifest import file_sha256
+from bidscore.registry import open_registry
+from bidscore.store import open_store
 from control.errors import TrainingInputError
-from control.manifest import file_sha256
-from control.registry import open_registry
-from control.store import open_store
 from control.training import (
     FFM_DEFAULTS,
     hyper_parameters,
@@ -22,14 +22,15 @@ from control.training import (
     publish,
     train_tables,
 )
-from features.readers import DataError
+from features.readers import LogReadError
 
 
 def test_ctr_trains_an_ffm_with_libffm_defaults(small_logs: Path) -> None:
     trained = train_tables("ctr", load_data("ctr", [small_logs]), params={"epochs": 2})
     m = trained.metrics
     assert trained.model.algorithm == "ffm"
-    assert trained.params["algo"] == "ffm"
+    assert trained.manifest().algorithm == "ffm"
+    assert "algo" not in trained.params
     assert {k: trained.params[k] for k in ("k", "eta", "l2", "normalize")} == {
         "k": 4,
         "eta": 0.2,
@@ -71,18 +72,18 @@ def test_publish_uploads_model_and_manifest_then_registers(
     registry, store = open_registry(backends[0]), open_store(backends[1])
     version = publish(trained_ctr, registry, store)
     assert version.version == "1"
-    key = version.manifest["key"]
+    key = version.manifest.key
     assert sorted(store.list_keys()) == [key, key + ".json"]
     local = tmp_path / "model.bin"
     store.get(version.artifact_uri, local)
-    assert file_sha256(local) == version.manifest["sha256"]
-    assert rust_core.load_model(local).checksum == version.manifest["checksum"]
+    assert file_sha256(local) == version.manifest.sha256
+    assert rust_core.load_model(local).checksum == version.manifest.checksum
     store.get(store.uri_for(key + ".json"), tmp_path / "manifest.json")
     stored = json.loads((tmp_path / "manifest.json").read_text())
     assert stored["version"] is None  # handed out by the registry after the uploads
-    assert stored["sha256"] == version.manifest["sha256"]
-    assert version.manifest["version"] == "1"
-    assert version.manifest["metrics"]["auc"] == trained_ctr.metrics.auc
+    assert stored["sha256"] == version.manifest.sha256
+    assert version.manifest.version == "1"
+    assert version.manifest.metrics["auc"] == trained_ctr.metrics.auc
     for field in ("algorithm", "params", "fingerprint", "spec", "profile", "data", "code_version"):
         assert field in version.manifest
 
@@ -137,7 +138,7 @@ def test_failed_manifest_upload_removes_the_model(trained_ctr, tmp_path: Path) -
 
 
 def test_downsampled_logs_train_a_calibrated_model(tmp_path: Path) -> None:
-    from features.datagen import write_dataset  # noqa: PLC0415
+    from control.datagen import write_dataset  # noqa: PLC0415
 
     path = tmp_path / "down.parquet"
     write_dataset(path, rows=6000, seed=11, downsample_negatives=0.5)
@@ -161,15 +162,15 @@ def test_bad_training_inputs_are_one_line_errors(small_logs: Path, tmp_path: Pat
     one_label = _write(tmp_path / "zeros.parquet", zeros)
     with pytest.raises(TrainingInputError, match="click is 0 in all 4000 rows"):
         load_data("ctr", [one_label])
-    with pytest.raises(DataError, match="no-such"):
+    with pytest.raises(LogReadError, match="no-such"):
         load_data("ctr", [tmp_path / "no-such.parquet"])
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(DataError):
+    with pytest.raises(LogReadError):
         load_data("ctr", [empty])
     bad = tmp_path / "bad.csv"
     bad.write_text("ts,app_id,click\n1,a,1\nnot-a-number,b,0\n")
-    with pytest.raises(DataError, match="ts"):
+    with pytest.raises(LogReadError, match="ts"):
         load_data("ctr", [bad])
     with pytest.raises(TrainingInputError, match="unknown model 'ltv'"):
         load_data("ltv", [small_logs])

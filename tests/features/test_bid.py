@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
 from features.bid import SPECS, TARGETS, BidRequest
-from features.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
 from features.spec import Target
 from features.tokenize import plan_for, python_values, table_csr, tokenize_table
 from features.transforms import value_text

@@ -15,11 +15,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from control.datagen import generate, write_dataset
 from features import FeatureSchema, context
 from features.bid import BidRequest
-from features.datagen import generate, write_dataset
 from features.readers import (
-    DataError,
+    LogReadError,
     Partition,
     downsample_rate,
     list_partitions,
@@ -136,7 +136,7 @@ def test_corrupted_avazu_copy_names_the_row_with_too_few_values(tmp_path: Path):
     row = src.read_text().splitlines()[37]  # data row 37
     bad = _corrupt_line(src, tmp_path / "avazu.csv", 38, row.rsplit(",", 2)[0])
 
-    with pytest.raises(DataError, match=r"avazu\.csv: row 37: 22 values for 24 columns"):
+    with pytest.raises(LogReadError, match=r"avazu\.csv: row 37: 22 values for 24 columns"):
         read_logs(bad, schema=AvazuLog)
 
 
@@ -146,7 +146,7 @@ def test_corrupted_avazu_copy_names_the_column_and_row_of_a_bad_value(tmp_path: 
     row[2] = "14x02100"  # hour
     bad = _corrupt_line(src, tmp_path / "avazu.csv", 53, ",".join(row))
 
-    with pytest.raises(DataError, match=r"avazu\.csv: column 'hour', row 52: '14x02100'"):
+    with pytest.raises(LogReadError, match=r"avazu\.csv: column 'hour', row 52: '14x02100'"):
         read_logs(bad, schema=AvazuLog)
 
 
@@ -157,7 +157,7 @@ def test_corrupted_criteo_copy_names_the_column_and_row(tmp_path: Path):
     bad = _corrupt_line(src, tmp_path / "criteo.csv", 151, ",".join(row))
 
     with pytest.raises(
-        DataError, match=r"criteo\.csv: column 'I5', row 150: 'lots' is not a number"
+        LogReadError, match=r"criteo\.csv: column 'I5', row 150: 'lots' is not a number"
     ):
         read_logs(bad, schema=CriteoLog, required_labels=["label"])
 
@@ -168,7 +168,7 @@ def test_corrupted_criteo_label_names_the_row(tmp_path: Path):
     row[0] = "2"
     bad = _corrupt_line(src, tmp_path / "criteo.csv", 10, ",".join(row))
 
-    with pytest.raises(DataError, match=r"column 'label', row 9: label 2 is not 0 or 1"):
+    with pytest.raises(LogReadError, match=r"column 'label', row 9: label 2 is not 0 or 1"):
         read_logs(bad, schema=CriteoLog, required_labels=["label"])
 
 
@@ -176,7 +176,7 @@ def test_corrupted_libffm_copy_names_the_line(tmp_path: Path):
     src = needs_sample("libffm_train")
     bad = _corrupt_line(src, tmp_path / "small_train.txt", 17, "1 3:oops:0.5")
 
-    with pytest.raises(DataError, match=r"small_train\.txt:17"):
+    with pytest.raises(LogReadError, match=r"small_train\.txt:17"):
         read_libffm(bad)
 
 
@@ -190,7 +190,7 @@ def test_missing_required_column_is_named(tmp_path: Path):
     keep = [i for i, name in enumerate(header) if name != "hour"]
     path.write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in src) + "\n")
 
-    with pytest.raises(DataError, match=r"avazu\.csv: column 'hour' is missing \(required"):
+    with pytest.raises(LogReadError, match=r"avazu\.csv: column 'hour' is missing \(required"):
         read_logs(path, schema=AvazuLog)
 
 
@@ -199,7 +199,7 @@ def test_missing_requested_label_is_named(tmp_path: Path, logs: pa.Table):
     pq.write_table(logs.drop_columns(["click"]), path)
 
     read_logs(path)  # fine when no label is asked for
-    with pytest.raises(DataError, match=r"unlabelled\.parquet: column 'click' is missing"):
+    with pytest.raises(LogReadError, match=r"unlabelled\.parquet: column 'click' is missing"):
         read_logs(path, required_labels=["click"])
 
 
@@ -211,7 +211,7 @@ def test_null_in_required_label_names_the_row(tmp_path: Path, logs: pa.Table):
         logs.set_column(logs.schema.get_field_index("click"), "click", pa.array(clicks)), path
     )
 
-    with pytest.raises(DataError, match=r"column 'click', row 42: missing value"):
+    with pytest.raises(LogReadError, match=r"column 'click', row 42: missing value"):
         read_logs(path, required_labels=["click"])
 
 
@@ -222,7 +222,7 @@ def test_wrong_type_in_parquet_names_the_row(tmp_path: Path, logs: pa.Table):
     pq.write_table(logs.set_column(logs.schema.get_field_index("ts"), "ts", pa.array(ts)), path)
 
     with pytest.raises(
-        DataError, match=r"typed\.parquet: column 'ts', row 207: 'yesterday' is not an integer"
+        LogReadError, match=r"typed\.parquet: column 'ts', row 207: 'yesterday' is not an integer"
     ):
         read_logs(path)
 
@@ -234,7 +234,9 @@ def test_float_column_is_not_silently_read_as_text(tmp_path: Path, logs: pa.Tabl
         path,
     )
 
-    with pytest.raises(DataError, match=r"column 'app_id' holds double values, expected a string"):
+    with pytest.raises(
+        LogReadError, match=r"column 'app_id' holds double values, expected a string"
+    ):
         read_logs(path)
 
 
@@ -245,7 +247,7 @@ def test_wrong_json_type_names_the_row(tmp_path: Path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     with pytest.raises(
-        DataError, match=r"logs\.jsonl: column 'app_id', row 4: 12345 is not a string"
+        LogReadError, match=r"logs\.jsonl: column 'app_id', row 4: 12345 is not a string"
     ):
         read_logs(path)
 
@@ -254,7 +256,7 @@ def test_broken_json_line_is_named(tmp_path: Path):
     path = tmp_path / "logs.jsonl"
     path.write_text('{"ts": 1, "click": 0}\n{"ts": 2, "click": 0\n')
 
-    with pytest.raises(DataError, match=r"logs\.jsonl: row 2: not valid JSON"):
+    with pytest.raises(LogReadError, match=r"logs\.jsonl: row 2: not valid JSON"):
         read_logs(path)
 
 
@@ -264,7 +266,7 @@ def test_bad_weight_is_named(tmp_path: Path, logs: pa.Table):
     path = tmp_path / "w.parquet"
     pq.write_table(logs.append_column("weight", pa.array(weights)), path)
 
-    with pytest.raises(DataError, match=r"column 'weight', row 10: weight -2.0"):
+    with pytest.raises(LogReadError, match=r"column 'weight', row 10: weight -2.0"):
         read_logs(path)
 
 
@@ -273,7 +275,7 @@ def test_empty_file_is_an_error(tmp_path: Path, name: str):
     path = tmp_path / name
     path.write_bytes(b"")
 
-    with pytest.raises(DataError, match=rf"{name}: file is empty"):
+    with pytest.raises(LogReadError, match=rf"{name}: file is empty"):
         read_logs(path)
 
 
@@ -283,9 +285,9 @@ def test_header_only_csv_and_zero_row_parquet_are_errors(tmp_path: Path, logs: p
     parquet = tmp_path / "none.parquet"
     pq.write_table(logs.slice(0, 0), parquet)
 
-    with pytest.raises(DataError, match=r"header\.csv: no data rows"):
+    with pytest.raises(LogReadError, match=r"header\.csv: no data rows"):
         read_logs(csv)
-    with pytest.raises(DataError, match=r"none\.parquet: no data rows"):
+    with pytest.raises(LogReadError, match=r"none\.parquet: no data rows"):
         read_logs(parquet)
 
 
@@ -295,11 +297,11 @@ def test_garbage_parquet_and_unknown_extension_are_errors(tmp_path: Path):
     odd = tmp_path / "logs.xlsx"
     odd.write_bytes(b"x")
 
-    with pytest.raises(DataError, match=r"garbage\.parquet: not a readable Parquet file"):
+    with pytest.raises(LogReadError, match=r"garbage\.parquet: not a readable Parquet file"):
         read_logs(garbage)
-    with pytest.raises(DataError, match=r"logs\.xlsx: unknown file type"):
+    with pytest.raises(LogReadError, match=r"logs\.xlsx: unknown file type"):
         read_logs(odd)
-    with pytest.raises(DataError, match=r"missing\.csv: no such file"):
+    with pytest.raises(LogReadError, match=r"missing\.csv: no such file"):
         read_logs(tmp_path / "missing.csv")
 
 
@@ -340,9 +342,9 @@ def test_one_partition_directory_reads_like_a_file(partitioned: Path):
 
 
 def test_date_range_without_partitions_is_an_error(partitioned: Path):
-    with pytest.raises(DataError, match=r"no partitions in 2027-01-01"):
+    with pytest.raises(LogReadError, match=r"no partitions in 2027-01-01"):
         read_logs(partitioned, start="2027-01-01")
-    with pytest.raises(DataError, match=r"start 2026-11-03 is after end 2026-11-01"):
+    with pytest.raises(LogReadError, match=r"start 2026-11-03 is after end 2026-11-01"):
         read_logs(partitioned, start="2026-11-03", end="2026-11-01")
 
 
@@ -351,7 +353,7 @@ def test_malformed_partition_name_is_an_error(tmp_path: Path, partitioned: Path)
     shutil.copytree(partitioned, root)
     (root / "dt=2026-13-01").mkdir()
 
-    with pytest.raises(DataError, match=r"partition 'dt=2026-13-01' is not dt=YYYY-MM-DD"):
+    with pytest.raises(LogReadError, match=r"partition 'dt=2026-13-01' is not dt=YYYY-MM-DD"):
         list_partitions(root)
 
 
@@ -406,5 +408,5 @@ def test_s3_partitions_read_like_local_ones(moto_server: str, partitioned: Path)
     assert one_day.equals(read_logs(local[1].path, required_labels=["click"]))
     ranged = read_logs(root, start="2026-11-03")
     assert ranged.num_rows == 400
-    with pytest.raises(DataError, match=r"s3://bidscore-logs-readers/nothing"):
+    with pytest.raises(LogReadError, match=r"s3://bidscore-logs-readers/nothing"):
         read_logs(f"s3://bidscore-logs-readers/nothing?endpoint_url={moto_server}")

@@ -10,16 +10,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # serve_harness and serve_specs, as in the servers
-
-import serve_specs
-from serve_harness import (
+import rust_core
+from control import datagen
+from tests.pyserver import serve_specs
+from tests.pyserver.serve_harness import (
     MODELS,
     Published,
     ServerFactory,
@@ -27,9 +26,6 @@ from serve_harness import (
     publish_trained,
     train,
 )
-
-import rust_core
-from features import datagen
 
 
 @pytest.fixture(scope="session")

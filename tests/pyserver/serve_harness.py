@@ -1,5 +1,5 @@
 """The scoring-server suite's harness: training small models, publishing them to a registry,
-running `python -m pyserver` as a real subprocess on 127.0.0.1, and talking to it."""
+running `python -m control serve` as a real subprocess on 127.0.0.1, and talking to it."""
 
 from __future__ import annotations
 
@@ -22,16 +22,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import rust_core
+from bidscore.manifest import Manifest
+from bidscore.registry import Registry, open_registry
+from bidscore.store import open_store
 from bidscore.v1 import scorer_pb2
-from control.registry import Registry, open_registry
-from control.store import open_store
 from features.spec import ModelSpec
 from features.tokenize import tokenize_table
+from tests.waiting import wait_until
 
 HERE = Path(__file__).parent
 
 SCORE_METHOD = "/bidscore.v1.Scorer/Score"
-SPECS_REF = "serve_specs:SPECS"
+SPECS_REF = "tests.pyserver.serve_specs:SPECS"
 MODELS = ("ctr", "cvr", "win")
 START_TIMEOUT = 60.0
 
@@ -72,7 +74,7 @@ class Published:
         key = f"{name}/{path.stem}-{len(self.registry.list_versions(name)) + 1}.model"
         uri = store.put(path, key)
         manifest = {"model": name, "checksum": checksum, "fingerprint": fingerprint}
-        version = self.registry.register_version(name, manifest, uri).version
+        version = self.registry.register_version(name, Manifest.from_json(manifest), uri).version
         self.versions.setdefault(name, []).append(version)
         return version
 
@@ -137,6 +139,14 @@ class ServerProcess:
         with urllib.request.urlopen(url, timeout=5) as reply:
             return reply.read().decode()
 
+    def polls(self) -> float:
+        return metric_value(self.metrics(), "bidscore_registry_polls_total")
+
+    def wait_for_polls(self, count: int = 2) -> None:
+        """Block until the reloader has polled `count` more times (it saw what is there now)."""
+        start = self.polls()
+        wait_until(lambda: self.polls() >= start + count, timeout=30, message="registry polls")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -184,7 +194,7 @@ class ServerFactory:
         metrics_port = self.free_port()
         log_path = self.workdir / f"server-{port}-{len(self.started)}.log"
         command = [
-            sys.executable, "-m", "pyserver",
+            sys.executable, "-m", "control", "serve",
             "--port", str(port),
             "--registry", registry_url,
             "--store", store_url,
@@ -196,7 +206,7 @@ class ServerFactory:
             "--grace", "10",
             *args,
         ]  # fmt: skip
-        full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.getcwd()])}
+        full_env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
         full_env.update(env or {})
         with log_path.open("wb") as log:
             # A session of its own: teardown kills the whole group, workers included.

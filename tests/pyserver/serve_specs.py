@@ -3,7 +3,8 @@
 The production specs hash into 2^20 (ctr) and 2^18 (cvr) buckets; a 2^20 x 25-field FFM file
 is hundreds of MB, too big to train and copy in every test. These specs keep the same schema,
 transforms and Python property (`os_family`) with a few thousand buckets. Servers started by
-the tests load them with `--specs serve_specs:SPECS` (tests/pyserver is on PYTHONPATH).
+the tests load them with `--specs tests.pyserver.serve_specs:SPECS` (the repository root is on
+PYTHONPATH).
 """
 
 from __future__ import annotations

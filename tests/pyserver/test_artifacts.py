@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_harness import Published, TrainedModel
 
-from control.store import open_store
+from bidscore.store import open_store
 from pyserver.artifacts import (
     RefusedArtifact,
     VerifiedFiles,
@@ -18,6 +17,7 @@ from pyserver.artifacts import (
     load_verified,
     prune,
 )
+from tests.pyserver.serve_harness import Published, TrainedModel
 
 
 def test_fetch_downloads_once_and_never_replaces_a_published_file(
@@ -31,7 +31,7 @@ def test_fetch_downloads_once_and_never_replaces_a_published_file(
     # A second worker fetching the same version maps the very same file (same pages).
     assert fetch(store, version, cache) == first
     assert first.stat().st_ino == inode
-    assert first == cache_path(cache, version, version.manifest["checksum"])
+    assert first == cache_path(cache, version, version.manifest.checksum)
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temp files left
 
 

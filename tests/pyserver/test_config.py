@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from control import settings
-from pyserver.config import ConfigError, ServerConfig, parse_models
+from bidscore import settings
+from pyserver.config import ServerConfig, parse_models
+from pyserver.errors import ConfigError
 
 
 def test_defaults_follow_the_issue(bidscore_home: Path) -> None:

@@ -17,7 +17,12 @@ import boto3
 import grpc
 import pytest
 from prometheus_client import CollectorRegistry
-from serve_harness import (
+
+from bidscore.v1 import scorer_pb2
+from control import datagen
+from control.monitor.predictions import read_predictions
+from pyserver.predlog import IO_ERROR, QUEUE_FULL, PredictionLog
+from tests.pyserver.serve_harness import (
     MODELS,
     Published,
     ServerFactory,
@@ -26,11 +31,6 @@ from serve_harness import (
     request_bytes,
     score,
 )
-
-from bidscore.v1 import scorer_pb2
-from control.monitor.predictions import read_predictions
-from features import datagen
-from pyserver.predlog import IO_ERROR, QUEUE_FULL, PredictionLog
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""`control serve` / `python -m pyserver`: options and one-line errors."""
+"""`control serve` (also `python -m control serve`): options and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from serve_harness import HERE
 from typer.testing import CliRunner
 
 from control.cli.app import app
+from tests.pyserver.serve_harness import HERE
 
 
 def test_control_serve_help_lists_the_options() -> None:
@@ -30,16 +30,24 @@ def test_control_serve_help_lists_the_options() -> None:
         (["--workers", "0"], "error: --workers must be at least 1, got 0"),
         (
             ["--models", "ctr,nope"],
-            "error: unknown model(s) nope: serve_specs:SPECS has ctr, cvr, win",
+            "error: unknown model(s) nope: tests.pyserver.serve_specs:SPECS has ctr, cvr, win",
         ),
         (["--specs", "no_such_module:SPECS"], "error: cannot load specs 'no_such_module:SPECS'"),
         (["--workers", "2", "--port", "0"], "error: --port 0 (any free port) cannot be shared"),
     ],
 )
 def test_bad_settings_exit_1_with_one_line(args: list[str], message: str) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.getcwd()])}
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
     result = subprocess.run(
-        [sys.executable, "-m", "pyserver", "--specs", "serve_specs:SPECS", *args],
+        [
+            sys.executable,
+            "-m",
+            "control",
+            "serve",
+            "--specs",
+            "tests.pyserver.serve_specs:SPECS",
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -4,7 +4,7 @@ import grpc
 import pytest
 
 from bidscore.v1 import scorer_pb2
-from features import datagen
+from control import datagen
 from features.bid import BidRequest
 from features.schema import FeatureSchema, candidate, context
 from pyserver.errors import RequestError

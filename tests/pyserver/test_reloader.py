@@ -17,7 +17,9 @@ import boto3
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-from serve_harness import (
+
+from control import datagen
+from tests.pyserver.serve_harness import (
     Published,
     ServerFactory,
     ServerProcess,
@@ -28,8 +30,7 @@ from serve_harness import (
     request_bytes,
     score,
 )
-
-from features import datagen
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 REQUEST = request_bytes(datagen.request_payloads(1, seed=2, candidates=6)[0], ["ctr", "cvr"])
@@ -44,12 +45,7 @@ def _served(server: ServerProcess) -> dict[str, str]:
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"condition not met within {timeout}s")
+    wait_until(condition, timeout=timeout)
 
 
 def _failures(server: ServerProcess, reason: str, model: str | None = None) -> float:
@@ -153,7 +149,7 @@ def test_bad_artifacts_are_refused_and_the_old_version_keeps_serving(
         assert server.health() == health_pb2.HealthCheckResponse.SERVING
         assert f"refused ctr version {version} ({reason})" in server.log()
     # The refused version is not retried on every poll: counted once.
-    time.sleep(1.0)
+    server.wait_for_polls()
     assert _failures(server, "format", "ctr") == 1
     # A good version after the bad ones is picked up.
     published.promote("ctr", "2")

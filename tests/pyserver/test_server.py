@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-from serve_harness import Published, ServerFactory, raw_score, request_bytes, score
 
-from features import datagen
+from control import datagen
+from tests.pyserver.serve_harness import Published, ServerFactory, raw_score, request_bytes, score
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -49,7 +50,7 @@ def test_not_serving_until_every_model_is_loaded(
         published.registry.set_alias(
             name, "canary", "1", expected_generation=0, actor="tests", reason="t"
         )
-    time.sleep(1.5)
+    server.wait_for_polls()
     assert server.health() == NOT_SERVING
     published.registry.set_alias(
         "win", "canary", "2", expected_generation=0, actor="tests", reason="t"
@@ -86,7 +87,7 @@ def test_sigterm_during_load_finishes_in_flight_calls_and_exits_0(
     threads = [threading.Thread(target=client) for _ in range(6)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    wait_until(lambda: len(outcomes) >= 20, message="calls under way")  # a loaded server
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     exit_code = server.proc.wait(timeout=30)

@@ -8,10 +8,14 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-import serve_specs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from serve_harness import (
+
+from bidscore.v1 import scorer_pb2
+from control import datagen
+from features.tokenize import tokenize_table
+from tests.pyserver import serve_specs
+from tests.pyserver.serve_harness import (
     MODELS,
     ServerFactory,
     ServerProcess,
@@ -23,10 +27,6 @@ from serve_harness import (
     request_bytes,
     score,
 )
-
-from bidscore.v1 import scorer_pb2
-from features import datagen
-from features.tokenize import tokenize_table
 
 MAX_REQUEST_BYTES = 256 * 1024
 MAX_CANDIDATES = 200

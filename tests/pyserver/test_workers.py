@@ -8,12 +8,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from serve_harness import ServerFactory, metric_value, publish_trained, request_bytes, score
 
 import rust_core
-from features import datagen
+from control import datagen
 from features.bid import SPECS
 from features.tokenize import tokenize_table
+from tests.pyserver.serve_harness import (
+    ServerFactory,
+    metric_value,
+    publish_trained,
+    request_bytes,
+    score,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 MIN_MODEL_BYTES = 200 * 1024 * 1024

@@ -2,9 +2,9 @@ import threading
 
 import numpy as np
 import pytest
-from planted import planted_lr
 
 import rust_core
+from tests.rust_core.planted import planted_lr
 
 FP = "ab" * 32
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from planted import planted_lr
 from sklearn.metrics import roc_auc_score
 
 import rust_core
+from tests.rust_core.planted import planted_lr
 
 
 @pytest.fixture(scope="module")

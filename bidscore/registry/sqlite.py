@@ -1,0 +1,320 @@
+"""The embedded registry: one SQLite file in WAL mode.
+
+Every write runs in a `BEGIN IMMEDIATE` transaction, which takes the database's write lock
+before reading, so a compare-and-set reads and writes the alias atomically even across
+processes; the alias move and its history row commit together. A connection is opened per
+operation, so one `SqliteRegistry` may be shared by threads and survives `fork`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bidscore.errors import ConflictError, NotFoundError, RegistryError
+from bidscore.manifest import Manifest
+from bidscore.registry.base import (
+    Alias,
+    AliasMove,
+    Clock,
+    Version,
+    check_alias_move,
+    check_name,
+    check_run,
+    utc_now,
+    version_number,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    artifact_uri TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    idem_key TEXT,
+    PRIMARY KEY (model, version),
+    UNIQUE (model, idem_key)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    PRIMARY KEY (model, alias)
+);
+CREATE TABLE IF NOT EXISTS alias_history (
+    model TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    from_version TEXT,
+    to_version TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (model, alias, generation)
+);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, first_seen);
+"""
+
+# Seconds a writer waits for another writer's transaction before giving up.
+_BUSY_TIMEOUT_S = 30.0
+
+
+def path_from_url(url: str) -> Path:
+    """`sqlite:///abs/path.db` -> /abs/path.db; `sqlite://rel/path.db` -> rel/path.db."""
+    rest = url.removeprefix("sqlite://").split("?", 1)[0]
+    if not rest or rest == "/":
+        raise RegistryError(
+            f"registry URL {url!r} names no file (expected sqlite:///path/registry.db)"
+        )
+    if rest.startswith("/"):
+        rest = "/" + rest.lstrip("/")
+    return Path(rest)
+
+
+class SqliteRegistry:
+    """A registry in one SQLite file (created, with its directory, on first use)."""
+
+    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
+        self.url = url
+        self._clock = clock  # lock expiry reads it; tests inject a fake
+        self.path = path_from_url(url)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot create registry directory {self.path.parent}: {exc}"
+            ) from exc
+        with self._connect() as conn:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+            except sqlite3.Error as exc:
+                raise RegistryError(f"registry {self.path} is not usable: {exc}") from exc
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE.
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise RegistryError(f"registry {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # --- versions ---------------------------------------------------------------------------
+
+    def register_version(
+        self, model: str, manifest: Manifest, artifact_uri: str, *, key: str | None = None
+    ) -> Version:
+        check_name("model", model)
+        with self._write() as conn:
+            if key is not None:
+                row = conn.execute(
+                    "SELECT * FROM versions WHERE model = ? AND idem_key = ?", (model, key)
+                ).fetchone()
+                if row is not None:
+                    return _version(row)
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE model = ?", (model,)
+            ).fetchone()
+            number = int(last) + 1
+            body = manifest.replace(model=model, version=str(number), artifact_uri=artifact_uri)
+            created_at = utc_now()
+            conn.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)",
+                (model, number, json.dumps(body.to_json()), artifact_uri, created_at, key),
+            )
+            return Version(model, str(number), body, artifact_uri, created_at, key)
+
+    def get_version(self, model: str, version: str) -> Version:
+        number = version_number(model, version)
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM versions WHERE model = ? AND version = ?", (model, number)
+            ).fetchone()
+            if row is not None:
+                return _version(row)
+            known = conn.execute(
+                "SELECT 1 FROM versions WHERE model = ? LIMIT 1", (model,)
+            ).fetchone()
+        if known is None:
+            raise NotFoundError(f"unknown model {model!r}: no version registered")
+        raise NotFoundError(f"model {model!r} has no version {version!r}")
+
+    def find_version(self, model: str, key: str) -> Version | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM versions WHERE model = ? AND idem_key = ?", (model, key)
+            ).fetchone()
+        return None if row is None else _version(row)
+
+    def list_versions(self, model: str | None = None) -> list[Version]:
+        with self._connect() as conn:
+            if model is None:
+                rows = conn.execute("SELECT * FROM versions ORDER BY model, version").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM versions WHERE model = ? ORDER BY version", (model,)
+                ).fetchall()
+        return [_version(r) for r in rows]
+
+    # --- aliases ----------------------------------------------------------------------------
+
+    def get_alias(self, model: str, alias: str) -> Alias | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT model, alias, version, generation, updated_at, updated_by FROM aliases"
+                " WHERE model = ? AND alias = ?",
+                (model, alias),
+            ).fetchone()
+        return None if row is None else Alias(*row)
+
+    def set_alias(
+        self,
+        model: str,
+        alias: str,
+        version: str,
+        *,
+        expected_generation: int,
+        actor: str,
+        reason: str,
+        kind: str = "promote",
+    ) -> Alias:
+        number = check_alias_move(model, alias, version, kind)
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM versions WHERE model = ? AND version = ?", (model, number)
+            ).fetchone()
+            if exists is None:
+                raise NotFoundError(f"model {model!r} has no version {version!r}")
+            row = conn.execute(
+                "SELECT version, generation FROM aliases WHERE model = ? AND alias = ?",
+                (model, alias),
+            ).fetchone()
+            current_version, generation = (None, 0) if row is None else (row[0], int(row[1]))
+            if generation != expected_generation:
+                raise ConflictError(
+                    f"{model}/{alias} moved: expected generation {expected_generation}, it is now"
+                    f" {generation} (version {current_version}); read it again and retry"
+                )
+            now, new_generation = utc_now(), generation + 1
+            conn.execute(
+                "INSERT INTO aliases VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (model, alias) DO UPDATE SET version = excluded.version,"
+                " generation = excluded.generation, updated_at = excluded.updated_at,"
+                " updated_by = excluded.updated_by",
+                (model, alias, str(number), new_generation, now, actor),
+            )
+            # The primary key (model, alias, generation) makes a duplicated move impossible.
+            conn.execute(
+                "INSERT INTO alias_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    model,
+                    alias,
+                    new_generation,
+                    current_version,
+                    str(number),
+                    actor,
+                    reason,
+                    kind,
+                    now,
+                ),
+            )
+        return Alias(model, alias, str(number), new_generation, now, actor)
+
+    def alias_history(self, model: str, alias: str) -> list[AliasMove]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT model, alias, generation, from_version, to_version, actor, reason, at, kind"
+                " FROM alias_history WHERE model = ? AND alias = ? ORDER BY generation",
+                (model, alias),
+            ).fetchall()
+        return [AliasMove(*r) for r in rows]
+
+    # --- locks ------------------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner, expires_at FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row[0] != owner and float(row[1]) > now:
+                return False
+            conn.execute(
+                "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " owner = excluded.owner, expires_at = excluded.expires_at",
+                (name, owner, now + ttl_seconds),
+            )
+        return True
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def put_run(self, run: dict[str, Any]) -> None:
+        run_id, model = check_run(run)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET"
+                " model = excluded.model, body = excluded.body",
+                (run_id, model, utc_now(), json.dumps(run)),
+            )
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        with self._connect() as conn:
+            row = conn.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown run {run_id!r}")
+        return dict(json.loads(row[0]))
+
+    def list_runs(self, model: str) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT body FROM runs WHERE model = ? ORDER BY first_seen, run_id", (model,)
+            ).fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+
+def _version(row: tuple[Any, ...]) -> Version:
+    model, number, manifest, artifact_uri, created_at, key = row
+    body = Manifest.from_json(json.loads(manifest))
+    return Version(model, str(number), body, artifact_uri, created_at, key)

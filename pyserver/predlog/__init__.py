@@ -1,0 +1,276 @@
+"""The scoring server's sampled prediction log.
+
+The server calls one method per answered request::
+
+    predlog.log_response(request_bytes, response_bytes)   # or the parsed messages
+
+A sampled response (default 1%) is put on a bounded queue and the call returns; a background
+thread parses, encodes and writes it. The request path therefore never waits for a disk or
+S3: when the queue is full (a slow or hung destination) or a write fails (disk full, read-only,
+upload error) the response's record is dropped and counted in the prometheus counter
+`bidscore_predlog_dropped_total{reason=...}`, and memory stays bounded by the queue size.
+
+One record (one JSONL line) per sampled response::
+
+    {"ts": 1795000000.25, "request_id": "r1",
+     "models": [{"name": "ctr", "version": "3"}, {"name": "cvr", "version": "1"}],
+     "candidates": [{"id": "c1", "scores": [0.012, 0.031], "features": {...}}],
+     "context": {...}}
+
+`scores` follow the order of `models`; `context` and per-candidate `features` (the raw wire
+strings) are present only with `include_features=True`. `control.monitor.predictions` reads
+these files back. Create the log in each worker process after forking: it owns a thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+
+from bidscore.v1 import scorer_pb2
+from pyserver.predlog.files import RecordSink, RotatingFiles, S3Files
+
+DEFAULT_SAMPLE_RATE = 0.01
+DEFAULT_QUEUE_SIZE = 4096  # sampled responses waiting for the writer
+DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
+DEFAULT_ROTATE_SECONDS = 300.0
+_BATCH = 256  # records encoded and written per flush
+_TICK_SECONDS = 0.5  # how often an idle writer checks whether the open file is due to rotate
+
+# Reasons a record was dropped (the counter's `reason` label).
+QUEUE_FULL = "queue_full"
+IO_ERROR = "io_error"
+ENCODE_ERROR = "encode_error"
+SHUTDOWN = "shutdown"
+
+_log = logging.getLogger(__name__)
+
+Request = scorer_pb2.ScoreRequest | bytes
+Response = scorer_pb2.ScoreResponse | bytes
+_Item = tuple[float, Request, Response]
+_STOP = None
+
+
+class PredictionLog:
+    """A sampled, non-blocking prediction log writing rotating JSONL files.
+
+    `destination` is a directory path (or `file:///dir`) or `s3://bucket/prefix?endpoint_url=..`.
+    Counters go to `registry` (the server's private registry; default: prometheus' global one).
+    """
+
+    def __init__(
+        self,
+        destination: str,
+        *,
+        sample_rate: float = DEFAULT_SAMPLE_RATE,
+        include_features: bool = False,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        rotate_bytes: int = DEFAULT_ROTATE_BYTES,
+        rotate_seconds: float = DEFAULT_ROTATE_SECONDS,
+        registry: CollectorRegistry | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"prediction log sample rate must be in [0, 1], got {sample_rate}")
+        if queue_size < 1:
+            raise ValueError(f"prediction log queue size must be at least 1, got {queue_size}")
+        if rotate_bytes < 1 or rotate_seconds <= 0:
+            raise ValueError("prediction log rotation size and age must be positive")
+        self.destination = destination
+        self.sample_rate = sample_rate
+        self.include_features = include_features
+        self._sink = open_sink(
+            destination, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds
+        )
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=queue_size)
+        self._sampler = random.Random(seed)
+        reg = REGISTRY if registry is None else registry
+        self._registry = reg
+        written = Counter(
+            "bidscore_predlog_records",
+            "Sampled responses written to the prediction log.",
+            registry=reg,
+        )
+        dropped = Counter(
+            "bidscore_predlog_dropped",
+            "Sampled responses the prediction log dropped: queue_full (destination too slow), "
+            "io_error (disk full, read-only, upload failed), encode_error, shutdown.",
+            ["reason"],
+            registry=reg,
+        )
+        self._written = written
+        self._dropped = {
+            r: dropped.labels(reason=r) for r in (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN)
+        }
+        self._closed = False
+        self._thread = threading.Thread(target=self._drain, name="bidscore-predlog", daemon=True)
+        self._thread.start()
+
+    # --- request path -----------------------------------------------------------------------
+
+    def log_response(
+        self, request: Request, response: Response, *, ts: float | None = None
+    ) -> bool:
+        """Sample and enqueue one answered request; never blocks. True when queued."""
+        if self._closed or self.sample_rate == 0.0:
+            return False
+        if self.sample_rate < 1.0 and self._sampler.random() >= self.sample_rate:
+            return False
+        try:
+            self._queue.put_nowait((time.time() if ts is None else ts, request, response))
+        except queue.Full:
+            self._dropped[QUEUE_FULL].inc()
+            return False
+        return True
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write what is queued, finish the open file and stop the writer.
+
+        Waits at most `timeout` seconds; a writer stuck on a hung destination is abandoned (it is
+        a daemon thread) and the records still queued are counted as dropped. True when the
+        writer finished in time.
+        """
+        if self._closed:
+            return not self._thread.is_alive()
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_STOP, timeout=max(timeout, 0.0))
+        self._thread.join(max(deadline - time.monotonic(), 0.0))
+        # Records still queued: the writer is stuck, or one raced in as the log closed.
+        left = 0
+        with contextlib.suppress(queue.Empty):
+            while True:
+                if self._queue.get_nowait() is not _STOP:
+                    left += 1
+        self._dropped[SHUTDOWN].inc(left)
+        return not self._thread.is_alive()
+
+    @property
+    def written(self) -> int:
+        """Records appended to a file so far."""
+        return int(self._registry.get_sample_value("bidscore_predlog_records_total") or 0)
+
+    def dropped(self, reason: str | None = None) -> int:
+        """Dropped records, for one reason or in total."""
+        reasons = [reason] if reason else list(self._dropped)
+        return int(
+            sum(
+                self._registry.get_sample_value("bidscore_predlog_dropped_total", {"reason": r})
+                or 0
+                for r in reasons
+            )
+        )
+
+    # --- writer thread ----------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Item] = []
+            try:
+                item = self._queue.get(timeout=_TICK_SECONDS)
+                while True:
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+                    if len(batch) >= _BATCH:
+                        break
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            if batch:
+                self._write(batch)
+            # A close() that timed out on a hung destination could not enqueue the stop
+            # marker; once unstuck, the writer sees the flag and ends instead of polling on.
+            stopping = stopping or (self._closed and self._queue.empty())
+            if stopping or self._sink.rotate_due(time.monotonic()):
+                self._finish_file()
+        with contextlib.suppress(OSError):
+            self._sink.close()
+
+    def _write(self, batch: list[_Item]) -> None:
+        lines: list[bytes] = []
+        for ts, request, response in batch:
+            try:
+                lines.append(self._encode(ts, request, response))
+            except Exception:  # one bad message must not stop the log
+                _log.warning("prediction log: cannot encode a response", exc_info=True)
+                self._dropped[ENCODE_ERROR].inc()
+        if not lines:
+            return
+        try:
+            self._sink.write(b"".join(lines), len(lines))
+        except OSError as exc:
+            lost = getattr(exc, "records", len(lines))
+            _log.warning("prediction log: dropped %d records: %s", lost, exc)
+            self._dropped[IO_ERROR].inc(lost)
+            return
+        self._written.inc(len(lines))
+
+    def _finish_file(self) -> None:
+        try:
+            self._sink.rotate()
+        except OSError as exc:
+            # The file's records were counted as written when appended; their loss is counted
+            # here, so `dropped` is exact while `records` counts appends.
+            lost = getattr(exc, "records", 0)
+            _log.warning("prediction log: could not finish a file: %s", exc)
+            self._dropped[IO_ERROR].inc(lost)
+
+    def _encode(self, ts: float, request: Request, response: Response) -> bytes:
+        req = request if isinstance(request, scorer_pb2.ScoreRequest) else _parse_request(request)
+        resp = (
+            response
+            if isinstance(response, scorer_pb2.ScoreResponse)
+            else _parse_response(response)
+        )
+        candidates: list[dict[str, Any]] = []
+        for i, scored in enumerate(resp.candidates):
+            entry: dict[str, Any] = {"id": scored.id, "scores": [float(s) for s in scored.scores]}
+            if self.include_features and i < len(req.candidates):
+                entry["features"] = dict(req.candidates[i].features)
+            candidates.append(entry)
+        record: dict[str, Any] = {
+            "ts": ts,
+            "request_id": resp.request_id or req.request_id,
+            "models": [{"name": m.name, "version": m.version} for m in resp.models],
+            "candidates": candidates,
+        }
+        if self.include_features:
+            record["context"] = dict(req.context)
+        return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def open_sink(destination: str, *, rotate_bytes: int, rotate_seconds: float) -> RecordSink:
+    """A directory (path or file:// URL) or an S3 prefix."""
+    if destination.startswith("s3://"):
+        return S3Files(destination, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
+    path = destination.removeprefix("file://")
+    if not path:
+        raise ValueError("prediction log destination is empty")
+    return RotatingFiles(Path(path), rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
+
+
+def _parse_request(data: bytes) -> scorer_pb2.ScoreRequest:
+    message = scorer_pb2.ScoreRequest()
+    message.ParseFromString(data)
+    return message
+
+
+def _parse_response(data: bytes) -> scorer_pb2.ScoreResponse:
+    message = scorer_pb2.ScoreResponse()
+    message.ParseFromString(data)
+    return message
