@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from bidscore.registry import open_registry
+from control.cli.defaults import default_of
 from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt, registry_url
 from control.cli.output import console, fail, print_json, user_errors
 from control.monitor.attribution import DEFAULT_WINDOW_SECONDS, AttributionWindows
@@ -67,6 +68,10 @@ AsOfOpt = Annotated[
         "--as-of", help="When outcomes were collected (unix seconds or ISO 8601). Default: now."
     ),
 ]
+_DEFAULT_BAND = (
+    f"{default_of(OnlineThresholds, 'calibration_low')},"
+    f"{default_of(OnlineThresholds, 'calibration_high')}"
+)
 BandOpt = Annotated[
     str, typer.Option("--calibration-band", help="LOW,HIGH: calibration outside it is flagged.")
 ]
@@ -88,13 +93,15 @@ MinPositivesOpt = Annotated[
 @app.command("offline")
 def offline(  # noqa: PLR0917 -- Typer maps each parameter to one option
     model: ModelArg,
-    auc_drop: Annotated[float, typer.Option(help="Flag an AUC drop above this fraction.")] = 0.01,
+    auc_drop: Annotated[
+        float, typer.Option(help="Flag an AUC drop above this fraction.")
+    ] = default_of(OfflineTolerances, "auc_drop"),
     logloss_rise: Annotated[
         float, typer.Option(help="Flag a logloss rise above this fraction.")
-    ] = 0.05,
+    ] = default_of(OfflineTolerances, "logloss_rise"),
     rows_drop: Annotated[
         float, typer.Option(help="Flag a row-count fall above this fraction.")
-    ] = 0.2,
+    ] = default_of(OfflineTolerances, "rows_drop"),
     registry: RegistryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -133,9 +140,9 @@ def online(  # noqa: PLR0917 -- Typer maps each parameter to one option
     bucket: BucketOpt = "1h",
     window: WindowOpt = None,
     as_of: AsOfOpt = None,
-    calibration_band: BandOpt = "0.8,1.25",
-    logloss_margin: MarginOpt = 0.1,
-    min_positives: MinPositivesOpt = 10,
+    calibration_band: BandOpt = _DEFAULT_BAND,
+    logloss_margin: MarginOpt = default_of(OnlineThresholds, "logloss_margin"),
+    min_positives: MinPositivesOpt = default_of(OnlineThresholds, "min_positives"),
     registry: RegistryOpt = None,
     specs: SpecsOpt = None,
     json_out: JsonOpt = False,
@@ -242,14 +249,18 @@ def _online_table(report: OnlineReport) -> Table:
 def drift(  # noqa: PLR0917 -- Typer maps each parameter to one option
     model: ModelArg,
     predictions: PredictionsOpt = None,
-    psi_flag: Annotated[float, typer.Option(help="PSI above this is flagged.")] = 0.1,
-    psi_alarm: Annotated[float, typer.Option(help="PSI above this is an alarm.")] = 0.25,
+    psi_flag: Annotated[float, typer.Option(help="PSI above this is flagged.")] = default_of(
+        DriftThresholds, "psi_flag"
+    ),
+    psi_alarm: Annotated[float, typer.Option(help="PSI above this is an alarm.")] = default_of(
+        DriftThresholds, "psi_alarm"
+    ),
     missing_change: Annotated[
         float, typer.Option(help="Flag a missing-rate change above this.")
-    ] = 0.05,
+    ] = default_of(DriftThresholds, "missing_change"),
     rows_drop: Annotated[
         float, typer.Option(help="Flag a training-row fall above this fraction.")
-    ] = 0.2,
+    ] = default_of(DriftThresholds, "rows_drop"),
     registry: RegistryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -341,7 +352,13 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
         log = read_predictions(predictions) if predictions else None
         online_report = None
         if log is not None and outcomes:
-            settings = _online_settings(bucket, window, "0.8,1.25", 0.1, 10)
+            settings = _online_settings(
+                bucket,
+                window,
+                _DEFAULT_BAND,
+                default_of(OnlineThresholds, "logloss_margin"),
+                default_of(OnlineThresholds, "min_positives"),
+            )
             online_report = _online_report(log, outcomes, settings, as_of, registry, specs)
         serving = log if log is not None and log.features is not None else None
         inputs = html_report.ReportInputs(
