@@ -9,6 +9,7 @@ from pathlib import Path
 from bidscore import settings
 from features import catalog
 from pyserver.errors import ConfigError
+from pyserver.limits import response_bound
 
 DEFAULT_MODELS = ("ctr", "cvr")
 # Per-request limits. The wire limit (grpc's max receive size) sits above the request limit so
@@ -17,6 +18,8 @@ DEFAULT_MODELS = ("ctr", "cvr")
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TRANSPORT_SLACK = 4
 DEFAULT_MAX_CANDIDATES = 1000
+# Entries of a request's `models` list: each adds a score per candidate to the response.
+DEFAULT_MAX_MODELS = 16
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class ServerConfig:
     metrics_port: int = 0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_candidates: int = DEFAULT_MAX_CANDIDATES
-    # Requests with more candidates than this are scored on a thread (0 = always inline).
+    max_models: int = DEFAULT_MAX_MODELS
+    # Requests with more work than this many candidates scored by every served model
+    # (candidates x requested models) are scored on a thread (0 = always inline).
     offload_candidates: int = 64
     grace_seconds: float = 10.0
     log_level: str = "INFO"
@@ -79,6 +84,13 @@ class ServerConfig:
             (
                 self.max_candidates >= 1,
                 f"--max-candidates must be at least 1, got {self.max_candidates}",
+            ),
+            (self.max_models >= 1, f"--max-models must be at least 1, got {self.max_models}"),
+            (
+                response_bound(self.max_request_bytes, self.max_candidates, self.max_models)
+                <= self.transport_max_bytes,
+                "--max-candidates x --max-models scores do not fit in a response of "
+                f"{self.transport_max_bytes} bytes (4 x --max-request-bytes)",
             ),
             (
                 self.offload_candidates >= 0,

@@ -62,10 +62,15 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     max_candidates: Annotated[
         int, typer.Option(help="More candidates in one request get INVALID_ARGUMENT.")
     ] = default_of(_C, "max_candidates"),
+    max_models: Annotated[
+        int,
+        typer.Option(help="More entries in a request's models list get INVALID_ARGUMENT."),
+    ] = default_of(_C, "max_models"),
     offload_candidates: Annotated[
         int,
         typer.Option(
-            help="Requests with more candidates are scored on a thread, not the event loop "
+            help="Requests with more work (candidates x requested models, counted as if every "
+            "served model were asked for) are scored on a thread, not the event loop "
             "(0 = always inline)."
         ),
     ] = default_of(_C, "offload_candidates"),
@@ -110,6 +115,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             metrics_port=metrics_port,
             max_request_bytes=max_request_bytes,
             max_candidates=max_candidates,
+            max_models=max_models,
             offload_candidates=offload_candidates,
             grace_seconds=grace,
             log_level=log_level.upper(),

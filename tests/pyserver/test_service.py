@@ -219,6 +219,35 @@ def test_tolerated_oddities_are_scored(channel: grpc.Channel) -> None:
         assert all(0.0 <= s <= 1.0 for c in reply.candidates for s in c.scores)
 
 
+def test_repeated_or_too_many_model_names_are_refused_and_counted(
+    channel: grpc.Channel, server: ServerProcess
+) -> None:
+    # Defect 1: "ctr" x 40,000 with 64 candidates was 2.56 million scores built on the event
+    # loop, a response over the transport limit, an ERROR traceback, and counted as OK.
+    request = _good_request()
+    del request.candidates[:]
+    for i in range(64):
+        request.candidates.add(id=f"c{i}").features["campaign_id"] = f"camp{i}"
+    before = server.metrics()
+    for models, word in [(["ctr"] * 40_000, "limit of 16"), (["ctr", "cvr", "ctr"], "'ctr'")]:
+        request.models[:] = models
+        with pytest.raises(grpc.RpcError) as info:
+            raw_score(channel)(request.SerializeToString(), timeout=30)
+        assert info.value.code() == INVALID, info.value.details()
+        assert word in info.value.details()
+    after = server.metrics()
+
+    def delta(code: str) -> float:
+        return metric_value(after, "bidscore_requests_total", code=code) - metric_value(
+            before, "bidscore_requests_total", code=code
+        )
+
+    assert delta("INVALID_ARGUMENT") == 2
+    assert delta("OK") == 0
+    assert "Traceback" not in server.log()
+    assert len(score(channel, GOOD).candidates) == 3
+
+
 def test_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as info:
         channel.unary_unary("/bidscore.v1.Scorer/Nope")(GOOD, timeout=5)
