@@ -34,6 +34,9 @@ class ServerConfig:
     poll_interval: float = 2.0
     # Upper bound of the exponential backoff while the registry or the store is unreachable.
     max_backoff: float = 30.0
+    # First retry of an artifact the server refused (doubling, up to 10 min): the bytes behind
+    # its URI may be repaired. Moving the alias always retries at once.
+    refused_retry_seconds: float = 30.0
     registry_url: str = dataclasses.field(default_factory=settings.default_registry_url)
     store_url: str = dataclasses.field(default_factory=settings.default_store_url)
     cache_dir: Path = dataclasses.field(
@@ -69,6 +72,10 @@ class ServerConfig:
             (":" in self.specs, f"--specs must look like module:attribute, got {self.specs!r}"),
             (self.poll_interval > 0, f"--poll-interval must be > 0, got {self.poll_interval}"),
             (self.max_backoff >= self.poll_interval, "max backoff must be >= --poll-interval"),
+            (
+                self.refused_retry_seconds > 0,
+                f"--refused-retry must be > 0, got {self.refused_retry_seconds}",
+            ),
             (
                 self.max_concurrent_rpcs is None or self.max_concurrent_rpcs >= 1,
                 f"--max-concurrent-rpcs must be at least 1, got {self.max_concurrent_rpcs}",

@@ -80,6 +80,14 @@ class Metrics:
             ["model", "reason"],
             registry=reg,
         )
+        self._refused = Gauge(
+            "bidscore_refused_artifact",
+            "1 for each model whose alias points at an artifact this worker refused (and is "
+            "retrying with backoff), labelled with the version and the reason.",
+            ["model", "version", "reason"],
+            registry=reg,
+        )
+        self._refused_labels: dict[tuple[str, str], str] = {}
         self.ready = Gauge(
             "bidscore_ready", "1 when every model is loaded and warmed, else 0.", registry=reg
         )
@@ -101,6 +109,18 @@ class Metrics:
 
     def reload_failed(self, model: str, reason: str) -> None:
         self.reload_failures.labels(model=model, reason=reason).inc()
+
+    def refused_now(self, model: str, version: str, reason: str) -> None:
+        old = self._refused_labels.get((model, version))
+        if old is not None and old != reason:
+            self._refused.remove(model, version, old)
+        self._refused_labels[(model, version)] = reason
+        self._refused.labels(model=model, version=version, reason=reason).set(1)
+
+    def refused_cleared(self, model: str, version: str) -> None:
+        reason = self._refused_labels.pop((model, version), None)
+        if reason is not None:
+            self._refused.remove(model, version, reason)
 
     def serve(self, host: str, port: int) -> tuple[WSGIServer, Thread]:
         """Start the /metrics HTTP endpoint on a daemon thread."""

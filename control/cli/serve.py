@@ -39,6 +39,13 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between polls of the alias pointers.")
     ] = default_of(_C, "poll_interval"),
+    refused_retry: Annotated[
+        float,
+        typer.Option(
+            help="Seconds before a refused artifact is tried again (doubling, up to 10 min); "
+            "an alias move retries at once."
+        ),
+    ] = default_of(_C, "refused_retry_seconds"),
     registry: RegistryOpt = None,
     store: StoreOpt = None,
     cache_dir: Annotated[
@@ -108,6 +115,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             specs=specs or ServerConfig().specs,
             alias=alias,
             poll_interval=poll_interval,
+            refused_retry_seconds=refused_retry,
             registry_url=registry_url(registry),
             store_url=store_url(store),
             cache_dir=cache_dir or settings.bidscore_home() / "serve-cache",

@@ -3,6 +3,7 @@ outages (SQLite and DynamoDB)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from bidscore.store.file import path_from_uri
 from control import datagen
 from tests.pyserver.serve_harness import (
     Published,
@@ -154,6 +156,71 @@ def test_bad_artifacts_are_refused_and_the_old_version_keeps_serving(
     # A good version after the bad ones is picked up.
     published.promote("ctr", "2")
     _wait_for(lambda: _served(server)["ctr"] == "2")
+
+
+def _corrupt_copy(good: TrainedModel, tmp_path: Path) -> Path:
+    corrupt = tmp_path / "corrupt.model"
+    data = bytearray(good.path.read_bytes())
+    data[-64] ^= 0xFF  # one flipped byte in the weights
+    corrupt.write_bytes(bytes(data))
+    return corrupt
+
+
+def _repair_in_store(published: Published, version: str, good: TrainedModel) -> None:
+    """Put the good bytes behind the refused version's URI (what an operator would do)."""
+    uri = published.registry.get_version("ctr", version).artifact_uri
+    target = path_from_uri(uri)
+    tmp = target.with_name(target.name + ".repair")
+    shutil.copyfile(good.path, tmp)
+    tmp.replace(target)
+
+
+def test_a_refused_artifact_repaired_in_the_store_is_loaded_after_backoff(
+    published: Published,
+    start_server: ServerFactory,
+    trained: dict[str, list[TrainedModel]],
+    tmp_path: Path,
+) -> None:
+    # Defect 2: a refused (model, version) was remembered forever.
+    server = start_server(published.registry_url, published.store_url, "--refused-retry", "0.5")
+    good = trained["ctr"][1]
+    corrupt = _corrupt_copy(good, tmp_path)
+    version = published.publish("ctr", corrupt, checksum=good.model.checksum, fingerprint="x")
+    published.promote("ctr", version)
+    _wait_for(lambda: _failures(server, "format", "ctr") >= 1)
+    text = server.metrics()
+    assert (
+        metric_value(
+            text, "bidscore_refused_artifact", model="ctr", version=version, reason="format"
+        )
+        == 1
+    )
+    assert _served(server)["ctr"] == "1"
+    _repair_in_store(published, version, good)
+    _wait_for(lambda: _served(server)["ctr"] == version)
+    assert 'bidscore_refused_artifact{model="ctr"' not in server.metrics()
+
+
+def test_an_alias_move_retries_a_refused_version_at_once(
+    published: Published,
+    start_server: ServerFactory,
+    trained: dict[str, list[TrainedModel]],
+    tmp_path: Path,
+) -> None:
+    # Defect 2: after a rollback, `promote ctr N --force` of the repaired version was ignored.
+    # The retry delay is the default 30 s: only the alias move can explain a quick reload.
+    server = start_server(published.registry_url, published.store_url)
+    good = trained["ctr"][1]
+    corrupt = _corrupt_copy(good, tmp_path)
+    version = published.publish("ctr", corrupt, checksum=good.model.checksum, fingerprint="x")
+    published.promote("ctr", version)
+    _wait_for(lambda: _failures(server, "format", "ctr") >= 1)
+    _repair_in_store(published, version, good)
+    published.promote("ctr", "1")  # rollback
+    server.wait_for_polls()
+    published.promote("ctr", version)  # promote again
+    _wait_for(lambda: _served(server)["ctr"] == version, timeout=15)
+    assert _failures(server, "format", "ctr") == 1
 
 
 def test_sqlite_registry_unreadable_keeps_serving(
