@@ -51,6 +51,9 @@ class ServerConfig:
     # (candidates x requested models) are scored on a thread (0 = always inline).
     offload_candidates: int = 64
     grace_seconds: float = 10.0
+    # Refuse (INVALID_ARGUMENT) a request carrying a feature key the schema does not define;
+    # off, such keys are only counted (bidscore_unknown_features_total, sampled).
+    strict_features: bool = False
     log_level: str = "INFO"
     # Sampled prediction log (pyserver.predlog): a directory or s3:// prefix; None = off.
     predlog: str | None = None

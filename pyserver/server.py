@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
+from pyserver.feature_keys import UnknownFeatures
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
@@ -76,6 +77,9 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         on_response=predlog.log_response if predlog is not None else None,
         offload=offload,
         offload_candidates=config.offload_candidates,
+        unknown_features=UnknownFeatures(
+            features.raw_names, strict=config.strict_features, registry=metrics.registry
+        ),
     )
     server = grpc.aio.server(
         options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs

@@ -21,6 +21,7 @@ import grpc
 
 import rust_core
 from pyserver.errors import RequestError
+from pyserver.feature_keys import UnknownFeatures
 from pyserver.limits import check_models, requested_models
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
@@ -49,6 +50,7 @@ class ScoreService:
         on_response: ResponseHook | None = None,
         offload: Executor | None = None,
         offload_candidates: int = 64,
+        unknown_features: UnknownFeatures | None = None,
     ) -> None:
         self._slot = slot
         self._metrics = metrics
@@ -60,6 +62,7 @@ class ScoreService:
         self.on_response = on_response
         self._offload = offload
         self._offload_candidates = offload_candidates
+        self._unknown_features = unknown_features
         self.draining = False
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
@@ -117,6 +120,8 @@ class ScoreService:
         names = requested_models(request)
         if names is not None:
             check_models(names, self._max_models)
+        if self._unknown_features is not None:
+            self._unknown_features.check(request)
         # The work of a request is candidates x models; the offload threshold is counted
         # for a request asking for every served model, the usual case.
         served = len(models.models) or 1

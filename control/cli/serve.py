@@ -81,6 +81,13 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             "(0 = always inline)."
         ),
     ] = default_of(_C, "offload_candidates"),
+    strict_features: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse requests with feature keys the schema does not define "
+            "(INVALID_ARGUMENT); off, they are only counted."
+        ),
+    ] = default_of(_C, "strict_features"),
     grace: Annotated[
         float, typer.Option(help="Seconds in-flight calls get to finish after SIGTERM.")
     ] = default_of(_C, "grace_seconds"),
@@ -126,6 +133,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             max_models=max_models,
             offload_candidates=offload_candidates,
             grace_seconds=grace,
+            strict_features=strict_features,
             log_level=log_level.upper(),
             predlog=predlog,
             predlog_sample_rate=predlog_sample_rate,

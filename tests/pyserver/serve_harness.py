@@ -158,7 +158,7 @@ class ServerProcess:
             pytest.fail(f"server ignored signal {sig} for {timeout}s:\n{self.log()[-3000:]}")
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
+def metric_value(text: str, name: str, /, **labels: str) -> float:
     """The value of one sample in Prometheus text format (0 if absent)."""
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):

@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from bidscore.v1 import scorer_pb2
 from control import datagen
 from features.tokenize import tokenize_table
+from pyserver.feature_keys import MAX_NAMES, UnknownFeatures
 from tests.pyserver import serve_specs
 from tests.pyserver.serve_harness import (
     MODELS,
+    Published,
     ServerFactory,
     ServerProcess,
     TrainedModel,
@@ -246,6 +249,62 @@ def test_repeated_or_too_many_model_names_are_refused_and_counted(
     assert delta("OK") == 0
     assert "Traceback" not in server.log()
     assert len(score(channel, GOOD).candidates) == 3
+
+
+def test_unknown_feature_keys_are_counted_by_name(
+    channel: grpc.Channel, server: ServerProcess
+) -> None:
+    # Defect 4: a misspelled key was silently ignored. One request in 32 is checked (sampled
+    # without --strict-features), so 64 requests include at least one checked one.
+    before = server.metrics()
+    data = _with_context("bidfloor", "0.5")
+    for _ in range(64):
+        assert len(score(channel, data).candidates) == 3
+    after = server.metrics()
+    name = "bidscore_unknown_features_total"
+    assert (
+        metric_value(after, name, name="bidfloor") - metric_value(before, name, name="bidfloor")
+        >= 1
+    )
+
+
+@pytest.mark.timeout(120)
+def test_strict_features_refuses_unknown_keys(
+    published: Published, start_server: ServerFactory
+) -> None:
+    server = start_server(published.registry_url, published.store_url, "--strict-features")
+    with grpc.insecure_channel(server.target) as chan:
+        for data, words in [
+            (_with_context("bidfloor", "0.5"), ("'bidfloor'", "context", "--strict-features")),
+            (_with_candidate("campain_id", "x", index=1), ("'campain_id'", "candidate 1")),
+        ]:
+            with pytest.raises(grpc.RpcError) as info:
+                raw_score(chan)(data, timeout=10)
+            assert info.value.code() == INVALID, info.value.details()
+            for word in words:
+                assert word in info.value.details()
+        assert len(score(chan, GOOD).candidates) == 3
+    text = server.metrics()
+    assert metric_value(text, "bidscore_requests_total", code="INVALID_ARGUMENT") == 2
+    assert metric_value(text, "bidscore_unknown_features_total", name="campain_id") == 1
+
+
+def test_unknown_feature_names_have_bounded_cardinality() -> None:
+    registry = CollectorRegistry()
+    keys = UnknownFeatures(["app_id"], strict=False, registry=registry, sample_every=1)
+    for i in range(150):
+        request = scorer_pb2.ScoreRequest()
+        request.context[f"junk{i}"] = "x"
+        request.candidates.add(id="c").features["app_id"] = "a"
+        keys.check(request.SerializeToString())
+    names = {
+        sample.labels["name"]
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "bidscore_unknown_features_total"
+    }
+    assert len(names) == MAX_NAMES + 1
+    assert registry.get_sample_value("bidscore_unknown_features_total", {"name": "other"}) == 50
 
 
 def test_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:
