@@ -54,6 +54,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
             config.predlog,
             sample_rate=config.predlog_sample_rate,
             include_features=config.predlog_features,
+            feature_names=features.raw_names,
             registry=metrics.registry,
         )
         if config.predlog

@@ -18,7 +18,12 @@ One record (one JSONL line) per sampled response::
      "context": {...}}
 
 `scores` follow the order of `models`; `context` and per-candidate `features` (the raw wire
-strings) are present only with `include_features=True`. `control.monitor.predictions` reads
+strings) are present only with `include_features=True`, and then only for the keys in
+`feature_names` (the schema's raw features: a client's other keys are never stored). Every
+client-supplied string (ids, feature values) is cut to `MAX_VALUE_CHARS` characters (a cut
+value ends with `...`), and a line is at most `max_line_bytes`: a longer record is written
+without its features (`"features_dropped": true`) and, if still too long, dropped and counted
+as `too_large`. `control.monitor.predictions` reads
 these files back. Create the log in each worker process after forking: it owns a thread.
 """
 
@@ -31,6 +36,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,11 @@ DEFAULT_SAMPLE_RATE = 0.01
 DEFAULT_QUEUE_SIZE = 4096  # sampled responses waiting for the writer
 DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 DEFAULT_ROTATE_SECONDS = 300.0
+# Client-supplied strings longer than this are cut: the log is for monitoring, not a copy of
+# whatever a client sends.
+MAX_VALUE_CHARS = 256
+DEFAULT_MAX_LINE_BYTES = 256 * 1024
+_CUT_MARK = "..."
 _BATCH = 256  # records encoded and written per flush
 _TICK_SECONDS = 0.5  # how often an idle writer checks whether the open file is due to rotate
 
@@ -51,6 +62,8 @@ QUEUE_FULL = "queue_full"
 IO_ERROR = "io_error"
 ENCODE_ERROR = "encode_error"
 SHUTDOWN = "shutdown"
+TOO_LARGE = "too_large"
+DROP_REASONS = (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE)
 
 _log = logging.getLogger(__name__)
 
@@ -78,16 +91,23 @@ class PredictionLog:
         rotate_seconds: float = DEFAULT_ROTATE_SECONDS,
         registry: CollectorRegistry | None = None,
         seed: int | None = None,
+        feature_names: Iterable[str] | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"prediction log sample rate must be in [0, 1], got {sample_rate}")
         if queue_size < 1:
             raise ValueError(f"prediction log queue size must be at least 1, got {queue_size}")
+        if max_line_bytes < 1024:
+            raise ValueError(f"prediction log line cap must be >= 1024, got {max_line_bytes}")
         if rotate_bytes < 1 or rotate_seconds <= 0:
             raise ValueError("prediction log rotation size and age must be positive")
         self.destination = destination
         self.sample_rate = sample_rate
         self.include_features = include_features
+        # None keeps every key (library use); the server passes its schema's raw features.
+        self.feature_names = frozenset(feature_names) if feature_names is not None else None
+        self.max_line_bytes = max_line_bytes
         self._sink = open_sink(
             destination, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds
         )
@@ -103,13 +123,15 @@ class PredictionLog:
         dropped = Counter(
             "bidscore_predlog_dropped",
             "Sampled responses the prediction log dropped: queue_full (destination too slow), "
-            "io_error (disk full, read-only, upload failed), encode_error, shutdown.",
+            "io_error (disk full, read-only, upload failed), encode_error, shutdown, "
+            "too_large (a line over the size cap even without features).",
             ["reason"],
             registry=reg,
         )
         self._written = written
         self._dropped = {
-            r: dropped.labels(reason=r) for r in (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN)
+            r: dropped.labels(reason=r)
+            for r in (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE)
         }
         self._closed = False
         self._thread = threading.Thread(target=self._drain, name="bidscore-predlog", daemon=True)
@@ -206,6 +228,8 @@ class PredictionLog:
         for ts, request, response in batch:
             try:
                 lines.append(self._encode(ts, request, response))
+            except _TooLargeError:
+                self._dropped[TOO_LARGE].inc()
             except Exception:  # one bad message must not stop the log
                 _log.warning("prediction log: cannot encode a response", exc_info=True)
                 self._dropped[ENCODE_ERROR].inc()
@@ -237,21 +261,55 @@ class PredictionLog:
             if isinstance(response, scorer_pb2.ScoreResponse)
             else _parse_response(response)
         )
+        line = self._line(ts, req, resp, features=self.include_features)
+        if len(line) > self.max_line_bytes and self.include_features:
+            line = self._line(ts, req, resp, features=False)
+        if len(line) > self.max_line_bytes:
+            raise _TooLargeError
+        return line
+
+    def _line(
+        self,
+        ts: float,
+        req: scorer_pb2.ScoreRequest,
+        resp: scorer_pb2.ScoreResponse,
+        *,
+        features: bool,
+    ) -> bytes:
         candidates: list[dict[str, Any]] = []
         for i, scored in enumerate(resp.candidates):
-            entry: dict[str, Any] = {"id": scored.id, "scores": [float(s) for s in scored.scores]}
-            if self.include_features and i < len(req.candidates):
-                entry["features"] = dict(req.candidates[i].features)
+            entry: dict[str, Any] = {
+                "id": _cut(scored.id),
+                "scores": [float(s) for s in scored.scores],
+            }
+            if features and i < len(req.candidates):
+                entry["features"] = self._features(req.candidates[i].features)
             candidates.append(entry)
         record: dict[str, Any] = {
             "ts": ts,
-            "request_id": resp.request_id or req.request_id,
+            "request_id": _cut(resp.request_id or req.request_id),
             "models": [{"name": m.name, "version": m.version} for m in resp.models],
             "candidates": candidates,
         }
-        if self.include_features:
-            record["context"] = dict(req.context)
+        if features:
+            record["context"] = self._features(req.context)
+        elif self.include_features:
+            record["features_dropped"] = True
         return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+    def _features(self, values: Mapping[str, str]) -> dict[str, str]:
+        names = self.feature_names
+        return {k: _cut(v) for k, v in values.items() if names is None or k in names}
+
+
+class _TooLargeError(Exception):
+    """A record over the line cap even without its features."""
+
+
+def _cut(value: str) -> str:
+    if len(value) <= MAX_VALUE_CHARS:
+        return value
+    return value[: MAX_VALUE_CHARS - len(_CUT_MARK)] + _CUT_MARK
 
 
 def open_sink(destination: str, *, rotate_bytes: int, rotate_seconds: float) -> RecordSink:
