@@ -44,6 +44,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from bidscore.v1 import scorer_pb2
 from pyserver.predlog.files import RecordSink, RotatingFiles, S3Files
+from pyserver.predlog.ratelimit import WarningLimiter
 
 DEFAULT_SAMPLE_RATE = 0.01
 DEFAULT_QUEUE_SIZE = 4096  # sampled responses waiting for the writer
@@ -56,6 +57,8 @@ DEFAULT_MAX_LINE_BYTES = 256 * 1024
 _CUT_MARK = "..."
 _BATCH = 256  # records encoded and written per flush
 _TICK_SECONDS = 0.5  # how often an idle writer checks whether the open file is due to rotate
+# A failing destination fails every batch: one warning line per interval, with a count.
+DEFAULT_WARN_INTERVAL = 60.0
 
 # Reasons a record was dropped (the counter's `reason` label).
 QUEUE_FULL = "queue_full"
@@ -91,6 +94,7 @@ class PredictionLog:
         rotate_seconds: float = DEFAULT_ROTATE_SECONDS,
         registry: CollectorRegistry | None = None,
         seed: int | None = None,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
         feature_names: Iterable[str] | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
@@ -133,6 +137,7 @@ class PredictionLog:
             r: dropped.labels(reason=r)
             for r in (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE)
         }
+        self._warnings = WarningLimiter(_log, warn_interval)
         self._closed = False
         self._thread = threading.Thread(target=self._drain, name="bidscore-predlog", daemon=True)
         self._thread.start()
@@ -222,6 +227,7 @@ class PredictionLog:
                 self._finish_file()
         with contextlib.suppress(OSError):
             self._sink.close()
+        self._warnings.flush()
 
     def _write(self, batch: list[_Item]) -> None:
         lines: list[bytes] = []
@@ -230,8 +236,8 @@ class PredictionLog:
                 lines.append(self._encode(ts, request, response))
             except _TooLargeError:
                 self._dropped[TOO_LARGE].inc()
-            except Exception:  # one bad message must not stop the log
-                _log.warning("prediction log: cannot encode a response", exc_info=True)
+            except Exception as exc:  # one bad message must not stop the log
+                self._warnings.warn("cannot encode a response", 1, exc)
                 self._dropped[ENCODE_ERROR].inc()
         if not lines:
             return
@@ -239,7 +245,7 @@ class PredictionLog:
             self._sink.write(b"".join(lines), len(lines))
         except OSError as exc:
             lost = getattr(exc, "records", len(lines))
-            _log.warning("prediction log: dropped %d records: %s", lost, exc)
+            self._warnings.warn("cannot write", lost, exc)
             self._dropped[IO_ERROR].inc(lost)
             return
         self._written.inc(len(lines))
@@ -251,7 +257,7 @@ class PredictionLog:
             # The file's records were counted as written when appended; their loss is counted
             # here, so `dropped` is exact while `records` counts appends.
             lost = getattr(exc, "records", 0)
-            _log.warning("prediction log: could not finish a file: %s", exc)
+            self._warnings.warn("could not finish a file", lost, exc)
             self._dropped[IO_ERROR].inc(lost)
 
     def _encode(self, ts: float, request: Request, response: Response) -> bytes:

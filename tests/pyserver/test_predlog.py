@@ -4,6 +4,7 @@ hung destination never blocks the caller and is counted in `bidscore_predlog_dro
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from bidscore.v1 import scorer_pb2
 from control import datagen
 from control.monitor.predictions import read_predictions
 from pyserver.predlog import IO_ERROR, MAX_VALUE_CHARS, QUEUE_FULL, TOO_LARGE, PredictionLog
+from pyserver.predlog.ratelimit import WarningLimiter
 from tests.pyserver.serve_harness import (
     MODELS,
     Published,
@@ -31,6 +33,7 @@ from tests.pyserver.serve_harness import (
     request_bytes,
     score,
 )
+from tests.waiting import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -253,6 +256,43 @@ def test_full_disk_keeps_what_fits_and_counts_the_rest(full_disk: Path) -> None:
     assert 0 < len(kept) < sent
     assert log.dropped(IO_ERROR) == sent - len(kept)
     assert log.written >= len(kept)
+
+
+def test_full_disk_warns_once_per_interval_with_a_count(
+    full_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Defect 6: every failed batch logged a WARNING line (722 lines in 8 s on a full disk).
+    log = new_log(full_disk, include_features=True)
+    with caplog.at_level("WARNING", logger="pyserver.predlog"):
+        for i in range(300):
+            assert log.log_response(*make_pair(i))
+            if i % 10 == 0:
+                time.sleep(0.01)  # pacing only: lets the writer fail many separate batches
+        assert log.close()
+    lines = [r for r in caplog.records if r.name.startswith("pyserver.predlog")]
+    # The first failure at once, the rest summed up when the log closes.
+    assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
+    assert "record(s) dropped" in lines[-1].getMessage()
+    assert log.dropped(IO_ERROR) > 0
+
+
+def test_warning_limiter_logs_once_per_interval_with_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    limiter = WarningLimiter(logging.getLogger("pyserver.predlog"), 60.0, clock=clock)
+    with caplog.at_level("WARNING", logger="pyserver.predlog"):
+        for _ in range(700):  # a full disk failing every batch for a while
+            limiter.warn("cannot write", 10, OSError(28, "No space left on device"))
+            clock.advance(0.01)
+        clock.advance(60)
+        limiter.warn("cannot write", 10, OSError(28, "No space left on device"))
+        limiter.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith("prediction log: 1 failure(s), 10 record(s) dropped")
+    assert lines[1].startswith("prediction log: 700 failure(s), 7000 record(s) dropped in the")
+    assert "No space left on device" in lines[1]
 
 
 def test_read_only_directory_drops_and_counts(read_only_dir: Path) -> None:
