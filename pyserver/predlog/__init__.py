@@ -43,7 +43,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from bidscore.v1 import scorer_pb2
-from pyserver.predlog.files import RecordSink, RotatingFiles, S3Files
+from pyserver.predlog.files import RecordSink, RotatingFiles, S3Files, recover_orphans
 from pyserver.predlog.ratelimit import WarningLimiter
 
 DEFAULT_SAMPLE_RATE = 0.01
@@ -66,7 +66,8 @@ IO_ERROR = "io_error"
 ENCODE_ERROR = "encode_error"
 SHUTDOWN = "shutdown"
 TOO_LARGE = "too_large"
-DROP_REASONS = (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE)
+PARTIAL_LINE = "partial_line"  # the cut-off last line of a file a killed worker left behind
+DROP_REASONS = (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE, PARTIAL_LINE)
 
 _log = logging.getLogger(__name__)
 
@@ -128,15 +129,18 @@ class PredictionLog:
             "bidscore_predlog_dropped",
             "Sampled responses the prediction log dropped: queue_full (destination too slow), "
             "io_error (disk full, read-only, upload failed), encode_error, shutdown, "
-            "too_large (a line over the size cap even without features).",
+            "too_large (a line over the size cap even without features), partial_line (the "
+            "last line of a file a killed worker left).",
             ["reason"],
             registry=reg,
         )
         self._written = written
-        self._dropped = {
-            r: dropped.labels(reason=r)
-            for r in (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE)
-        }
+        self._recovered = Counter(
+            "bidscore_predlog_recovered_records",
+            "Complete records kept from `.part` files that killed workers left behind.",
+            registry=reg,
+        )
+        self._dropped = {r: dropped.labels(reason=r) for r in DROP_REASONS}
         self._warnings = WarningLimiter(_log, warn_interval)
         self._closed = False
         self._thread = threading.Thread(target=self._drain, name="bidscore-predlog", daemon=True)
@@ -203,6 +207,7 @@ class PredictionLog:
     # --- writer thread ----------------------------------------------------------------------
 
     def _drain(self) -> None:
+        self._recover()
         stopping = False
         while not stopping:
             batch: list[_Item] = []
@@ -228,6 +233,27 @@ class PredictionLog:
         with contextlib.suppress(OSError):
             self._sink.close()
         self._warnings.flush()
+
+    def _recover(self) -> None:
+        """Finish the files killed workers left (on the writer thread: start-up never waits)."""
+        directory = getattr(self._sink, "directory", None)
+        if not isinstance(directory, Path):
+            return  # an S3 destination spools in a private temporary directory
+        try:
+            found = recover_orphans(directory)
+        except Exception as exc:  # recovery must never stop the writer
+            _log.warning("prediction log: cannot look for orphaned files: %s", exc)
+            return
+        for item in found:
+            # The partial line first: a reader that sees the records sees the drop too.
+            self._dropped[PARTIAL_LINE].inc(int(item.partial))
+            self._recovered.inc(item.records)
+            _log.info(
+                "prediction log: recovered %d records from an orphaned file (%s)%s",
+                item.records,
+                item.path.name,
+                ", dropped a partial last line" if item.partial else "",
+            )
 
     def _write(self, batch: list[_Item]) -> None:
         lines: list[bytes] = []

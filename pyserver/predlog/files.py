@@ -171,6 +171,62 @@ def make_dir(directory: Path) -> None:
         directory.chmod(DIR_MODE)
 
 
+@dataclass(frozen=True)
+class Recovered:
+    path: Path  # the finished file
+    records: int  # complete lines kept
+    partial: bool  # a partial last line was cut off
+
+
+def recover_orphans(directory: Path) -> list[Recovered]:
+    """Finish the `.part` files a killed process of this host left in `directory`.
+
+    A worker killed with SIGKILL (or a crashed host) never renames its open file, and the
+    monitor reads only `*.jsonl`: those records would be invisible for good. A part file is an
+    orphan when its writer (host and pid are in its name) is this host and that pid is no
+    longer running; parts of live workers (which share the directory) and of other hosts are
+    left alone. Complete lines are kept; a partial last line is cut off.
+    """
+    if not directory.is_dir():
+        return []
+    host = socket.gethostname().replace("-", "_") or "host"
+    recovered = []
+    for part in sorted(directory.glob(f"{FILE_PREFIX}*{FILE_SUFFIX}{PART_SUFFIX}")):
+        fields = part.name.removesuffix(FILE_SUFFIX + PART_SUFFIX).split("-")
+        if len(fields) < 5 or fields[-3] != host or not fields[-2].isdigit():
+            continue
+        if _running(int(fields[-2])):
+            continue
+        with contextlib.suppress(OSError):
+            recovered.append(_finish_orphan(part))
+    return recovered
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _finish_orphan(part: Path) -> Recovered:
+    data = part.read_bytes()
+    complete = data.rfind(b"\n") + 1  # 0 when not even one line is complete
+    partial = complete < len(data)
+    if complete == 0:
+        part.unlink()
+        return Recovered(part.with_suffix(""), 0, partial)
+    if partial:
+        with part.open("r+b") as handle:
+            handle.truncate(complete)
+    final = part.with_suffix("")  # drop ".part"
+    part.rename(final)
+    return Recovered(final, data.count(b"\n", 0, complete), partial)
+
+
 class S3Files:
     """Rotating files spooled in a local temporary directory and uploaded to an S3 prefix when
     finished. An upload failure loses that file's records (raised as OSError)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -477,3 +478,27 @@ def test_server_log_has_explicit_modes_and_only_schema_features(
     (record,) = read_records(log_dir)
     assert "api_key" not in record["context"]
     assert len(record["candidates"][0]["features"]["campaign_id"]) == MAX_VALUE_CHARS
+
+
+@pytest.mark.timeout(180)
+def test_parts_left_by_a_killed_worker_are_recovered_at_start(
+    published: Published, start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # Defect 7: after kill -9 the open `.part` file stayed invisible to the monitor for good.
+    log_dir = tmp_path / "predlog"
+    args = ("--predlog", str(log_dir), "--predlog-sample-rate", "1")
+    server = start_server(published.registry_url, published.store_url, *args)
+    _score_requests(server, 5)
+    _wait_for_metric(server, "bidscore_predlog_records_total", 5)
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    (part,) = log_dir.glob("*.jsonl.part")
+    with part.open("ab") as handle:
+        handle.write(b'{"ts": 17950')  # the line the writer was in the middle of
+    server = start_server(published.registry_url, published.store_url, *args)
+    _wait_for_metric(server, "bidscore_predlog_recovered_records_total", 5)
+    assert (
+        metric_value(server.metrics(), "bidscore_predlog_dropped_total", reason="partial_line") == 1
+    )
+    assert not part.exists()
+    assert len(read_records(log_dir)) == 5  # every line parses: the partial one is gone
+    assert server.stop() == 0
