@@ -10,11 +10,9 @@ reload"), and there is no shared directory of mmap files to clean up after a cra
 from __future__ import annotations
 
 import time
-from threading import Thread
-from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # Latency buckets around the target (mean <= 5 ms, p95 <= 10 ms).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
@@ -121,7 +119,3 @@ class Metrics:
         reason = self._refused_labels.pop((model, version), None)
         if reason is not None:
             self._refused.remove(model, version, reason)
-
-    def serve(self, host: str, port: int) -> tuple[WSGIServer, Thread]:
-        """Start the /metrics HTTP endpoint on a daemon thread."""
-        return start_http_server(port, addr=host, registry=self.registry)

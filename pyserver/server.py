@@ -22,6 +22,7 @@ from pyserver.errors import ConfigError
 from pyserver.feature_keys import UnknownFeatures
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
+from pyserver.metrics_http import MetricsServer
 from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
@@ -46,7 +47,9 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
     loop = asyncio.get_running_loop()
     metrics = Metrics()
     metrics_port = config.metrics_port_for(worker)
-    metrics_server = metrics.serve(config.host, metrics_port)[0] if metrics_port else None
+    metrics_server = MetricsServer(metrics.registry) if metrics_port else None
+    if metrics_server is not None:
+        await metrics_server.start(config.host, metrics_port)
 
     # Per worker, after the fork: the log owns a writer thread.
     predlog = (
@@ -82,20 +85,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
             features.raw_names, strict=config.strict_features, registry=metrics.registry
         ),
     )
-    server = grpc.aio.server(
-        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
-    )
-    handlers = service.handlers()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
-    health.add_to(server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    try:
-        server.add_insecure_port(config.address)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    server = _grpc_server(config, service, health)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -136,7 +126,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         if predlog is not None:
             predlog.close(timeout=config.grace_seconds)
         if metrics_server is not None:
-            metrics_server.shutdown()
+            await metrics_server.close()
         log.info("worker %d stopped", worker)
 
 
@@ -144,3 +134,22 @@ async def _mark_ready(health: Health, metrics: Metrics) -> None:
     if not health.serving:
         await health.set_serving(True)
         metrics.ready.set(1)
+
+
+def _grpc_server(config: ServerConfig, service: ScoreService, health: Health) -> grpc.aio.Server:
+    """The grpc.aio server with Score, health and reflection, bound but not started."""
+    server = grpc.aio.server(
+        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
+    )
+    handlers = service.handlers()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    health.add_to(server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    return server
