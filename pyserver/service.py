@@ -82,17 +82,24 @@ class ScoreService:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
         self._in_flight += 1
         try:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+            if _expired(context):
                 raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline already expired")
             models = self._slot.current
             if models is None:
                 raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
-            response, candidates = await self._score_checked(models, request)
+            response, candidates = await self._score_checked(models, request, context)
         except RequestError as exc:
             # Metrics first: the client may see the status before abort() returns.
             self._record(exc.code, start)
             await context.abort(exc.code, exc.message)
+        except asyncio.CancelledError:
+            # grpc cancels a handler that is awaiting (an offloaded request) when the deadline
+            # passes or the client goes away; the call still ended, under that status.
+            expired = _expired(context)
+            self._record(
+                grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED, start
+            )
+            raise
         except Exception as exc:
             # No request may take a worker down: anything unexpected becomes INTERNAL.
             log.exception("unexpected error while scoring")
@@ -110,7 +117,9 @@ class ScoreService:
             self.on_response(request, response)
         return response
 
-    async def _score_checked(self, models: ModelSet, request: bytes) -> tuple[bytes, int]:
+    async def _score_checked(
+        self, models: ModelSet, request: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[bytes, int]:
         """The request's own limits, then the scoring; RequestError for a refused one."""
         if len(request) > self._max_request_bytes:
             raise RequestError(
@@ -130,6 +139,10 @@ class ScoreService:
             response, candidates = await self._score_native(models.scorer, request, budget)
         else:
             response, candidates = await self._score_with_python(models.scorer, request, budget)
+        if _expired(context):
+            # Scored inline past the deadline: grpc will not deliver the response, the client
+            # sees DEADLINE_EXCEEDED, and so must the metrics (not OK).
+            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded while scoring")
         if self._max_response_bytes is not None and len(response) > self._max_response_bytes:
             # Unreachable with a valid ServerConfig (it bounds the response); if it ever
             # happens the client gets a status, not a failed send counted as OK.
@@ -220,6 +233,11 @@ def _run(
         return score(request, python_values, defer_over)
     except rust_core.ScoreError as exc:
         raise RequestError(_status_of(exc), str(getattr(exc, "message", exc))) from exc
+
+
+def _expired(context: grpc.aio.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
 
 
 def _status_of(exc: rust_core.ScoreError) -> grpc.StatusCode:

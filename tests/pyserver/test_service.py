@@ -3,7 +3,12 @@ get the right status without hurting the worker."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 
 import grpc
 import numpy as np
@@ -16,9 +21,14 @@ from bidscore.v1 import scorer_pb2
 from control import datagen
 from features.tokenize import tokenize_table
 from pyserver.feature_keys import MAX_NAMES, UnknownFeatures
+from pyserver.metrics import Metrics
+from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
+from pyserver.service import SERVICE_NAME, ScoreService
+from pyserver.serving_features import ServingFeatures
 from tests.pyserver import serve_specs
 from tests.pyserver.serve_harness import (
     MODELS,
+    SPECS_REF,
     Published,
     ServerFactory,
     ServerProcess,
@@ -30,6 +40,7 @@ from tests.pyserver.serve_harness import (
     request_bytes,
     score,
 )
+from tests.waiting import wait_until
 
 MAX_REQUEST_BYTES = 256 * 1024
 MAX_CANDIDATES = 200
@@ -449,3 +460,121 @@ def test_native_path_scores_inline_and_offloaded_requests_like_offline(
     assert delta("bidscore_requests_total", code="OK") == 8
     assert delta("bidscore_requests_total", code="INVALID_ARGUMENT") == 3
     assert delta("bidscore_requests_total", code="NOT_FOUND") == 2
+
+
+def _deadline_server(start_server: ServerFactory, published: Published, offload: str):
+    return start_server(
+        published.registry_url,
+        published.store_url,
+        "--max-candidates",
+        "5000",
+        "--offload-candidates",
+        offload,
+        models="ctr",  # no @property feature: nothing but Rust runs on the loop
+    )
+
+
+def _code_deltas(before: str, after: str):
+    def delta(code: str) -> float:
+        return metric_value(after, "bidscore_requests_total", code=code) - metric_value(
+            before, "bidscore_requests_total", code=code
+        )
+
+    return delta
+
+
+def _call(chan: grpc.Channel, data: bytes, timeout: float) -> str:
+    try:
+        raw_score(chan)(data, timeout=timeout)
+    except grpc.RpcError as exc:
+        return exc.code().name
+    return "OK"
+
+
+BIG = request_bytes(datagen.request_payloads(1, seed=3, candidates=5000)[0])
+
+
+@pytest.mark.timeout(120)
+def test_calls_scored_inline_past_their_deadline_are_not_counted_ok(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Defect 9: a call scored inline past its deadline was counted OK while the client saw
+    # DEADLINE_EXCEEDED.
+    server = _deadline_server(start_server, published, "0")
+    with grpc.insecure_channel(server.target) as chan:
+        durations = []
+        for _ in range(3):
+            started = time.perf_counter()
+            score(chan, BIG)
+            durations.append(time.perf_counter() - started)
+        before = server.metrics()
+        codes = [_call(chan, BIG, min(durations) / 3) for _ in range(20)]
+        score(chan, GOOD)  # the loop has finished every call above once this returns
+        after = server.metrics()
+    delta = _code_deltas(before, after)
+    assert "DEADLINE_EXCEEDED" in codes, codes
+    assert delta("OK") == codes.count("OK") + 1
+    assert delta("DEADLINE_EXCEEDED") >= 1
+    # A call may expire inside grpc before any handler sees it (nothing to count then).
+    assert delta("OK") - 1 + delta("DEADLINE_EXCEEDED") + delta("CANCELLED") <= 20
+
+
+@pytest.mark.timeout(60)
+def test_offloaded_calls_cancelled_or_past_their_deadline_are_counted(
+    trained: dict[str, list[TrainedModel]],
+) -> None:
+    # Defect 9: grpc cancels an offloaded call's handler at the deadline or when the client
+    # cancels; neither was counted. A real grpc.aio server and scorer in this process, so the
+    # test can hold the offload thread busy (a gate) and the calls wait there for certain.
+    features = ServingFeatures.for_models(["ctr"], SPECS_REF)
+    first = trained["ctr"][0]
+    loaded = LoadedModel("ctr", "1", first.model, first.model.checksum, str(first.path))
+    slot = ModelSlot()
+    slot.swap(ModelSet(features.build_scorer({"ctr": loaded}), MappingProxyType({"ctr": loaded})))
+    metrics = Metrics()
+    pool = ThreadPoolExecutor(max_workers=1)
+    gate = threading.Event()
+    pool.submit(gate.wait)  # the only offload thread is busy until the gate opens
+    service = ScoreService(
+        slot,
+        metrics,
+        max_request_bytes=1 << 20,
+        max_candidates=100,
+        offload=pool,
+        offload_candidates=4,
+    )
+    small = _candidates(8)  # over --offload-candidates 4
+
+    def client(port: int) -> list[str]:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
+            codes = [_call(chan, small, 0.3)]
+            call = raw_score(chan).future(small, timeout=30)
+            wait_until(lambda: service._in_flight == 1, message="the call in the handler")
+            call.cancel()
+            wait_until(lambda: service._in_flight == 0, message="the handler to end")
+            return codes
+
+    async def main() -> list[str]:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, service.handlers()),)
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, client, port)
+        finally:
+            gate.set()
+            await server.stop(0)
+
+    try:
+        codes = asyncio.run(main())
+    finally:
+        gate.set()
+        pool.shutdown(wait=True)
+    assert codes == ["DEADLINE_EXCEEDED"]
+    counted = {
+        code: metrics.registry.get_sample_value("bidscore_requests_total", {"code": code})
+        for code in ("OK", "DEADLINE_EXCEEDED", "CANCELLED")
+    }
+    assert counted == {"OK": 0, "DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
