@@ -20,6 +20,8 @@ CANDIDATE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000)
 
 # Why a reload attempt failed: an outage is retried with backoff, the rest refuse the version.
 OUTAGE = "outage"
+# A served model's cached file changed on disk (written or truncated in place); reloaded.
+CACHE_CHANGED = "cache_changed"
 REFUSED_REASONS = ("checksum", "fingerprint", "format", "warmup", "manifest")
 
 
@@ -74,7 +76,8 @@ class Metrics:
         self.reload_failures = Counter(
             "bidscore_reload_failures",
             "Reload attempts that failed: outage (registry/store unreachable, retried) or a "
-            "refused artifact (checksum, fingerprint, format, manifest, warmup).",
+            "refused artifact (checksum, fingerprint, format, manifest, warmup), or a served "
+            "model's cached file changed on disk (cache_changed, reloaded).",
             ["model", "reason"],
             registry=reg,
         )

@@ -14,6 +14,7 @@ event loop. Two kinds of failure are kept apart:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -28,7 +29,7 @@ from bidscore.store import ArtifactStore, open_store
 from pyserver.artifacts import VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
 from pyserver.errors import RefusedArtifact
-from pyserver.metrics import OUTAGE, Metrics
+from pyserver.metrics import CACHE_CHANGED, OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
 from pyserver.serving_features import ServingFeatures
 
@@ -113,6 +114,7 @@ class Reloader:
         if self._registry is None:
             self._registry = open_registry(self._config.registry_url)
         registry = self._registry
+        self._check_served_files()
         wanted = self._read_aliases(registry)
         changed = self._to_load(wanted)
         newly_loaded: dict[str, LoadedModel] = {}
@@ -154,6 +156,29 @@ class Reloader:
             except OSError as exc:  # a full or read-only cache must not stop serving
                 log.warning("could not prune the model cache: %s", exc)
         return True
+
+    def _check_served_files(self) -> None:
+        """Drop a loaded model whose cached file changed on disk, so this poll loads a fresh
+        copy and swaps it in. A file changed in place is deleted (it is corrupt for every
+        worker); one replaced by another file is simply verified again."""
+        for name, loaded in list(self._loaded.items()):
+            path = Path(loaded.path)
+            change = self._verified.changed(path)
+            if change is None:
+                continue
+            log.error(
+                "cached file of %s version %s changed on disk (%s): %s; loading a fresh copy",
+                name,
+                loaded.version,
+                change,
+                path,
+            )
+            self._metrics.reload_failed(name, CACHE_CHANGED)
+            if self._verified.in_place(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._verified.forget(path)
+            del self._loaded[name]
 
     def _read_aliases(self, registry: Registry) -> dict[str, str]:
         """model -> the version its alias points at (models without the alias left out)."""

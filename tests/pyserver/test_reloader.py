@@ -223,6 +223,42 @@ def test_an_alias_move_retries_a_refused_version_at_once(
     assert _failures(server, "format", "ctr") == 1
 
 
+def _scores(server: ServerProcess) -> list[float]:
+    with grpc.insecure_channel(server.target) as channel:
+        return [s for c in score(channel, REQUEST).candidates for s in c.scores]
+
+
+def test_cached_model_files_are_read_only_and_checked_on_every_poll(
+    published: Published, start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # Defect 10: a cached model edited in place changed live scores; truncated, it killed the
+    # worker with SIGBUS. (The tests run as root, who may write a 0444 file anyway.)
+    server = start_server(published.registry_url, published.store_url)
+    baseline = _scores(server)
+    cache = tmp_path / "cache"
+    (cached,) = (cache / "ctr").glob("1-*.model")
+    assert cached.stat().st_mode & 0o777 == 0o444
+    assert (cache / "ctr").stat().st_mode & 0o777 == 0o750
+    assert cache.stat().st_mode & 0o777 == 0o750
+
+    size = cached.stat().st_size
+    with cached.open("r+b") as handle:  # zero the weights in place, same size
+        handle.seek(128)
+        handle.write(bytes(size - 128))
+    _wait_for(lambda: _failures(server, "cache_changed", "ctr") >= 1)
+    _wait_for(lambda: _scores(server) == baseline)  # the fresh copy is swapped in
+    assert "changed on disk (modified in place)" in server.log()
+
+    (cached,) = (cache / "ctr").glob("1-*.model")  # the fresh copy
+    with cached.open("r+b") as handle:
+        handle.truncate(4096)
+    _wait_for(lambda: _failures(server, "cache_changed", "ctr") >= 2)
+    server.wait_for_polls()  # the poll that noticed it has swapped a fresh copy in
+    assert _scores(server) == baseline
+    assert server.proc.poll() is None
+    assert f"size {size} -> 4096 bytes" in server.log()
+
+
 def test_sqlite_registry_unreadable_keeps_serving(
     published: Published, start_server: ServerFactory
 ) -> None:
