@@ -112,7 +112,8 @@ class Reloader:
     def poll_once(self) -> bool:
         """One poll; True if a new model set was swapped in. Outages raise."""
         if self._registry is None:
-            self._registry = open_registry(self._config.registry_url)
+            # Never create it: a registry file that vanished is an outage, not a new empty one.
+            self._registry = open_registry(self._config.registry_url, create=False)
         registry = self._registry
         self._check_served_files()
         wanted = self._read_aliases(registry)

@@ -22,7 +22,9 @@ from types import FrameType
 
 import uvloop
 
+from bidscore.registry import missing_registry
 from pyserver.config import ServerConfig
+from pyserver.errors import ConfigError
 from pyserver.server import serve
 from pyserver.serving_features import ServingFeatures
 
@@ -47,6 +49,11 @@ def run_server(config: ServerConfig) -> int:
     """The server's entry point: load the feature code, fork the workers, serve until
     signalled; the process exit code. Raises ConfigError for settings that cannot work."""
     features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
+    # A mistyped registry path would otherwise be created empty, and the server would wait
+    # for aliases that never come; the path is in the message.
+    missing = missing_registry(config.registry_url)
+    if missing is not None:
+        raise ConfigError(missing)
     return run(config, features)
 
 

@@ -92,13 +92,28 @@ def path_from_url(url: str) -> Path:
     return Path(rest)
 
 
-class SqliteRegistry:
-    """A registry in one SQLite file (created, with its directory, on first use)."""
+def missing_message(url: str) -> str | None:
+    path = path_from_url(url)
+    if path.exists():
+        return None
+    return (
+        f"registry {path} does not exist (check --registry / BIDSCORE_REGISTRY; "
+        "a writing command such as `control train` creates it)"
+    )
 
-    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
+
+class SqliteRegistry:
+    """A registry in one SQLite file (created, with its directory, on first use when
+    `create`; `created` says whether this object created it)."""
+
+    def __init__(self, url: str, *, clock: Clock = time.time, create: bool = True) -> None:
         self.url = url
         self._clock = clock  # lock expiry reads it; tests inject a fake
         self.path = path_from_url(url)
+        missing = missing_message(url)
+        if missing is not None and not create:
+            raise RegistryError(missing)
+        self.created = missing is not None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
