@@ -22,7 +22,10 @@ CANDIDATE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000)
 OUTAGE = "outage"
 # A served model's cached file changed on disk (written or truncated in place); reloaded.
 CACHE_CHANGED = "cache_changed"
-REFUSED_REASONS = ("checksum", "fingerprint", "format", "warmup", "manifest")
+# The alias points at a version the registry does not have: refused like a bad artifact
+# (logged with model, alias and version; retried when the alias moves), never an outage.
+MISSING_VERSION = "missing_version"
+REFUSED_REASONS = ("checksum", "fingerprint", "format", "warmup", "manifest", MISSING_VERSION)
 
 
 class Metrics:
@@ -76,7 +79,8 @@ class Metrics:
         self.reload_failures = Counter(
             "bidscore_reload_failures",
             "Reload attempts that failed: outage (registry/store unreachable, retried) or a "
-            "refused artifact (checksum, fingerprint, format, manifest, warmup), or a served "
+            "refused artifact (checksum, fingerprint, format, manifest, warmup), an alias "
+            "pointing at a version that is not registered (missing_version), or a served "
             "model's cached file changed on disk (cache_changed, reloaded).",
             ["model", "reason"],
             registry=reg,

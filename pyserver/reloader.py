@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from bidscore.registry import Alias, Registry, open_registry
+from bidscore.registry import Alias, NotFoundError, Registry, open_registry
 from bidscore.store import ArtifactStore, open_store
 from pyserver.artifacts import VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
 from pyserver.errors import RefusedArtifact
-from pyserver.metrics import CACHE_CHANGED, OUTAGE, Metrics
+from pyserver.metrics import CACHE_CHANGED, MISSING_VERSION, OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
 from pyserver.serving_features import ServingFeatures
 
@@ -212,7 +212,16 @@ class Reloader:
     def _load(self, registry: Registry, name: str, version: str) -> LoadedModel:
         if self._store is None:
             self._store = open_store(self._config.store_url)
-        entry = registry.get_version(name, version)
+        try:
+            entry = registry.get_version(name, version)
+        except NotFoundError as exc:
+            # The registry answered: this is a dangling alias, not an outage. Backing off
+            # exponentially and calling it "unavailable" sent operators after the wrong cause.
+            raise RefusedArtifact(
+                MISSING_VERSION,
+                f"alias {self._config.alias!r} of {name} points at version {version}, "
+                f"which is not registered ({exc})",
+            ) from exc
         self._artifacts[name] = (version, entry.manifest.checksum, entry.artifact_uri)
         path = fetch(self._store, entry, self._config.cache_dir)
         return self._verified.load(entry, path, self._features.fingerprints[name])

@@ -4,6 +4,7 @@ outages (SQLite and DynamoDB)."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -257,6 +258,32 @@ def test_cached_model_files_are_read_only_and_checked_on_every_poll(
     assert _scores(server) == baseline
     assert server.proc.poll() is None
     assert f"size {size} -> 4096 bytes" in server.log()
+
+
+def test_an_alias_to_a_missing_version_is_reported_as_such_not_as_an_outage(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Defect 13: a dangling alias was logged as a registry outage, with exponential backoff.
+    server = start_server(published.registry_url, published.store_url)
+    db = published.registry_url.removeprefix("sqlite://")
+    with sqlite3.connect(db) as conn:  # what a bad manual fix or a partial restore leaves
+        conn.execute(
+            "UPDATE aliases SET version = '42', generation = generation + 1 "
+            "WHERE model = 'ctr' AND alias = 'production'"
+        )
+    _wait_for(lambda: _failures(server, "missing_version", "ctr") >= 1)
+    assert _failures(server, "outage") == 0
+    assert "alias 'production' of ctr points at version 42, which is not registered" in (
+        server.log()
+    )
+    # Polling goes on at the normal interval (0.2 s), not a backoff doubling towards 30 s.
+    started = time.monotonic()
+    server.wait_for_polls(10)
+    assert time.monotonic() - started < 8
+    assert _failures(server, "outage") == 0
+    assert _served(server)["ctr"] == "1"
+    published.promote("ctr", "2")
+    _wait_for(lambda: _served(server)["ctr"] == "2")
 
 
 def test_sqlite_registry_unreadable_keeps_serving(
