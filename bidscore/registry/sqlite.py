@@ -18,6 +18,7 @@ from typing import Any
 
 from bidscore.errors import ConflictError, NotFoundError, RegistryError
 from bidscore.manifest import Manifest
+from bidscore.modes import create_file, make_dirs
 from bidscore.registry.base import (
     Alias,
     AliasMove,
@@ -115,11 +116,20 @@ class SqliteRegistry:
             raise RegistryError(missing)
         self.created = missing is not None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         except OSError as exc:
             raise RegistryError(
                 f"cannot create registry directory {self.path.parent}: {exc}"
             ) from exc
+        if self.created:
+            # Created here with an explicit mode (SQLite gives its -wal and -shm files the
+            # database's permissions); another process creating it first is fine.
+            try:
+                create_file(self.path).close()
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise RegistryError(f"cannot create registry {self.path}: {exc}") from exc
         with self._connect() as conn:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")

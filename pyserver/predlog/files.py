@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from bidscore.modes import create_file, make_dirs
+
 FILE_PREFIX = "predictions-"
 FILE_SUFFIX = ".jsonl"
 PART_SUFFIX = ".part"
-# Explicit modes, whatever the umask: the log holds traffic (the group may read it for
-# monitoring, nobody else), and only the server writes the directory it creates.
-FILE_MODE = 0o640
-DIR_MODE = 0o750
+# Files and directories get bidscore.modes' explicit modes, whatever the umask: the log holds
+# traffic (the group may read it for monitoring, nobody else), only the server writes.
 
 
 class LostRecordsError(OSError):
@@ -124,16 +124,10 @@ class RotatingFiles:
         self.rotate()
 
     def _open_new(self) -> _OpenFile:
-        make_dir(self.directory)
+        make_dirs(self.directory)
         now = time.time()
         path = self.directory / (file_name(next(self._seq), now) + PART_SUFFIX)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)  # the umask only ever removes bits: set them exactly
-            handle = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
+        handle = create_file(path)
         self._open = _OpenFile(path=path, handle=handle, opened_at=time.monotonic())
         return self._open
 
@@ -159,16 +153,6 @@ class RotatingFiles:
                 current.path.unlink()
             return current.records
         return 0
-
-
-def make_dir(directory: Path) -> None:
-    """Create `directory` (and missing parents) with DIR_MODE; an existing one is left as the
-    operator made it."""
-    if directory.is_dir():
-        return
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        directory.chmod(DIR_MODE)
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,26 @@ def test_a_writing_command_creates_the_registry_and_says_so_once(
     assert invoke("models", "list", *urls[:2]).exit_code == 0
 
 
+def test_artifacts_manifests_and_registry_get_explicit_modes(
+    tmp_path: Path, small_logs: Path
+) -> None:
+    # Defect 14: modes came from the umask (0666 files and 0777 directories under umask 0).
+    urls = ["--registry", f"sqlite://{tmp_path / 'db' / 'r.db'}"]
+    urls += ["--store", f"file://{tmp_path / 'store'}"]
+    old = os.umask(0)
+    try:
+        result = invoke("train", *CTR_LR, "--data", str(small_logs), *urls)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.stderr
+    files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} == {".model", ".json"}
+    for path in [*files, tmp_path / "db" / "r.db"]:
+        assert path.stat().st_mode & 0o777 == 0o640, path
+    for path in [tmp_path / "store", tmp_path / "store" / "ctr", tmp_path / "db"]:
+        assert path.stat().st_mode & 0o777 == 0o750, path
+
+
 def test_environment_variables_choose_the_backends(tmp_path: Path, small_logs: Path) -> None:
     env = {
         "BIDSCORE_REGISTRY": f"sqlite://{tmp_path / 'env.db'}",
