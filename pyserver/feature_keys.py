@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from bidscore.v1 import scorer_pb2
 from pyserver.errors import RequestError
+from pyserver.feature_ranges import RangeChecks, Ranges
 
 SAMPLE_EVERY = 32
 # Label values are client-controlled: the first MAX_NAMES distinct names get a label of their
@@ -37,9 +38,11 @@ class UnknownFeatures:
         strict: bool,
         registry: CollectorRegistry,
         sample_every: int = SAMPLE_EVERY,
+        ranges: RangeChecks | None = None,
     ) -> None:
         self.known = frozenset(known)
         self.strict = strict
+        self._ranges = ranges
         self._every = 1 if strict else max(1, sample_every)
         self._tick = itertools.count()
         self._counter = Counter(
@@ -56,8 +59,14 @@ class UnknownFeatures:
         )
         self._names: set[str] = set()
 
-    def check(self, request: bytes, message: scorer_pb2.ScoreRequest | None = None) -> None:
-        """Count the unknown keys of a (sampled) request; RequestError when strict."""
+    def check(
+        self,
+        request: bytes,
+        message: scorer_pb2.ScoreRequest | None = None,
+        ranges: Ranges | None = None,
+    ) -> None:
+        """Count the unknown keys (and, with `ranges`, the numeric values out of their training
+        range) of a (sampled) request; RequestError when strict."""
         if next(self._tick) % self._every:
             return
         if message is None:
@@ -86,6 +95,8 @@ class UnknownFeatures:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"{first}; this server refuses keys outside the schema (--strict-features)",
             )
+        if self._ranges is not None:
+            self._ranges.check(message, ranges or {})
 
     def _count(self, names: list[str]) -> None:
         for name in names:

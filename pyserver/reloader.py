@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,6 +29,7 @@ from bidscore.store import ArtifactStore, open_store
 from pyserver.artifacts import VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
 from pyserver.errors import RefusedArtifact
+from pyserver.feature_ranges import numeric_ranges
 from pyserver.metrics import CACHE_CHANGED, MISSING_VERSION, OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
 from pyserver.serving_features import ServingFeatures
@@ -224,7 +225,8 @@ class Reloader:
             ) from exc
         self._artifacts[name] = (version, entry.manifest.checksum, entry.artifact_uri)
         path = fetch(self._store, entry, self._config.cache_dir)
-        return self._verified.load(entry, path, self._features.fingerprints[name])
+        loaded = self._verified.load(entry, path, self._features.fingerprints[name])
+        return replace(loaded, ranges=numeric_ranges(entry.manifest.profile))
 
     def _refuse(self, name: str, version: str, exc: RefusedArtifact) -> None:
         alias = self._aliases.get(name)

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
 from pyserver.feature_keys import UnknownFeatures
+from pyserver.feature_ranges import RangeChecks
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
 from pyserver.metrics_http import MetricsServer
@@ -82,7 +83,12 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         offload=offload,
         offload_candidates=config.offload_candidates,
         unknown_features=UnknownFeatures(
-            features.raw_names, strict=config.strict_features, registry=metrics.registry
+            features.raw_names,
+            strict=config.strict_features,
+            registry=metrics.registry,
+            ranges=RangeChecks(
+                features.numeric_raw, strict=config.strict_features, registry=metrics.registry
+            ),
         ),
     )
     server = _grpc_server(config, service, health)

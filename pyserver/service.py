@@ -130,7 +130,7 @@ class ScoreService:
         if names is not None:
             check_models(names, self._max_models)
         if self._unknown_features is not None:
-            self._unknown_features.check(request)
+            self._unknown_features.check(request, ranges=models.ranges)
         # The work of a request is candidates x models; the offload threshold is counted
         # for a request asking for every served model, the usual case.
         served = len(models.models) or 1

@@ -69,11 +69,24 @@ class Published:
     registry: Registry
     versions: dict[str, list[str]] = field(default_factory=dict)
 
-    def publish(self, name: str, path: Path, *, checksum: str, fingerprint: str) -> str:
+    def publish(
+        self,
+        name: str,
+        path: Path,
+        *,
+        checksum: str,
+        fingerprint: str,
+        profile: dict[str, Any] | None = None,
+    ) -> str:
         store = open_store(self.store_url)
         key = f"{name}/{path.stem}-{len(self.registry.list_versions(name)) + 1}.model"
         uri = store.put(path, key)
-        manifest = {"model": name, "checksum": checksum, "fingerprint": fingerprint}
+        manifest: dict[str, Any] = {
+            "model": name,
+            "checksum": checksum,
+            "fingerprint": fingerprint,
+            "profile": profile or {},
+        }
         version = self.registry.register_version(name, Manifest.from_json(manifest), uri).version
         self.versions.setdefault(name, []).append(version)
         return version

@@ -288,6 +288,11 @@ def test_strict_features_refuses_unknown_keys(
         for data, words in [
             (_with_context("bidfloor", "0.5"), ("'bidfloor'", "context", "--strict-features")),
             (_with_candidate("campain_id", "x", index=1), ("'campain_id'", "candidate 1")),
+            # Defect 3: a finite f64 but an infinite f32 was scored.
+            (
+                _with_candidate("bid_price", "1e39", index=1),
+                ("'bid_price'", "candidate 1", "not a finite 32-bit float"),
+            ),
         ]:
             with pytest.raises(grpc.RpcError) as info:
                 raw_score(chan)(data, timeout=10)
@@ -296,8 +301,44 @@ def test_strict_features_refuses_unknown_keys(
                 assert word in info.value.details()
         assert len(score(chan, GOOD).candidates) == 3
     text = server.metrics()
-    assert metric_value(text, "bidscore_requests_total", code="INVALID_ARGUMENT") == 2
+    assert metric_value(text, "bidscore_requests_total", code="INVALID_ARGUMENT") == 3
     assert metric_value(text, "bidscore_unknown_features_total", name="campain_id") == 1
+    assert metric_value(text, "bidscore_feature_not_finite_total", feature="bid_price") == 1
+
+
+@pytest.mark.timeout(120)
+def test_values_outside_the_training_range_are_counted_per_model_and_feature(
+    published: Published, start_server: ServerFactory, trained: dict[str, list[TrainedModel]]
+) -> None:
+    # Defect 3: nothing showed that live values left the range the model was trained on.
+    cvr = trained["cvr"][1]
+    profile = {"bid_price": {"type": "float", "min": 0.0, "max": 10.0}}
+    version = published.publish(
+        "cvr",
+        cvr.path,
+        checksum=cvr.model.checksum,
+        fingerprint=cvr.model.fingerprint,
+        profile=profile,
+    )
+    published.promote("cvr", version)
+    server = start_server(published.registry_url, published.store_url)
+    with grpc.insecure_channel(server.target) as chan:
+        # 32 requests of each kind: one in 32 requests is checked (sampled).
+        for data in [_with_candidate("bid_price", "1000")] * 32 + [
+            _with_candidate("bid_price", "1e39")
+        ] * 32:
+            assert [m.name for m in score(chan, data).models] == ["ctr", "cvr", "win"]
+    text = server.metrics()
+    assert (
+        metric_value(text, "bidscore_feature_out_of_range_total", model="cvr", feature="bid_price")
+        >= 1
+    )
+    assert metric_value(text, "bidscore_feature_not_finite_total", feature="bid_price") >= 1
+    # ctr and win have no profile: nothing to compare against.
+    assert (
+        metric_value(text, "bidscore_feature_out_of_range_total", model="ctr", feature="bid_price")
+        == 0
+    )
 
 
 def test_unknown_feature_names_have_bounded_cardinality() -> None:
