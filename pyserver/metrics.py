@@ -10,6 +10,7 @@ reload"), and there is no shared directory of mmap files to clean up after a cra
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -98,6 +99,7 @@ class Metrics:
         )
         self._last_reload = time.monotonic()
         self._reloaded_once = False
+        self._served_versions: dict[str, str] = {}
         since = Gauge(
             "bidscore_seconds_since_last_reload",
             "Seconds since the last successful reload (since start-up before the first one).",
@@ -107,6 +109,7 @@ class Metrics:
 
     def reload_succeeded(self, versions: dict[str, str], changed: list[str]) -> None:
         self._last_reload = time.monotonic()
+        self._served_versions = dict(versions)
         for name in changed:
             self.reload_successes.labels(model=name).inc()
         for name, version in versions.items():
@@ -114,6 +117,20 @@ class Metrics:
 
     def reload_failed(self, model: str, reason: str) -> None:
         self.reload_failures.labels(model=model, reason=reason).inc()
+
+    def health_details(self) -> dict[str, Any]:
+        """What `GET /health` on the metrics port shows: the gRPC health protocol has only
+        SERVING/NOT_SERVING, an operator also wants to see why a version is not served."""
+        ready = self.registry.get_sample_value("bidscore_ready")
+        return {
+            "ready": ready == 1,
+            "served": dict(self._served_versions),
+            "refused": [
+                {"model": model, "version": version, "reason": reason}
+                for (model, version), reason in sorted(self._refused_labels.items())
+            ],
+            "seconds_since_last_reload": round(time.monotonic() - self._last_reload, 3),
+        }
 
     def refused_now(self, model: str, version: str, reason: str) -> None:
         old = self._refused_labels.get((model, version))

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -26,8 +29,11 @@ class MetricsServer:
         *,
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._registry = registry
+        # `GET /health`: a JSON summary (served versions, refused artifacts) for operators.
+        self._details = details
         self._max_connections = max_connections
         self._idle_timeout = idle_timeout
         self._open = 0
@@ -73,6 +79,9 @@ class MetricsServer:
             status, body, kind = b"405 Method Not Allowed", b"", b"text/plain"
         elif path in (b"/", b"/metrics"):
             status, body, kind = b"200 OK", generate_latest(self._registry), None
+        elif path == b"/health" and self._details is not None:
+            body = json.dumps(self._details(), sort_keys=True).encode()
+            status, kind = b"200 OK", b"application/json"
         else:
             status, body, kind = b"404 Not Found", b"", b"text/plain"
         content_type = kind or CONTENT_TYPE_LATEST.encode()

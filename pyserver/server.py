@@ -48,7 +48,9 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
     loop = asyncio.get_running_loop()
     metrics = Metrics()
     metrics_port = config.metrics_port_for(worker)
-    metrics_server = MetricsServer(metrics.registry) if metrics_port else None
+    metrics_server = (
+        MetricsServer(metrics.registry, details=metrics.health_details) if metrics_port else None
+    )
     if metrics_server is not None:
         await metrics_server.start(config.host, metrics_port)
 

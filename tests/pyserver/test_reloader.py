@@ -3,6 +3,7 @@ outages (SQLite and DynamoDB)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -197,9 +198,19 @@ def test_a_refused_artifact_repaired_in_the_store_is_loaded_after_backoff(
         == 1
     )
     assert _served(server)["ctr"] == "1"
+    details = _health_details(server)
+    assert details["refused"] == [{"model": "ctr", "reason": "format", "version": version}]
+    assert details["served"]["ctr"] == "1"
     _repair_in_store(published, version, good)
     _wait_for(lambda: _served(server)["ctr"] == version)
     assert 'bidscore_refused_artifact{model="ctr"' not in server.metrics()
+    _wait_for(lambda: _health_details(server)["refused"] == [])
+
+
+def _health_details(server: ServerProcess) -> dict:
+    url = f"http://127.0.0.1:{server.metrics_port}/health"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return json.loads(reply.read())
 
 
 def test_an_alias_move_retries_a_refused_version_at_once(
