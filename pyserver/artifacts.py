@@ -30,6 +30,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 # Cached artifacts kept per model beyond the served one: enough for a quick rollback without
 # a download, few enough that a model updated several times a day cannot fill the disk.
 KEEP_PER_MODEL = 3
+# A cached model is mapped into every worker: a write to it changes live scores and a
+# truncation kills the workers (SIGBUS). Files are read-only and the directories writable by
+# the server's user only, whatever the umask.
+CACHE_FILE_MODE = 0o444
+CACHE_DIR_MODE = 0o750
 
 
 def cache_path(cache_dir: Path, version: Version, checksum: str) -> Path:
@@ -51,17 +56,35 @@ def fetch(store: ArtifactStore, version: Version, cache_dir: Path) -> Path:
         )
     final = cache_path(cache_dir, version, checksum)
     if final.exists():
+        _make_read_only(final)  # a file cached by an older server may still be writable
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_dir(cache_dir)
+    make_cache_dir(final.parent)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
     try:
         store.get(version.artifact_uri, str(tmp))
+        os.chmod(tmp, CACHE_FILE_MODE)
         # FileExistsError: another worker published the same artifact first; use theirs.
         with contextlib.suppress(FileExistsError):
             os.link(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return final
+
+
+def make_cache_dir(directory: Path) -> None:
+    """Create `directory` (mode CACHE_DIR_MODE); tighten it if this user owns it."""
+    directory.mkdir(mode=CACHE_DIR_MODE, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if directory.stat().st_uid == os.geteuid():
+            directory.chmod(CACHE_DIR_MODE)
+
+
+def _make_read_only(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 != CACHE_FILE_MODE:
+            path.chmod(CACHE_FILE_MODE)
 
 
 def load_verified(version: Version, path: Path, expected_fingerprint: str) -> LoadedModel:
@@ -145,6 +168,42 @@ class VerifiedFiles:
         loaded = load_verified(version, path, expected_fingerprint)
         self._files[key] = (identity, loaded)
         return loaded
+
+    def changed(self, path: Path) -> str | None:
+        """How a file this object verified differs on disk now (None: unchanged or unknown).
+
+        Checked on every poll for the served files: a file written or truncated in place is
+        noticed within one poll interval instead of serving altered weights (or SIGBUS)."""
+        known = self._files.get(str(path))
+        if known is None:
+            return None
+        identity, _ = known
+        try:
+            now = _Identity.of(path)
+        except OSError as exc:
+            return f"cannot stat it: {exc}"
+        if now == identity:
+            return None
+        if (now.device, now.inode) != (identity.device, identity.inode):
+            return "replaced by another file"
+        if now.size != identity.size:
+            return f"size {identity.size} -> {now.size} bytes"
+        return "modified in place"
+
+    def in_place(self, path: Path) -> bool:
+        """Whether `path` is still the very inode this object verified (edited, not replaced)."""
+        known = self._files.get(str(path))
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return known is not None and (st.st_dev, st.st_ino) == (
+            known[0].device,
+            known[0].inode,
+        )
+
+    def forget(self, path: Path) -> None:
+        self._files.pop(str(path), None)
 
     def _forget_missing(self) -> None:
         for key in [k for k in self._files if not os.path.exists(k)]:

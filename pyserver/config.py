@@ -9,6 +9,7 @@ from pathlib import Path
 from bidscore import settings
 from features import catalog
 from pyserver.errors import ConfigError
+from pyserver.limits import response_bound
 
 DEFAULT_MODELS = ("ctr", "cvr")
 # Per-request limits. The wire limit (grpc's max receive size) sits above the request limit so
@@ -17,6 +18,8 @@ DEFAULT_MODELS = ("ctr", "cvr")
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 TRANSPORT_SLACK = 4
 DEFAULT_MAX_CANDIDATES = 1000
+# Entries of a request's `models` list: each adds a score per candidate to the response.
+DEFAULT_MAX_MODELS = 16
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class ServerConfig:
     poll_interval: float = 2.0
     # Upper bound of the exponential backoff while the registry or the store is unreachable.
     max_backoff: float = 30.0
+    # First retry of an artifact the server refused (doubling, up to 10 min): the bytes behind
+    # its URI may be repaired. Moving the alias always retries at once.
+    refused_retry_seconds: float = 30.0
     registry_url: str = dataclasses.field(default_factory=settings.default_registry_url)
     store_url: str = dataclasses.field(default_factory=settings.default_store_url)
     cache_dir: Path = dataclasses.field(
@@ -40,9 +46,14 @@ class ServerConfig:
     metrics_port: int = 0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_candidates: int = DEFAULT_MAX_CANDIDATES
-    # Requests with more candidates than this are scored on a thread (0 = always inline).
+    max_models: int = DEFAULT_MAX_MODELS
+    # Requests with more work than this many candidates scored by every served model
+    # (candidates x requested models) are scored on a thread (0 = always inline).
     offload_candidates: int = 64
     grace_seconds: float = 10.0
+    # Refuse (INVALID_ARGUMENT) a request carrying a feature key the schema does not define;
+    # off, such keys are only counted (bidscore_unknown_features_total, sampled).
+    strict_features: bool = False
     log_level: str = "INFO"
     # Sampled prediction log (pyserver.predlog): a directory or s3:// prefix; None = off.
     predlog: str | None = None
@@ -65,6 +76,10 @@ class ServerConfig:
             (self.poll_interval > 0, f"--poll-interval must be > 0, got {self.poll_interval}"),
             (self.max_backoff >= self.poll_interval, "max backoff must be >= --poll-interval"),
             (
+                self.refused_retry_seconds > 0,
+                f"--refused-retry must be > 0, got {self.refused_retry_seconds}",
+            ),
+            (
                 self.max_concurrent_rpcs is None or self.max_concurrent_rpcs >= 1,
                 f"--max-concurrent-rpcs must be at least 1, got {self.max_concurrent_rpcs}",
             ),
@@ -79,6 +94,13 @@ class ServerConfig:
             (
                 self.max_candidates >= 1,
                 f"--max-candidates must be at least 1, got {self.max_candidates}",
+            ),
+            (self.max_models >= 1, f"--max-models must be at least 1, got {self.max_models}"),
+            (
+                response_bound(self.max_request_bytes, self.max_candidates, self.max_models)
+                <= self.transport_max_bytes,
+                "--max-candidates x --max-models scores do not fit in a response of "
+                f"{self.transport_max_bytes} bytes (4 x --max-request-bytes)",
             ),
             (
                 self.offload_candidates >= 0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 
 import rust_core
@@ -25,12 +26,18 @@ class LoadedModel:
     model: rust_core.Model
     checksum: str
     path: str
+    # Training range of each numeric raw feature, from the manifest's profile.
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
 class ModelSet:
     scorer: rust_core.Scorer
     models: Mapping[str, LoadedModel] = field(default_factory=lambda: MappingProxyType({}))
+
+    @cached_property  # read on the request path: built once per set, not per request
+    def ranges(self) -> dict[str, Mapping[str, tuple[float, float]]]:
+        return {name: loaded.ranges for name, loaded in self.models.items()}
 
     @property
     def versions(self) -> dict[str, str]:

@@ -4,29 +4,58 @@ Runs on its own thread so that downloads, checksum verification and warm-up neve
 event loop. Two kinds of failure are kept apart:
 - an outage (registry or store unreachable, I/O error) keeps the current models and retries
   with exponential backoff;
-- a refused artifact (format, checksum, fingerprint, warm-up) is logged and counted once, the
-  version is remembered and skipped, and the current models keep serving.
+- a refused artifact (format, checksum, fingerprint, warm-up) is logged and counted, the
+  current models keep serving, and the refusal is remembered for that exact artifact only:
+  (model, version, alias generation, manifest checksum, artifact URI). The same artifact is
+  tried again after a growing delay (`refused_retry_seconds`, doubling, at most
+  `REFUSED_RETRY_MAX`), because the bytes behind a URI can be repaired; any alias move (a
+  rollback, a `promote --force` of the same version) is a fresh attempt at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from bidscore.registry import Registry, open_registry
+from bidscore.registry import Alias, NotFoundError, Registry, open_registry
 from bidscore.store import ArtifactStore, open_store
 from pyserver.artifacts import VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
 from pyserver.errors import RefusedArtifact
-from pyserver.metrics import OUTAGE, Metrics
+from pyserver.feature_ranges import numeric_ranges
+from pyserver.metrics import CACHE_CHANGED, MISSING_VERSION, OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
 from pyserver.serving_features import ServingFeatures
 
 log = logging.getLogger(__name__)
+
+# A refused artifact is retried at most this far apart: a repaired file is picked up within
+# ten minutes, and a bad 400 MB file is not downloaded and hashed more often than that.
+REFUSED_RETRY_MAX = 600.0
+
+
+@dataclass
+class _Refusal:
+    """The last refused artifact of one model, and when to try it again."""
+
+    version: str
+    generation: int
+    artifact: tuple[str, str]  # (manifest checksum, artifact URI); empty before the fetch
+    reason: str
+    attempts: int
+    retry_at: float  # time.monotonic()
+
+    def blocks(self, alias: Alias, now: float) -> bool:
+        """Whether the alias still points at this refused artifact and it is not due yet."""
+        same = (alias.version, alias.generation) == (self.version, self.generation)
+        return same and now < self.retry_at
 
 
 class Reloader:
@@ -47,7 +76,10 @@ class Reloader:
         self._store: ArtifactStore | None = None
         # Verified models, possibly ahead of the slot while the first complete set assembles.
         self._loaded: dict[str, LoadedModel] = {}
-        self._refused: set[tuple[str, str]] = set()
+        self._refused: dict[str, _Refusal] = {}
+        self._aliases: dict[str, Alias] = {}
+        # model -> (version, manifest checksum, artifact URI) of its last fetch.
+        self._artifacts: dict[str, tuple[str, str, str]] = {}
         # Files verified by this worker: moving back to one of them re-hashes nothing.
         self._verified = VerifiedFiles()
         self._missing_alias_logged: set[str] = set()
@@ -81,23 +113,12 @@ class Reloader:
     def poll_once(self) -> bool:
         """One poll; True if a new model set was swapped in. Outages raise."""
         if self._registry is None:
-            self._registry = open_registry(self._config.registry_url)
+            # Never create it: a registry file that vanished is an outage, not a new empty one.
+            self._registry = open_registry(self._config.registry_url, create=False)
         registry = self._registry
-        wanted: dict[str, str] = {}
-        for name in self._config.models:
-            alias = registry.get_alias(name, self._config.alias)
-            if alias is None:
-                if name not in self._missing_alias_logged:
-                    log.warning("model %s has no %r alias yet", name, self._config.alias)
-                    self._missing_alias_logged.add(name)
-                continue
-            wanted[name] = alias.version
-        changed = [
-            name
-            for name, version in wanted.items()
-            if (name not in self._loaded or self._loaded[name].version != version)
-            and (name, version) not in self._refused
-        ]
+        self._check_served_files()
+        wanted = self._read_aliases(registry)
+        changed = self._to_load(wanted)
         newly_loaded: dict[str, LoadedModel] = {}
         for name in changed:
             try:
@@ -109,6 +130,8 @@ class Reloader:
         current = self._slot.current
         if not complete or (current is not None and not newly_loaded):
             self._loaded = candidate
+            for name in newly_loaded:
+                self._forget_refusal(name)
             return False
         try:
             scorer = self._features.build_scorer(candidate)
@@ -118,6 +141,8 @@ class Reloader:
                 self._refuse(name, loaded.version, RefusedArtifact("warmup", f"warm-up: {exc}"))
             return False
         self._loaded = candidate
+        for name in newly_loaded:
+            self._forget_refusal(name)
         new_set = ModelSet(scorer=scorer, models=MappingProxyType(dict(candidate)))
         old = self._slot.swap(new_set)
         self._metrics.reload_succeeded(new_set.versions, sorted(newly_loaded))
@@ -134,20 +159,109 @@ class Reloader:
                 log.warning("could not prune the model cache: %s", exc)
         return True
 
+    def _check_served_files(self) -> None:
+        """Drop a loaded model whose cached file changed on disk, so this poll loads a fresh
+        copy and swaps it in. A file changed in place is deleted (it is corrupt for every
+        worker); one replaced by another file is simply verified again."""
+        for name, loaded in list(self._loaded.items()):
+            path = Path(loaded.path)
+            change = self._verified.changed(path)
+            if change is None:
+                continue
+            log.error(
+                "cached file of %s version %s changed on disk (%s): %s; loading a fresh copy",
+                name,
+                loaded.version,
+                change,
+                path,
+            )
+            self._metrics.reload_failed(name, CACHE_CHANGED)
+            if self._verified.in_place(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._verified.forget(path)
+            del self._loaded[name]
+
+    def _read_aliases(self, registry: Registry) -> dict[str, str]:
+        """model -> the version its alias points at (models without the alias left out)."""
+        wanted: dict[str, str] = {}
+        for name in self._config.models:
+            alias = registry.get_alias(name, self._config.alias)
+            if alias is None:
+                if name not in self._missing_alias_logged:
+                    log.warning("model %s has no %r alias yet", name, self._config.alias)
+                    self._missing_alias_logged.add(name)
+                continue
+            wanted[name] = alias.version
+            self._aliases[name] = alias
+        return wanted
+
+    def _to_load(self, wanted: dict[str, str]) -> list[str]:
+        """The models whose alias points elsewhere than what is loaded, unless that is an
+        artifact refused recently (not due for a retry) and the alias has not moved since."""
+        now = time.monotonic()
+        changed = []
+        for name, version in wanted.items():
+            if name in self._loaded and self._loaded[name].version == version:
+                self._forget_refusal(name)  # the alias went back to what is served
+                continue
+            refusal = self._refused.get(name)
+            if refusal is None or not refusal.blocks(self._aliases[name], now):
+                changed.append(name)
+        return changed
+
     def _load(self, registry: Registry, name: str, version: str) -> LoadedModel:
         if self._store is None:
             self._store = open_store(self._config.store_url)
-        entry = registry.get_version(name, version)
+        try:
+            entry = registry.get_version(name, version)
+        except NotFoundError as exc:
+            # The registry answered: this is a dangling alias, not an outage. Backing off
+            # exponentially and calling it "unavailable" sent operators after the wrong cause.
+            raise RefusedArtifact(
+                MISSING_VERSION,
+                f"alias {self._config.alias!r} of {name} points at version {version}, "
+                f"which is not registered ({exc})",
+            ) from exc
+        self._artifacts[name] = (version, entry.manifest.checksum, entry.artifact_uri)
         path = fetch(self._store, entry, self._config.cache_dir)
-        return self._verified.load(entry, path, self._features.fingerprints[name])
+        loaded = self._verified.load(entry, path, self._features.fingerprints[name])
+        return replace(loaded, ranges=numeric_ranges(entry.manifest.profile))
 
     def _refuse(self, name: str, version: str, exc: RefusedArtifact) -> None:
-        self._refused.add((name, version))
+        alias = self._aliases.get(name)
+        generation = alias.generation if alias is not None else 0
+        fetched = self._artifacts.get(name)
+        artifact = fetched[1:] if fetched is not None and fetched[0] == version else ("", "")
+        previous = self._refused.get(name)
+        same = previous is not None and (
+            (previous.version, previous.generation, previous.artifact)
+            == (version, generation, artifact)
+        )
+        attempts = previous.attempts + 1 if same and previous is not None else 1
+        delay = min(self._config.refused_retry_seconds * 2 ** (attempts - 1), REFUSED_RETRY_MAX)
+        self._refused[name] = _Refusal(
+            version, generation, artifact, exc.reason, attempts, time.monotonic() + delay
+        )
         self._metrics.reload_failed(name, exc.reason)
-        log.error(
-            "refused %s version %s (%s): %s; keeping the current model",
+        if previous is not None and previous.version != version:
+            self._metrics.refused_cleared(name, previous.version)
+        self._metrics.refused_now(name, version, exc.reason)
+        # The first refusal of an artifact is an ERROR; its retries are only WARNINGs.
+        level = logging.ERROR if attempts == 1 else logging.WARNING
+        log.log(
+            level,
+            "refused %s version %s (%s): %s; keeping the current model; "
+            "attempt %d, trying this artifact again in %.0fs or when the alias moves",
             name,
             version,
             exc.reason,
             exc,
+            attempts,
+            delay,
         )
+
+    def _forget_refusal(self, name: str) -> None:
+        refusal = self._refused.pop(name, None)
+        if refusal is not None:
+            self._metrics.refused_cleared(name, refusal.version)

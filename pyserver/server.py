@@ -19,8 +19,11 @@ from grpc_reflection.v1alpha import reflection
 
 from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
+from pyserver.feature_keys import UnknownFeatures
+from pyserver.feature_ranges import RangeChecks
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
+from pyserver.metrics_http import MetricsServer
 from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
@@ -45,7 +48,11 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
     loop = asyncio.get_running_loop()
     metrics = Metrics()
     metrics_port = config.metrics_port_for(worker)
-    metrics_server = metrics.serve(config.host, metrics_port)[0] if metrics_port else None
+    metrics_server = (
+        MetricsServer(metrics.registry, details=metrics.health_details) if metrics_port else None
+    )
+    if metrics_server is not None:
+        await metrics_server.start(config.host, metrics_port)
 
     # Per worker, after the fork: the log owns a writer thread.
     predlog = (
@@ -53,6 +60,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
             config.predlog,
             sample_rate=config.predlog_sample_rate,
             include_features=config.predlog_features,
+            feature_names=features.raw_names,
             registry=metrics.registry,
         )
         if config.predlog
@@ -70,25 +78,22 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         metrics,
         max_request_bytes=config.max_request_bytes,
         max_candidates=config.max_candidates,
+        max_models=config.max_models,
+        max_response_bytes=config.transport_max_bytes,
         python_values=features.python_values,
         on_response=predlog.log_response if predlog is not None else None,
         offload=offload,
         offload_candidates=config.offload_candidates,
+        unknown_features=UnknownFeatures(
+            features.raw_names,
+            strict=config.strict_features,
+            registry=metrics.registry,
+            ranges=RangeChecks(
+                features.numeric_raw, strict=config.strict_features, registry=metrics.registry
+            ),
+        ),
     )
-    server = grpc.aio.server(
-        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
-    )
-    handlers = service.handlers()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
-    health.add_to(server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    try:
-        server.add_insecure_port(config.address)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    server = _grpc_server(config, service, health)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -129,7 +134,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         if predlog is not None:
             predlog.close(timeout=config.grace_seconds)
         if metrics_server is not None:
-            metrics_server.shutdown()
+            await metrics_server.close()
         log.info("worker %d stopped", worker)
 
 
@@ -137,3 +142,22 @@ async def _mark_ready(health: Health, metrics: Metrics) -> None:
     if not health.serving:
         await health.set_serving(True)
         metrics.ready.set(1)
+
+
+def _grpc_server(config: ServerConfig, service: ScoreService, health: Health) -> grpc.aio.Server:
+    """The grpc.aio server with Score, health and reflection, bound but not started."""
+    server = grpc.aio.server(
+        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
+    )
+    handlers = service.handlers()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    health.add_to(server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    return server

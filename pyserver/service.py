@@ -21,8 +21,10 @@ import grpc
 
 import rust_core
 from pyserver.errors import RequestError
+from pyserver.feature_keys import UnknownFeatures
+from pyserver.limits import check_models, requested_models
 from pyserver.metrics import Metrics
-from pyserver.modelset import ModelSlot
+from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.python_features import PythonValues, parse_request
 
 SERVICE_NAME = "bidscore.v1.Scorer"
@@ -42,19 +44,25 @@ class ScoreService:
         *,
         max_request_bytes: int,
         max_candidates: int,
+        max_models: int = 16,
+        max_response_bytes: int | None = None,
         python_values: PythonValues | None = None,
         on_response: ResponseHook | None = None,
         offload: Executor | None = None,
         offload_candidates: int = 64,
+        unknown_features: UnknownFeatures | None = None,
     ) -> None:
         self._slot = slot
         self._metrics = metrics
         self._max_request_bytes = max_request_bytes
         self._max_candidates = max_candidates
+        self._max_models = max_models
+        self._max_response_bytes = max_response_bytes
         self._python_values = python_values
         self.on_response = on_response
         self._offload = offload
         self._offload_candidates = offload_candidates
+        self._unknown_features = unknown_features
         self.draining = False
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
@@ -74,25 +82,24 @@ class ScoreService:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
         self._in_flight += 1
         try:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+            if _expired(context):
                 raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline already expired")
             models = self._slot.current
             if models is None:
                 raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
-            if len(request) > self._max_request_bytes:
-                raise RequestError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
-                )
-            if self._python_values is None:
-                response, candidates = await self._score_native(models.scorer, request)
-            else:
-                response, candidates = await self._score_with_python(models.scorer, request)
+            response, candidates = await self._score_checked(models, request, context)
         except RequestError as exc:
             # Metrics first: the client may see the status before abort() returns.
             self._record(exc.code, start)
             await context.abort(exc.code, exc.message)
+        except asyncio.CancelledError:
+            # grpc cancels a handler that is awaiting (an offloaded request) when the deadline
+            # passes or the client goes away; the call still ended, under that status.
+            expired = _expired(context)
+            self._record(
+                grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED, start
+            )
+            raise
         except Exception as exc:
             # No request may take a worker down: anything unexpected becomes INTERNAL.
             log.exception("unexpected error while scoring")
@@ -110,12 +117,50 @@ class ScoreService:
             self.on_response(request, response)
         return response
 
-    async def _score_native(self, scorer: rust_core.Scorer, request: bytes) -> tuple[bytes, int]:
+    async def _score_checked(
+        self, models: ModelSet, request: bytes, context: grpc.aio.ServicerContext
+    ) -> tuple[bytes, int]:
+        """The request's own limits, then the scoring; RequestError for a refused one."""
+        if len(request) > self._max_request_bytes:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
+            )
+        names = requested_models(request)
+        if names is not None:
+            check_models(names, self._max_models)
+        if self._unknown_features is not None:
+            self._unknown_features.check(request, ranges=models.ranges)
+        # The work of a request is candidates x models; the offload threshold is counted
+        # for a request asking for every served model, the usual case.
+        served = len(models.models) or 1
+        budget = self._offload_candidates * served // (len(names or ()) or served)
+        if self._python_values is None:
+            response, candidates = await self._score_native(models.scorer, request, budget)
+        else:
+            response, candidates = await self._score_with_python(models.scorer, request, budget)
+        if _expired(context):
+            # Scored inline past the deadline: grpc will not deliver the response, the client
+            # sees DEADLINE_EXCEEDED, and so must the metrics (not OK).
+            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded while scoring")
+        if self._max_response_bytes is not None and len(response) > self._max_response_bytes:
+            # Unreachable with a valid ServerConfig (it bounds the response); if it ever
+            # happens the client gets a status, not a failed send counted as OK.
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"response of {len(response)} bytes is over the limit of "
+                f"{self._max_response_bytes}",
+            )
+        return response, candidates
+
+    async def _score_native(
+        self, scorer: rust_core.Scorer, request: bytes, budget: int
+    ) -> tuple[bytes, int]:
         """Built-in features only: the request is parsed once, in Rust."""
-        defer_over = self._offload_candidates if self._offload is not None else None
+        defer_over = budget if self._offload is not None else None
         response, candidates = _run(scorer.score_request_counted, request, None, defer_over)
         if response is None:
-            # More candidates than --offload-candidates: scored inline it would stall every
+            # More work than --offload-candidates allows: scored inline it would stall every
             # other call on this loop for milliseconds; Rust releases the GIL, so a thread
             # scores it in parallel. (It is parsed again there: cheap next to the scoring.)
             response, candidates = await asyncio.get_running_loop().run_in_executor(
@@ -126,7 +171,7 @@ class ScoreService:
         return response, candidates
 
     async def _score_with_python(
-        self, scorer: rust_core.Scorer, request: bytes
+        self, scorer: rust_core.Scorer, request: bytes, budget: int
     ) -> tuple[bytes, int]:
         """`@property` features: parse in Python to compute them, then score in Rust."""
         python = self._python_values
@@ -141,7 +186,7 @@ class ScoreService:
                 f"request has {candidates} candidates, over the limit of {self._max_candidates}",
             )
         values = python.compute(message)
-        if self._offload is not None and candidates > self._offload_candidates:
+        if self._offload is not None and candidates > budget:
             response, _ = await asyncio.get_running_loop().run_in_executor(
                 self._offload, _run, scorer.score_request_counted, request, values, None
             )
@@ -188,6 +233,11 @@ def _run(
         return score(request, python_values, defer_over)
     except rust_core.ScoreError as exc:
         raise RequestError(_status_of(exc), str(getattr(exc, "message", exc))) from exc
+
+
+def _expired(context: grpc.aio.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
 
 
 def _status_of(exc: rust_core.ScoreError) -> grpc.StatusCode:

@@ -38,6 +38,14 @@ class ServingFeatures:
         self.plan = rust_core.FeaturePlan(self.plan_json)
         self.fingerprints = {spec.name: spec.fingerprint for spec in specs}
         info = self.schema.schema_info()
+        # The keys a request may carry: everything else is an unknown feature.
+        self.raw_names = frozenset(info.raw)
+        # (name, source) of the numeric raw features: their values are range-checked.
+        self.numeric_raw = tuple(
+            (name, field.source)
+            for name, field in info.raw.items()
+            if field.type in ("int", "float")
+        )
         reached = {name for spec in specs for name in spec.reached()}
         python_names = [name for name in info.python if name in reached]
         self.python_values = PythonValues(self.schema, python_names) if python_names else None

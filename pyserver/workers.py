@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -21,7 +22,9 @@ from types import FrameType
 
 import uvloop
 
+from bidscore.registry import missing_registry
 from pyserver.config import ServerConfig
+from pyserver.errors import ConfigError
 from pyserver.server import serve
 from pyserver.serving_features import ServingFeatures
 
@@ -35,6 +38,9 @@ RESTART_WINDOW_SECONDS = 60.0
 
 def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> int:
     """Serve in this process until signalled; the exit code for the process."""
+    # A fatal signal (SIGBUS from a truncated mapped model, SIGSEGV) kills the process before
+    # any logging can run; faulthandler still writes its name and the Python stacks to stderr.
+    faulthandler.enable()
     uvloop.run(serve(config, features, worker))
     return 0
 
@@ -43,6 +49,11 @@ def run_server(config: ServerConfig) -> int:
     """The server's entry point: load the feature code, fork the workers, serve until
     signalled; the process exit code. Raises ConfigError for settings that cannot work."""
     features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
+    # A mistyped registry path would otherwise be created empty, and the server would wait
+    # for aliases that never come; the path is in the message.
+    missing = missing_registry(config.registry_url)
+    if missing is not None:
+        raise ConfigError(missing)
     return run(config, features)
 
 
@@ -50,6 +61,17 @@ def run(config: ServerConfig, features: ServingFeatures) -> int:
     if config.workers == 1:
         return run_worker(config, features)
     return _Supervisor(config, features).run()
+
+
+def _exit(code: int) -> str:
+    """`exited with 3`, or `was killed by SIGBUS (signal 7)` for a negative exit code."""
+    if code >= 0:
+        return f"exited with {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "an unknown signal"
+    return f"was killed by {name} (signal {-code})"
 
 
 def _die_with_parent() -> None:
@@ -115,9 +137,11 @@ class _Supervisor:
             worker = self._children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
             if self._stopping:
+                if code != 0:
+                    log.error("worker %d (pid %d) %s while stopping", worker, pid, _exit(code))
                 self._failed = self._failed or code != 0
                 continue
-            log.error("worker %d (pid %d) exited with %d; restarting it", worker, pid, code)
+            log.error("worker %d (pid %d) %s; restarting it", worker, pid, _exit(code))
             if self._may_restart():
                 self._spawn(worker)
             else:

@@ -18,6 +18,7 @@ from typing import Any
 
 from bidscore.errors import ConflictError, NotFoundError, RegistryError
 from bidscore.manifest import Manifest
+from bidscore.modes import create_file, make_dirs
 from bidscore.registry.base import (
     Alias,
     AliasMove,
@@ -92,19 +93,43 @@ def path_from_url(url: str) -> Path:
     return Path(rest)
 
 
-class SqliteRegistry:
-    """A registry in one SQLite file (created, with its directory, on first use)."""
+def missing_message(url: str) -> str | None:
+    path = path_from_url(url)
+    if path.exists():
+        return None
+    return (
+        f"registry {path} does not exist (check --registry / BIDSCORE_REGISTRY; "
+        "a writing command such as `control train` creates it)"
+    )
 
-    def __init__(self, url: str, *, clock: Clock = time.time) -> None:
+
+class SqliteRegistry:
+    """A registry in one SQLite file (created, with its directory, on first use when
+    `create`; `created` says whether this object created it)."""
+
+    def __init__(self, url: str, *, clock: Clock = time.time, create: bool = True) -> None:
         self.url = url
         self._clock = clock  # lock expiry reads it; tests inject a fake
         self.path = path_from_url(url)
+        missing = missing_message(url)
+        if missing is not None and not create:
+            raise RegistryError(missing)
+        self.created = missing is not None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         except OSError as exc:
             raise RegistryError(
                 f"cannot create registry directory {self.path.parent}: {exc}"
             ) from exc
+        if self.created:
+            # Created here with an explicit mode (SQLite gives its -wal and -shm files the
+            # database's permissions); another process creating it first is fine.
+            try:
+                create_file(self.path).close()
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise RegistryError(f"cannot create registry {self.path}: {exc}") from exc
         with self._connect() as conn:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")

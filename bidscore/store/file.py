@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bidscore.errors import StoreError
+from bidscore.modes import create_file, make_dirs
 from bidscore.store.base import Progress, check_key
 
 _CHUNK = 1 << 20
@@ -31,11 +32,12 @@ def path_from_uri(uri: str) -> Path:
 
 
 def copy_atomically(src: Path, dest: Path, progress: Progress | None = None) -> None:
-    """Copy `src` to `dest` through a temp file beside `dest` and an atomic rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Copy `src` to `dest` through a temp file beside `dest` and an atomic rename; the file
+    gets FILE_MODE and new directories DIR_MODE, whatever the umask."""
+    make_dirs(dest.parent)
     temp = dest.with_name(f".{dest.name}{TEMP_MARK}{uuid.uuid4().hex}")
     try:
-        with src.open("rb") as reader, temp.open("wb") as writer:
+        with src.open("rb") as reader, create_file(temp) as writer:
             while chunk := reader.read(_CHUNK):
                 writer.write(chunk)
                 if progress is not None:

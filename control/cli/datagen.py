@@ -26,6 +26,21 @@ def _start(value: str) -> dt.date:
         raise typer.BadParameter(f"must be YYYY-MM-DD, got {value!r}") from None
 
 
+def _occupied(out: Path, *, partitioned: bool) -> str | None:
+    """Why writing to `out` would destroy or mix data (None: it is safe)."""
+    if not partitioned:
+        if out.is_dir():
+            return "is a directory"
+        return "exists" if out.exists() else None
+    if out.exists() and not out.is_dir():
+        return "exists and is not a directory"
+    if out.is_dir() and any(out.iterdir()):
+        # New partitions would sit beside (or replace) other data: a reader of the directory
+        # then mixes two generated datasets without a word.
+        return "is a directory that is not empty"
+    return None
+
+
 def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
     rows: Annotated[
         int, typer.Option("--rows", min=1, help="Rows to write (per day with --days).")
@@ -73,6 +88,14 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
     start: Annotated[
         str, typer.Option("--start", help="Date of the first day (UTC), YYYY-MM-DD.")
     ] = "2026-11-01",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite an existing --out file, or write partitions into a non-empty "
+            "directory (same dates are replaced, others are kept).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write labelled bid logs of an app-retargeting DSP, from a planted CTR/CVR model."""
@@ -81,6 +104,9 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
     first = _start(start)
     if days is None and (shift_from_day is not None or shrink_from_day is not None):
         fail("--shift-from-day and --shrink-from-day need --days")
+    problem = None if force else _occupied(out, partitioned=days is not None)
+    if problem is not None:
+        fail(f"{out}: {problem}; pass --force to write there anyway")
     progress = Progress(
         TextColumn("writing days"),
         BarColumn(),

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bidscore.registry import NotFoundError, open_registry
-from control.cli.options import AliasOpt, JsonOpt, RegistryOpt, registry_url
+from bidscore.registry import NotFoundError
+from control.cli.options import AliasOpt, JsonOpt, RegistryOpt
 from control.cli.output import console, print_json, user_errors
+from control.cli.registries import for_reading
 
 
 def history(
@@ -20,7 +21,7 @@ def history(
 ) -> None:
     """Who moved the alias, when, from which version to which, and why (oldest first)."""
     with user_errors():
-        reg = open_registry(registry_url(registry))
+        reg = for_reading(registry)
         moves = reg.alias_history(model, alias)
         if not moves and not reg.list_versions(model):
             raise NotFoundError(f"unknown model {model!r}: no version registered")

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from bidscore.registry import NotFoundError, Registry, Version, open_registry
-from control.cli.options import JsonOpt, RegistryOpt, registry_url
+from bidscore.registry import NotFoundError, Registry, Version
+from control.cli.options import JsonOpt, RegistryOpt
 from control.cli.output import console, print_json, user_errors
+from control.cli.registries import for_reading
 
 app = typer.Typer(help="Registered model versions and their metrics.", no_args_is_help=True)
 
@@ -43,7 +44,7 @@ def list_models(
 ) -> None:
     """List registered versions with their held-out metrics and aliases."""
     with user_errors():
-        reg = open_registry(registry_url(registry))
+        reg = for_reading(registry)
         versions = reg.list_versions(model)
         if model is not None and not versions:
             raise NotFoundError(f"unknown model {model!r}: no version registered")
@@ -104,7 +105,7 @@ def show_model(
 ) -> None:
     """Show one version: metrics, training parameters, data and the profile summary."""
     with user_errors():
-        found = open_registry(registry_url(registry)).get_version(model, version)
+        found = for_reading(registry).get_version(model, version)
     manifest = found.manifest
     if json_out:
         print_json(found.to_dict())

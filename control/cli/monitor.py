@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bidscore.registry import open_registry
 from control.cli.defaults import default_of
-from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt, registry_url
+from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt
 from control.cli.output import console, fail, print_json, user_errors
+from control.cli.registries import for_reading
 from control.monitor.attribution import DEFAULT_WINDOW_SECONDS, AttributionWindows
 from control.monitor.cells import (
     ACCURACY_COLUMNS,
@@ -112,7 +112,7 @@ def offline(  # noqa: PLR0917 -- Typer maps each parameter to one option
         tolerances = OfflineTolerances(
             auc_drop=auc_drop, logloss_rise=logloss_rise, rows_drop=rows_drop
         )
-        (report,) = offline_reports(open_registry(registry_url(registry)), [model], tolerances)
+        (report,) = offline_reports(for_reading(registry), [model], tolerances)
     if json_out:
         print_json(report.to_dict())
         return
@@ -192,7 +192,7 @@ def _online_report(  # noqa: PLR0917 -- private helper of two commands
         {name: models.target(name) for name in models.names},
         parse_instant(as_of) if as_of else time.time(),
         settings=settings,
-        registry=open_registry(registry_url(registry)),
+        registry=for_reading(registry),
     )
 
 
@@ -279,7 +279,7 @@ def drift(  # noqa: PLR0917 -- Typer maps each parameter to one option
             rows_drop=rows_drop,
         )
         log = read_predictions(predictions) if predictions else None
-        (report,) = drift_reports(open_registry(registry_url(registry)), [model], thresholds, log)
+        (report,) = drift_reports(for_reading(registry), [model], thresholds, log)
     if json_out:
         print_json(report.to_dict())
         return
@@ -345,7 +345,7 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
     if outcomes and not predictions:
         fail("--outcomes needs --predictions (the prediction log to join them with)")
     with user_errors():
-        reg = open_registry(registry_url(registry))
+        reg = for_reading(registry)
         models = model or registered_models(reg)
         if not models:
             fail("the registry has no models yet: nothing to report")

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from bidscore import settings
-from bidscore.registry import open_registry
 from bidscore.store import open_store
 from control.cli.options import (
     AliasOpt,
@@ -16,10 +15,10 @@ from control.cli.options import (
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
-    registry_url,
     store_url,
 )
 from control.cli.output import console, print_json, user_errors
+from control.cli.registries import for_reading
 from control.monitor.drift import promotion_gate
 from control.promotion import AUC_TOLERANCE, LOGLOSS_TOLERANCE, PromotionResult
 from control.promotion import promote as promote_version
@@ -81,7 +80,7 @@ def promote(
     """
     with user_errors():
         result = promote_version(
-            open_registry(registry_url(registry)),
+            for_reading(registry),
             open_store(store_url(store)),
             model,
             version,
@@ -121,7 +120,7 @@ def rollback(
     """
     with user_errors():
         result = rollback_alias(
-            open_registry(registry_url(registry)),
+            for_reading(registry),
             open_store(store_url(store)),
             model,
             alias=alias,

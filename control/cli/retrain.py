@@ -13,7 +13,6 @@ from control.cli.options import (
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
-    registry_url,
     store_url,
 )
 from control.cli.output import console, err_console, fail, print_json, user_errors
@@ -88,8 +87,8 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     Exit codes: 0 promoted/held/no-op, 1 error, 5 stopped by validation, 75 already running.
     """
     # Heavy imports (rust_core, boto3, the feature code) only when a run really starts.
-    from bidscore.registry import open_registry  # noqa: PLC0415
     from bidscore.store import open_store  # noqa: PLC0415
+    from control.cli.registries import for_writing  # noqa: PLC0415
     from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
 
@@ -112,14 +111,15 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
                 threads=threads,
                 specs=specs,
             )
-            result = run_retrain(
-                request,
-                open_registry(registry_url(registry)),
-                open_store(store_url(store)),
-                notify=(lambda _: None)
-                if json_out
-                else lambda line: err_console.print(line, markup=False, highlight=False),
-            )
+            with for_writing(registry) as reg:
+                result = run_retrain(
+                    request,
+                    reg,
+                    open_store(store_url(store)),
+                    notify=(lambda _: None)
+                    if json_out
+                    else lambda line: err_console.print(line, markup=False, highlight=False),
+                )
         except AlreadyRunningError as exc:
             fail(str(exc), EXIT_ALREADY_RUNNING)
         except BidscoreError as exc:

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from bidscore.registry import open_registry
-from control.cli.options import JsonOpt, RegistryOpt, registry_url
+from control.cli.options import JsonOpt, RegistryOpt
 from control.cli.output import console, print_json, user_errors
+from control.cli.registries import for_reading
 from control.retrain.report import render_run
 
 app = typer.Typer(help="Retraining runs recorded in the registry.", no_args_is_help=True)
@@ -35,7 +35,7 @@ def list_runs(
 ) -> None:
     """List a model's retraining runs, newest last."""
     with user_errors():
-        runs = open_registry(registry_url(registry)).list_runs(model)
+        runs = for_reading(registry).list_runs(model)
     runs = sorted(runs, key=lambda r: str(r.get("started_at", "")))
     if limit > 0:
         runs = runs[-limit:]
@@ -70,7 +70,7 @@ def show_run(
 ) -> None:
     """Show one run: its inputs, each step's outcome and timing, the comparison and decision."""
     with user_errors():
-        run = open_registry(registry_url(registry)).get_run(run_id)
+        run = for_reading(registry).get_run(run_id)
     if json_out:
         print_json(run)
         return

@@ -39,6 +39,13 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between polls of the alias pointers.")
     ] = default_of(_C, "poll_interval"),
+    refused_retry: Annotated[
+        float,
+        typer.Option(
+            help="Seconds before a refused artifact is tried again (doubling, up to 10 min); "
+            "an alias move retries at once."
+        ),
+    ] = default_of(_C, "refused_retry_seconds"),
     registry: RegistryOpt = None,
     store: StoreOpt = None,
     cache_dir: Annotated[
@@ -62,13 +69,25 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     max_candidates: Annotated[
         int, typer.Option(help="More candidates in one request get INVALID_ARGUMENT.")
     ] = default_of(_C, "max_candidates"),
+    max_models: Annotated[
+        int,
+        typer.Option(help="More entries in a request's models list get INVALID_ARGUMENT."),
+    ] = default_of(_C, "max_models"),
     offload_candidates: Annotated[
         int,
         typer.Option(
-            help="Requests with more candidates are scored on a thread, not the event loop "
+            help="Requests with more work (candidates x requested models, counted as if every "
+            "served model were asked for) are scored on a thread, not the event loop "
             "(0 = always inline)."
         ),
     ] = default_of(_C, "offload_candidates"),
+    strict_features: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse requests with feature keys the schema does not define "
+            "(INVALID_ARGUMENT); off, they are only counted."
+        ),
+    ] = default_of(_C, "strict_features"),
     grace: Annotated[
         float, typer.Option(help="Seconds in-flight calls get to finish after SIGTERM.")
     ] = default_of(_C, "grace_seconds"),
@@ -103,6 +122,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             specs=specs or ServerConfig().specs,
             alias=alias,
             poll_interval=poll_interval,
+            refused_retry_seconds=refused_retry,
             registry_url=registry_url(registry),
             store_url=store_url(store),
             cache_dir=cache_dir or settings.bidscore_home() / "serve-cache",
@@ -110,8 +130,10 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             metrics_port=metrics_port,
             max_request_bytes=max_request_bytes,
             max_candidates=max_candidates,
+            max_models=max_models,
             offload_candidates=offload_candidates,
             grace_seconds=grace,
+            strict_features=strict_features,
             log_level=log_level.upper(),
             predlog=predlog,
             predlog_sample_rate=predlog_sample_rate,

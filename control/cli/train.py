@@ -8,18 +8,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bidscore.registry import open_registry
 from bidscore.store import open_store
 from control.cli.options import (
     JsonOpt,
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
-    registry_url,
     store_url,
 )
 from control.cli.output import console, print_json, user_errors
 from control.cli.progress import RichObserver
+from control.cli.registries import for_writing
 from control.training import load_data, publish, train_tables
 from features import catalog
 
@@ -115,9 +114,8 @@ def train(
         "auto_stop": auto_stop,
         "normalize": normalize,
     }
-    with user_errors(), RichObserver() as observer:
-        # Open the backends first: an unreachable registry should fail before minutes of work.
-        reg = open_registry(registry_url(registry))
+    # Open the backends first: an unreachable registry should fail before minutes of work.
+    with user_errors(), RichObserver() as observer, for_writing(registry) as reg:
         artifacts = open_store(store_url(store))
         models = catalog.load(specs)
         observer.stage(f"reading {', '.join(map(str, data))}")

@@ -18,7 +18,12 @@ One record (one JSONL line) per sampled response::
      "context": {...}}
 
 `scores` follow the order of `models`; `context` and per-candidate `features` (the raw wire
-strings) are present only with `include_features=True`. `control.monitor.predictions` reads
+strings) are present only with `include_features=True`, and then only for the keys in
+`feature_names` (the schema's raw features: a client's other keys are never stored). Every
+client-supplied string (ids, feature values) is cut to `MAX_VALUE_CHARS` characters (a cut
+value ends with `...`), and a line is at most `max_line_bytes`: a longer record is written
+without its features (`"features_dropped": true`) and, if still too long, dropped and counted
+as `too_large`. `control.monitor.predictions` reads
 these files back. Create the log in each worker process after forking: it owns a thread.
 """
 
@@ -31,26 +36,38 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from bidscore.v1 import scorer_pb2
-from pyserver.predlog.files import RecordSink, RotatingFiles, S3Files
+from pyserver.predlog.files import RecordSink, RotatingFiles, S3Files, recover_orphans
+from pyserver.predlog.ratelimit import WarningLimiter
 
 DEFAULT_SAMPLE_RATE = 0.01
 DEFAULT_QUEUE_SIZE = 4096  # sampled responses waiting for the writer
 DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024
 DEFAULT_ROTATE_SECONDS = 300.0
+# Client-supplied strings longer than this are cut: the log is for monitoring, not a copy of
+# whatever a client sends.
+MAX_VALUE_CHARS = 256
+DEFAULT_MAX_LINE_BYTES = 256 * 1024
+_CUT_MARK = "..."
 _BATCH = 256  # records encoded and written per flush
 _TICK_SECONDS = 0.5  # how often an idle writer checks whether the open file is due to rotate
+# A failing destination fails every batch: one warning line per interval, with a count.
+DEFAULT_WARN_INTERVAL = 60.0
 
 # Reasons a record was dropped (the counter's `reason` label).
 QUEUE_FULL = "queue_full"
 IO_ERROR = "io_error"
 ENCODE_ERROR = "encode_error"
 SHUTDOWN = "shutdown"
+TOO_LARGE = "too_large"
+PARTIAL_LINE = "partial_line"  # the cut-off last line of a file a killed worker left behind
+DROP_REASONS = (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN, TOO_LARGE, PARTIAL_LINE)
 
 _log = logging.getLogger(__name__)
 
@@ -78,16 +95,24 @@ class PredictionLog:
         rotate_seconds: float = DEFAULT_ROTATE_SECONDS,
         registry: CollectorRegistry | None = None,
         seed: int | None = None,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
+        feature_names: Iterable[str] | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"prediction log sample rate must be in [0, 1], got {sample_rate}")
         if queue_size < 1:
             raise ValueError(f"prediction log queue size must be at least 1, got {queue_size}")
+        if max_line_bytes < 1024:
+            raise ValueError(f"prediction log line cap must be >= 1024, got {max_line_bytes}")
         if rotate_bytes < 1 or rotate_seconds <= 0:
             raise ValueError("prediction log rotation size and age must be positive")
         self.destination = destination
         self.sample_rate = sample_rate
         self.include_features = include_features
+        # None keeps every key (library use); the server passes its schema's raw features.
+        self.feature_names = frozenset(feature_names) if feature_names is not None else None
+        self.max_line_bytes = max_line_bytes
         self._sink = open_sink(
             destination, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds
         )
@@ -103,14 +128,20 @@ class PredictionLog:
         dropped = Counter(
             "bidscore_predlog_dropped",
             "Sampled responses the prediction log dropped: queue_full (destination too slow), "
-            "io_error (disk full, read-only, upload failed), encode_error, shutdown.",
+            "io_error (disk full, read-only, upload failed), encode_error, shutdown, "
+            "too_large (a line over the size cap even without features), partial_line (the "
+            "last line of a file a killed worker left).",
             ["reason"],
             registry=reg,
         )
         self._written = written
-        self._dropped = {
-            r: dropped.labels(reason=r) for r in (QUEUE_FULL, IO_ERROR, ENCODE_ERROR, SHUTDOWN)
-        }
+        self._recovered = Counter(
+            "bidscore_predlog_recovered_records",
+            "Complete records kept from `.part` files that killed workers left behind.",
+            registry=reg,
+        )
+        self._dropped = {r: dropped.labels(reason=r) for r in DROP_REASONS}
+        self._warnings = WarningLimiter(_log, warn_interval)
         self._closed = False
         self._thread = threading.Thread(target=self._drain, name="bidscore-predlog", daemon=True)
         self._thread.start()
@@ -176,6 +207,7 @@ class PredictionLog:
     # --- writer thread ----------------------------------------------------------------------
 
     def _drain(self) -> None:
+        self._recover()
         stopping = False
         while not stopping:
             batch: list[_Item] = []
@@ -200,14 +232,38 @@ class PredictionLog:
                 self._finish_file()
         with contextlib.suppress(OSError):
             self._sink.close()
+        self._warnings.flush()
+
+    def _recover(self) -> None:
+        """Finish the files killed workers left (on the writer thread: start-up never waits)."""
+        directory = getattr(self._sink, "directory", None)
+        if not isinstance(directory, Path):
+            return  # an S3 destination spools in a private temporary directory
+        try:
+            found = recover_orphans(directory)
+        except Exception as exc:  # recovery must never stop the writer
+            _log.warning("prediction log: cannot look for orphaned files: %s", exc)
+            return
+        for item in found:
+            # The partial line first: a reader that sees the records sees the drop too.
+            self._dropped[PARTIAL_LINE].inc(int(item.partial))
+            self._recovered.inc(item.records)
+            _log.info(
+                "prediction log: recovered %d records from an orphaned file (%s)%s",
+                item.records,
+                item.path.name,
+                ", dropped a partial last line" if item.partial else "",
+            )
 
     def _write(self, batch: list[_Item]) -> None:
         lines: list[bytes] = []
         for ts, request, response in batch:
             try:
                 lines.append(self._encode(ts, request, response))
-            except Exception:  # one bad message must not stop the log
-                _log.warning("prediction log: cannot encode a response", exc_info=True)
+            except _TooLargeError:
+                self._dropped[TOO_LARGE].inc()
+            except Exception as exc:  # one bad message must not stop the log
+                self._warnings.warn("cannot encode a response", 1, exc)
                 self._dropped[ENCODE_ERROR].inc()
         if not lines:
             return
@@ -215,7 +271,7 @@ class PredictionLog:
             self._sink.write(b"".join(lines), len(lines))
         except OSError as exc:
             lost = getattr(exc, "records", len(lines))
-            _log.warning("prediction log: dropped %d records: %s", lost, exc)
+            self._warnings.warn("cannot write", lost, exc)
             self._dropped[IO_ERROR].inc(lost)
             return
         self._written.inc(len(lines))
@@ -227,7 +283,7 @@ class PredictionLog:
             # The file's records were counted as written when appended; their loss is counted
             # here, so `dropped` is exact while `records` counts appends.
             lost = getattr(exc, "records", 0)
-            _log.warning("prediction log: could not finish a file: %s", exc)
+            self._warnings.warn("could not finish a file", lost, exc)
             self._dropped[IO_ERROR].inc(lost)
 
     def _encode(self, ts: float, request: Request, response: Response) -> bytes:
@@ -237,21 +293,55 @@ class PredictionLog:
             if isinstance(response, scorer_pb2.ScoreResponse)
             else _parse_response(response)
         )
+        line = self._line(ts, req, resp, features=self.include_features)
+        if len(line) > self.max_line_bytes and self.include_features:
+            line = self._line(ts, req, resp, features=False)
+        if len(line) > self.max_line_bytes:
+            raise _TooLargeError
+        return line
+
+    def _line(
+        self,
+        ts: float,
+        req: scorer_pb2.ScoreRequest,
+        resp: scorer_pb2.ScoreResponse,
+        *,
+        features: bool,
+    ) -> bytes:
         candidates: list[dict[str, Any]] = []
         for i, scored in enumerate(resp.candidates):
-            entry: dict[str, Any] = {"id": scored.id, "scores": [float(s) for s in scored.scores]}
-            if self.include_features and i < len(req.candidates):
-                entry["features"] = dict(req.candidates[i].features)
+            entry: dict[str, Any] = {
+                "id": _cut(scored.id),
+                "scores": [float(s) for s in scored.scores],
+            }
+            if features and i < len(req.candidates):
+                entry["features"] = self._features(req.candidates[i].features)
             candidates.append(entry)
         record: dict[str, Any] = {
             "ts": ts,
-            "request_id": resp.request_id or req.request_id,
+            "request_id": _cut(resp.request_id or req.request_id),
             "models": [{"name": m.name, "version": m.version} for m in resp.models],
             "candidates": candidates,
         }
-        if self.include_features:
-            record["context"] = dict(req.context)
+        if features:
+            record["context"] = self._features(req.context)
+        elif self.include_features:
+            record["features_dropped"] = True
         return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+    def _features(self, values: Mapping[str, str]) -> dict[str, str]:
+        names = self.feature_names
+        return {k: _cut(v) for k, v in values.items() if names is None or k in names}
+
+
+class _TooLargeError(Exception):
+    """A record over the line cap even without its features."""
+
+
+def _cut(value: str) -> str:
+    if len(value) <= MAX_VALUE_CHARS:
+        return value
+    return value[: MAX_VALUE_CHARS - len(_CUT_MARK)] + _CUT_MARK
 
 
 def open_sink(destination: str, *, rotate_bytes: int, rotate_seconds: float) -> RecordSink:

@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from bidscore.modes import create_file, make_dirs
+
 FILE_PREFIX = "predictions-"
 FILE_SUFFIX = ".jsonl"
 PART_SUFFIX = ".part"
+# Files and directories get bidscore.modes' explicit modes, whatever the umask: the log holds
+# traffic (the group may read it for monitoring, nobody else), only the server writes.
 
 
 class LostRecordsError(OSError):
@@ -120,10 +124,10 @@ class RotatingFiles:
         self.rotate()
 
     def _open_new(self) -> _OpenFile:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         now = time.time()
         path = self.directory / (file_name(next(self._seq), now) + PART_SUFFIX)
-        handle = path.open("xb")
+        handle = create_file(path)
         self._open = _OpenFile(path=path, handle=handle, opened_at=time.monotonic())
         return self._open
 
@@ -149,6 +153,62 @@ class RotatingFiles:
                 current.path.unlink()
             return current.records
         return 0
+
+
+@dataclass(frozen=True)
+class Recovered:
+    path: Path  # the finished file
+    records: int  # complete lines kept
+    partial: bool  # a partial last line was cut off
+
+
+def recover_orphans(directory: Path) -> list[Recovered]:
+    """Finish the `.part` files a killed process of this host left in `directory`.
+
+    A worker killed with SIGKILL (or a crashed host) never renames its open file, and the
+    monitor reads only `*.jsonl`: those records would be invisible for good. A part file is an
+    orphan when its writer (host and pid are in its name) is this host and that pid is no
+    longer running; parts of live workers (which share the directory) and of other hosts are
+    left alone. Complete lines are kept; a partial last line is cut off.
+    """
+    if not directory.is_dir():
+        return []
+    host = socket.gethostname().replace("-", "_") or "host"
+    recovered = []
+    for part in sorted(directory.glob(f"{FILE_PREFIX}*{FILE_SUFFIX}{PART_SUFFIX}")):
+        fields = part.name.removesuffix(FILE_SUFFIX + PART_SUFFIX).split("-")
+        if len(fields) < 5 or fields[-3] != host or not fields[-2].isdigit():
+            continue
+        if _running(int(fields[-2])):
+            continue
+        with contextlib.suppress(OSError):
+            recovered.append(_finish_orphan(part))
+    return recovered
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _finish_orphan(part: Path) -> Recovered:
+    data = part.read_bytes()
+    complete = data.rfind(b"\n") + 1  # 0 when not even one line is complete
+    partial = complete < len(data)
+    if complete == 0:
+        part.unlink()
+        return Recovered(part.with_suffix(""), 0, partial)
+    if partial:
+        with part.open("r+b") as handle:
+            handle.truncate(complete)
+    final = part.with_suffix("")  # drop ".part"
+    part.rename(final)
+    return Recovered(final, data.count(b"\n", 0, complete), partial)
 
 
 class S3Files:

@@ -104,6 +104,61 @@ def test_defaults_live_under_bidscore_home(bidscore_home: Path, small_logs: Path
     assert invoke("promote", "ctr", "1").exit_code == 0
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("models", "list"),
+        ("models", "show", "ctr", "1"),
+        ("history", "ctr"),
+        ("runs", "list", "ctr"),
+        ("promote", "ctr", "1"),
+        ("rollback", "ctr"),
+        ("monitor", "offline", "ctr"),
+    ],
+)
+def test_reading_commands_refuse_a_registry_that_does_not_exist(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # Defect 12: a mistyped sqlite path created a new, empty registry even for `models list`.
+    typo = tmp_path / "regsitry.db"
+    result = invoke(*command, "--registry", f"sqlite://{typo}")
+    one_line_error(result, str(typo), "does not exist")
+    assert not typo.exists()
+
+
+def test_a_writing_command_creates_the_registry_and_says_so_once(
+    tmp_path: Path, small_logs: Path
+) -> None:
+    urls = ["--registry", f"sqlite://{tmp_path / 'new.db'}", "--store", f"file://{tmp_path / 's'}"]
+    first = invoke("train", *CTR_LR, "--data", str(small_logs), *urls)
+    assert first.exit_code == 0, first.stderr
+    assert first.stderr.count(f"created a new registry at {tmp_path / 'new.db'}") == 1
+    second = invoke("train", *CTR_LR, "--data", str(small_logs), "--seed", "3", *urls)
+    assert second.exit_code == 0, second.stderr
+    assert "created a new registry" not in second.stderr
+    assert invoke("models", "list", *urls[:2]).exit_code == 0
+
+
+def test_artifacts_manifests_and_registry_get_explicit_modes(
+    tmp_path: Path, small_logs: Path
+) -> None:
+    # Defect 14: modes came from the umask (0666 files and 0777 directories under umask 0).
+    urls = ["--registry", f"sqlite://{tmp_path / 'db' / 'r.db'}"]
+    urls += ["--store", f"file://{tmp_path / 'store'}"]
+    old = os.umask(0)
+    try:
+        result = invoke("train", *CTR_LR, "--data", str(small_logs), *urls)
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.stderr
+    files = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} == {".model", ".json"}
+    for path in [*files, tmp_path / "db" / "r.db"]:
+        assert path.stat().st_mode & 0o777 == 0o640, path
+    for path in [tmp_path / "store", tmp_path / "store" / "ctr", tmp_path / "db"]:
+        assert path.stat().st_mode & 0o777 == 0o750, path
+
+
 def test_environment_variables_choose_the_backends(tmp_path: Path, small_logs: Path) -> None:
     env = {
         "BIDSCORE_REGISTRY": f"sqlite://{tmp_path / 'env.db'}",
@@ -160,15 +215,17 @@ def test_bad_names_and_versions(small_logs: Path, sqlite_urls: list[str]) -> Non
         invoke("train", "--model", "ltv", "--data", str(small_logs), *sqlite_urls),
         "unknown model 'ltv'",
     )
-    one_line_error(invoke("models", "show", "ctr", "1", *sqlite_urls[:2]), "unknown model 'ctr'")
-    one_line_error(invoke("models", "list", "ctr", *sqlite_urls[:2]), "unknown model 'ctr'")
-    one_line_error(invoke("history", "ctr", *sqlite_urls[:2]), "unknown model 'ctr'")
+    # The failed train leaves no registry behind (it would have been created by it).
+    one_line_error(invoke("models", "list", *sqlite_urls[:2]), "does not exist")
     assert (
         invoke(
             "train", "--model", "ctr", "--data", str(small_logs), "--epochs", "1", *sqlite_urls
         ).exit_code
         == 0
     )
+    one_line_error(invoke("models", "show", "cvr", "1", *sqlite_urls[:2]), "unknown model 'cvr'")
+    one_line_error(invoke("models", "list", "cvr", *sqlite_urls[:2]), "unknown model 'cvr'")
+    one_line_error(invoke("history", "cvr", *sqlite_urls[:2]), "unknown model 'cvr'")
     one_line_error(invoke("promote", "ctr", "9", *sqlite_urls), "no version '9'")
     one_line_error(invoke("rollback", "ctr", *sqlite_urls), "never been set")
     one_line_error(

@@ -84,3 +84,30 @@ def test_installed_entry_point_runs(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "wrote 200 rows" in done.stdout
     assert read_logs(out).num_rows == 200
+
+
+def test_existing_output_is_refused_unless_forced(tmp_path: Path):
+    # Defect 11: an existing file was overwritten, and partitions were mixed into an existing
+    # directory, without a word.
+    out = tmp_path / "logs.parquet"
+    out.write_bytes(b"precious")
+    args = ["datagen", "--rows", "100", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "exists" in result.output
+    assert "--force" in result.output
+    assert out.read_bytes() == b"precious"
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert pq.read_table(out).num_rows == 100
+
+    root = tmp_path / "days"
+    (root / "dt=2020-01-01").mkdir(parents=True)
+    (root / "dt=2020-01-01" / "part-0.parquet").write_bytes(b"other data")
+    args = ["datagen", "--rows", "50", "--days", "2", "--out", str(root)]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "not empty" in result.output
+    assert "--force" in result.output
+    assert sorted(p.name for p in root.iterdir()) == ["dt=2020-01-01"]
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert len(list(root.iterdir())) == 3

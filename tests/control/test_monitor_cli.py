@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
 from control import datagen
 from control.cli.app import app
 
@@ -96,6 +97,8 @@ def test_shift_and_shrink_through_the_cli(logs: dict[str, list[Path]], bidscore_
 
 
 def test_the_installed_entry_point_runs_monitor(bidscore_home: Path) -> None:
+    # An empty registry: reading commands refuse one that does not exist at all.
+    open_registry(f"sqlite://{bidscore_home / 'registry.db'}")
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "control"), "monitor", "offline", "ctr"],
         capture_output=True,

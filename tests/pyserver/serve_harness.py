@@ -69,11 +69,24 @@ class Published:
     registry: Registry
     versions: dict[str, list[str]] = field(default_factory=dict)
 
-    def publish(self, name: str, path: Path, *, checksum: str, fingerprint: str) -> str:
+    def publish(
+        self,
+        name: str,
+        path: Path,
+        *,
+        checksum: str,
+        fingerprint: str,
+        profile: dict[str, Any] | None = None,
+    ) -> str:
         store = open_store(self.store_url)
         key = f"{name}/{path.stem}-{len(self.registry.list_versions(name)) + 1}.model"
         uri = store.put(path, key)
-        manifest = {"model": name, "checksum": checksum, "fingerprint": fingerprint}
+        manifest: dict[str, Any] = {
+            "model": name,
+            "checksum": checksum,
+            "fingerprint": fingerprint,
+            "profile": profile or {},
+        }
         version = self.registry.register_version(name, Manifest.from_json(manifest), uri).version
         self.versions.setdefault(name, []).append(version)
         return version
@@ -158,7 +171,7 @@ class ServerProcess:
             pytest.fail(f"server ignored signal {sig} for {timeout}s:\n{self.log()[-3000:]}")
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
+def metric_value(text: str, name: str, /, **labels: str) -> float:
     """The value of one sample in Prometheus text format (0 if absent)."""
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):

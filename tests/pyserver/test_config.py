@@ -39,6 +39,8 @@ def test_metrics_port_per_worker() -> None:
         ({"poll_interval": 0}, "--poll-interval"),
         ({"max_concurrent_rpcs": 0}, "--max-concurrent-rpcs"),
         ({"max_candidates": 0}, "--max-candidates"),
+        ({"max_models": 0}, "--max-models"),
+        ({"max_candidates": 1_000_000, "max_models": 16}, "do not fit in a response"),
         ({"max_request_bytes": 10}, "--max-request-bytes"),
         ({"specs": "features.bid"}, "module:attribute"),
         ({"grace_seconds": -1}, "--grace"),

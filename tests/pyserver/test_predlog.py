@@ -4,7 +4,9 @@ hung destination never blocks the caller and is counted in `bidscore_predlog_dro
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -21,7 +23,8 @@ from prometheus_client import CollectorRegistry
 from bidscore.v1 import scorer_pb2
 from control import datagen
 from control.monitor.predictions import read_predictions
-from pyserver.predlog import IO_ERROR, QUEUE_FULL, PredictionLog
+from pyserver.predlog import IO_ERROR, MAX_VALUE_CHARS, QUEUE_FULL, TOO_LARGE, PredictionLog
+from pyserver.predlog.ratelimit import WarningLimiter
 from tests.pyserver.serve_harness import (
     MODELS,
     Published,
@@ -31,6 +34,7 @@ from tests.pyserver.serve_harness import (
     request_bytes,
     score,
 )
+from tests.waiting import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -104,6 +108,49 @@ def test_raw_features_are_logged_when_asked(tmp_path: Path) -> None:
     assert [c["features"] for c in record["candidates"]] == [
         {"campaign_id": "camp0"},
         {"campaign_id": "camp1"},
+    ]
+
+
+def test_only_schema_features_are_logged_and_long_values_are_cut(tmp_path: Path) -> None:
+    # Defect 5: the log stored whatever keys and values a client sent.
+    log = new_log(tmp_path, include_features=True, feature_names={"app_id", "campaign_id"})
+    request, response = make_pair(7)
+    request.context["password"] = "hunter2"
+    request.candidates[0].features["campaign_id"] = "x" * 5000
+    request.candidates[1].features["free_text"] = "anything"
+    request.request_id = response.request_id = "r" * 1000
+    log.log_response(request, response)
+    assert log.close()
+    (record,) = read_records(tmp_path)
+    assert record["context"] == {"app_id": "app1"}
+    first, second = (c["features"] for c in record["candidates"])
+    assert len(first["campaign_id"]) == MAX_VALUE_CHARS
+    assert first["campaign_id"].endswith("...")
+    assert second == {"campaign_id": "camp1"}
+    assert len(record["request_id"]) == MAX_VALUE_CHARS
+
+
+def test_a_line_over_the_cap_loses_its_features_then_the_record(tmp_path: Path) -> None:
+    log = new_log(tmp_path, include_features=True, max_line_bytes=4096)
+    big, big_response = make_pair(1, candidates=20)
+    for candidate in big.candidates:
+        candidate.features["campaign_id"] = "y" * 200  # ~5 KB of features in all
+    huge, huge_response = make_pair(2, candidates=400)  # over 4 KiB without features too
+    log.log_response(big, big_response)
+    log.log_response(huge, huge_response)
+    assert log.close()
+    (record,) = read_records(tmp_path)
+    assert record["features_dropped"] is True
+    assert "features" not in record["candidates"][0]
+    assert log.dropped(TOO_LARGE) == 1
+    assert all(len(line) <= 4096 for line in _lines(tmp_path))
+
+
+def _lines(directory: Path) -> list[bytes]:
+    return [
+        line
+        for path in sorted(directory.glob("predictions-*.jsonl"))
+        for line in path.read_bytes().splitlines(keepends=True)
     ]
 
 
@@ -210,6 +257,43 @@ def test_full_disk_keeps_what_fits_and_counts_the_rest(full_disk: Path) -> None:
     assert 0 < len(kept) < sent
     assert log.dropped(IO_ERROR) == sent - len(kept)
     assert log.written >= len(kept)
+
+
+def test_full_disk_warns_once_per_interval_with_a_count(
+    full_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Defect 6: every failed batch logged a WARNING line (722 lines in 8 s on a full disk).
+    log = new_log(full_disk, include_features=True)
+    with caplog.at_level("WARNING", logger="pyserver.predlog"):
+        for i in range(300):
+            assert log.log_response(*make_pair(i))
+            if i % 10 == 0:
+                time.sleep(0.01)  # pacing only: lets the writer fail many separate batches
+        assert log.close()
+    lines = [r for r in caplog.records if r.name.startswith("pyserver.predlog")]
+    # The first failure at once, the rest summed up when the log closes.
+    assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
+    assert "record(s) dropped" in lines[-1].getMessage()
+    assert log.dropped(IO_ERROR) > 0
+
+
+def test_warning_limiter_logs_once_per_interval_with_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    limiter = WarningLimiter(logging.getLogger("pyserver.predlog"), 60.0, clock=clock)
+    with caplog.at_level("WARNING", logger="pyserver.predlog"):
+        for _ in range(700):  # a full disk failing every batch for a while
+            limiter.warn("cannot write", 10, OSError(28, "No space left on device"))
+            clock.advance(0.01)
+        clock.advance(60)
+        limiter.warn("cannot write", 10, OSError(28, "No space left on device"))
+        limiter.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith("prediction log: 1 failure(s), 10 record(s) dropped")
+    assert lines[1].startswith("prediction log: 700 failure(s), 7000 record(s) dropped in the")
+    assert "No space left on device" in lines[1]
 
 
 def test_read_only_directory_drops_and_counts(read_only_dir: Path) -> None:
@@ -358,4 +442,63 @@ def test_server_keeps_scoring_on_a_read_only_log_disk(
     text = server.metrics()
     assert metric_value(text, "bidscore_predlog_records_total") == 0
     assert metric_value(text, "bidscore_requests_total", code="OK") == 30
+    assert server.stop() == 0
+
+
+@pytest.mark.timeout(180)
+def test_server_log_has_explicit_modes_and_only_schema_features(
+    published: Published, start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # Defect 5: modes came from the umask and any client key was stored. A umask of 0 would
+    # give 0666 files and 0777 directories to a server that leaves modes to the umask.
+    log_dir = tmp_path / "logs" / "predlog"
+    old = os.umask(0)
+    try:
+        server = start_server(
+            published.registry_url,
+            published.store_url,
+            "--predlog",
+            str(log_dir),
+            "--predlog-sample-rate",
+            "1",
+            "--predlog-features",
+        )
+    finally:
+        os.umask(old)
+    payload = datagen.request_payloads(1, seed=5, candidates=2)[0]
+    payload["context"]["api_key"] = "secret"
+    payload["candidates"][0]["features"]["campaign_id"] = "z" * 10_000
+    with grpc.insecure_channel(server.target) as channel:
+        score(channel, request_bytes(payload))
+    _wait_for_metric(server, "bidscore_predlog_records_total", 1)
+    assert server.stop() == 0
+    (path,) = log_dir.glob("predictions-*.jsonl")
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert log_dir.stat().st_mode & 0o777 == 0o750
+    (record,) = read_records(log_dir)
+    assert "api_key" not in record["context"]
+    assert len(record["candidates"][0]["features"]["campaign_id"]) == MAX_VALUE_CHARS
+
+
+@pytest.mark.timeout(180)
+def test_parts_left_by_a_killed_worker_are_recovered_at_start(
+    published: Published, start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # Defect 7: after kill -9 the open `.part` file stayed invisible to the monitor for good.
+    log_dir = tmp_path / "predlog"
+    args = ("--predlog", str(log_dir), "--predlog-sample-rate", "1")
+    server = start_server(published.registry_url, published.store_url, *args)
+    _score_requests(server, 5)
+    _wait_for_metric(server, "bidscore_predlog_records_total", 5)
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    (part,) = log_dir.glob("*.jsonl.part")
+    with part.open("ab") as handle:
+        handle.write(b'{"ts": 17950')  # the line the writer was in the middle of
+    server = start_server(published.registry_url, published.store_url, *args)
+    _wait_for_metric(server, "bidscore_predlog_recovered_records_total", 5)
+    assert (
+        metric_value(server.metrics(), "bidscore_predlog_dropped_total", reason="partial_line") == 1
+    )
+    assert not part.exists()
+    assert len(read_records(log_dir)) == 5  # every line parses: the partial one is gone
     assert server.stop() == 0

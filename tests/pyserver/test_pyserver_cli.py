@@ -34,6 +34,11 @@ def test_control_serve_help_lists_the_options() -> None:
         ),
         (["--specs", "no_such_module:SPECS"], "error: cannot load specs 'no_such_module:SPECS'"),
         (["--workers", "2", "--port", "0"], "error: --port 0 (any free port) cannot be shared"),
+        # Defect 12: a mistyped registry path was created empty and serve waited forever.
+        (
+            ["--registry", "sqlite:///nonexistent-dir/regsitry.db"],
+            "error: registry /nonexistent-dir/regsitry.db does not exist",
+        ),
     ],
 )
 def test_bad_settings_exit_1_with_one_line(args: list[str], message: str) -> None:

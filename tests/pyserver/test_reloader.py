@@ -3,6 +3,9 @@ outages (SQLite and DynamoDB)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +21,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from bidscore.store.file import path_from_uri
 from control import datagen
 from tests.pyserver.serve_harness import (
     Published,
@@ -152,6 +156,143 @@ def test_bad_artifacts_are_refused_and_the_old_version_keeps_serving(
     server.wait_for_polls()
     assert _failures(server, "format", "ctr") == 1
     # A good version after the bad ones is picked up.
+    published.promote("ctr", "2")
+    _wait_for(lambda: _served(server)["ctr"] == "2")
+
+
+def _corrupt_copy(good: TrainedModel, tmp_path: Path) -> Path:
+    corrupt = tmp_path / "corrupt.model"
+    data = bytearray(good.path.read_bytes())
+    data[-64] ^= 0xFF  # one flipped byte in the weights
+    corrupt.write_bytes(bytes(data))
+    return corrupt
+
+
+def _repair_in_store(published: Published, version: str, good: TrainedModel) -> None:
+    """Put the good bytes behind the refused version's URI (what an operator would do)."""
+    uri = published.registry.get_version("ctr", version).artifact_uri
+    target = path_from_uri(uri)
+    tmp = target.with_name(target.name + ".repair")
+    shutil.copyfile(good.path, tmp)
+    tmp.replace(target)
+
+
+def test_a_refused_artifact_repaired_in_the_store_is_loaded_after_backoff(
+    published: Published,
+    start_server: ServerFactory,
+    trained: dict[str, list[TrainedModel]],
+    tmp_path: Path,
+) -> None:
+    # Defect 2: a refused (model, version) was remembered forever.
+    server = start_server(published.registry_url, published.store_url, "--refused-retry", "0.5")
+    good = trained["ctr"][1]
+    corrupt = _corrupt_copy(good, tmp_path)
+    version = published.publish("ctr", corrupt, checksum=good.model.checksum, fingerprint="x")
+    published.promote("ctr", version)
+    _wait_for(lambda: _failures(server, "format", "ctr") >= 1)
+    text = server.metrics()
+    assert (
+        metric_value(
+            text, "bidscore_refused_artifact", model="ctr", version=version, reason="format"
+        )
+        == 1
+    )
+    assert _served(server)["ctr"] == "1"
+    details = _health_details(server)
+    assert details["refused"] == [{"model": "ctr", "reason": "format", "version": version}]
+    assert details["served"]["ctr"] == "1"
+    _repair_in_store(published, version, good)
+    _wait_for(lambda: _served(server)["ctr"] == version)
+    assert 'bidscore_refused_artifact{model="ctr"' not in server.metrics()
+    _wait_for(lambda: _health_details(server)["refused"] == [])
+
+
+def _health_details(server: ServerProcess) -> dict:
+    url = f"http://127.0.0.1:{server.metrics_port}/health"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return json.loads(reply.read())
+
+
+def test_an_alias_move_retries_a_refused_version_at_once(
+    published: Published,
+    start_server: ServerFactory,
+    trained: dict[str, list[TrainedModel]],
+    tmp_path: Path,
+) -> None:
+    # Defect 2: after a rollback, `promote ctr N --force` of the repaired version was ignored.
+    # The retry delay is the default 30 s: only the alias move can explain a quick reload.
+    server = start_server(published.registry_url, published.store_url)
+    good = trained["ctr"][1]
+    corrupt = _corrupt_copy(good, tmp_path)
+    version = published.publish("ctr", corrupt, checksum=good.model.checksum, fingerprint="x")
+    published.promote("ctr", version)
+    _wait_for(lambda: _failures(server, "format", "ctr") >= 1)
+    _repair_in_store(published, version, good)
+    published.promote("ctr", "1")  # rollback
+    server.wait_for_polls()
+    published.promote("ctr", version)  # promote again
+    _wait_for(lambda: _served(server)["ctr"] == version, timeout=15)
+    assert _failures(server, "format", "ctr") == 1
+
+
+def _scores(server: ServerProcess) -> list[float]:
+    with grpc.insecure_channel(server.target) as channel:
+        return [s for c in score(channel, REQUEST).candidates for s in c.scores]
+
+
+def test_cached_model_files_are_read_only_and_checked_on_every_poll(
+    published: Published, start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # Defect 10: a cached model edited in place changed live scores; truncated, it killed the
+    # worker with SIGBUS. (The tests run as root, who may write a 0444 file anyway.)
+    server = start_server(published.registry_url, published.store_url)
+    baseline = _scores(server)
+    cache = tmp_path / "cache"
+    (cached,) = (cache / "ctr").glob("1-*.model")
+    assert cached.stat().st_mode & 0o777 == 0o444
+    assert (cache / "ctr").stat().st_mode & 0o777 == 0o750
+    assert cache.stat().st_mode & 0o777 == 0o750
+
+    size = cached.stat().st_size
+    with cached.open("r+b") as handle:  # zero the weights in place, same size
+        handle.seek(128)
+        handle.write(bytes(size - 128))
+    _wait_for(lambda: _failures(server, "cache_changed", "ctr") >= 1)
+    _wait_for(lambda: _scores(server) == baseline)  # the fresh copy is swapped in
+    assert "changed on disk (modified in place)" in server.log()
+
+    (cached,) = (cache / "ctr").glob("1-*.model")  # the fresh copy
+    with cached.open("r+b") as handle:
+        handle.truncate(4096)
+    _wait_for(lambda: _failures(server, "cache_changed", "ctr") >= 2)
+    server.wait_for_polls()  # the poll that noticed it has swapped a fresh copy in
+    assert _scores(server) == baseline
+    assert server.proc.poll() is None
+    assert f"size {size} -> 4096 bytes" in server.log()
+
+
+def test_an_alias_to_a_missing_version_is_reported_as_such_not_as_an_outage(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Defect 13: a dangling alias was logged as a registry outage, with exponential backoff.
+    server = start_server(published.registry_url, published.store_url)
+    db = published.registry_url.removeprefix("sqlite://")
+    with sqlite3.connect(db) as conn:  # what a bad manual fix or a partial restore leaves
+        conn.execute(
+            "UPDATE aliases SET version = '42', generation = generation + 1 "
+            "WHERE model = 'ctr' AND alias = 'production'"
+        )
+    _wait_for(lambda: _failures(server, "missing_version", "ctr") >= 1)
+    assert _failures(server, "outage") == 0
+    assert "alias 'production' of ctr points at version 42, which is not registered" in (
+        server.log()
+    )
+    # Polling goes on at the normal interval (0.2 s), not a backoff doubling towards 30 s.
+    started = time.monotonic()
+    server.wait_for_polls(10)
+    assert time.monotonic() - started < 8
+    assert _failures(server, "outage") == 0
+    assert _served(server)["ctr"] == "1"
     published.promote("ctr", "2")
     _wait_for(lambda: _served(server)["ctr"] == "2")
 

@@ -3,17 +3,27 @@ graceful drain on SIGTERM."""
 
 from __future__ import annotations
 
+import http.client
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
 from control import datagen
-from tests.pyserver.serve_harness import Published, ServerFactory, raw_score, request_bytes, score
+from tests.pyserver.serve_harness import (
+    Published,
+    ServerFactory,
+    ServerProcess,
+    raw_score,
+    request_bytes,
+    score,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -149,3 +159,41 @@ def test_many_calls_in_parallel_all_succeed(
         replies = list(pool.map(lambda r: score(channel, r), requests * 5))
     assert len(replies) == 100
     assert all(len(r.candidates) == 10 for r in replies)
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line in /proc status")
+
+
+def _scrape(server: ServerProcess) -> bool:
+    try:
+        return "bidscore_ready" in server.metrics()
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def test_slow_metrics_connections_do_not_grow_threads(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Defect 8: one thread per metrics connection (300 slow connections -> 314 threads).
+    server = start_server(published.registry_url, published.store_url)
+    before = _threads(server.proc.pid)
+    held = []
+    try:
+        for _ in range(300):
+            conn = socket.create_connection(("127.0.0.1", server.metrics_port), timeout=5)
+            conn.sendall(b"GET /metrics HTTP/1.1\r\n")  # ...and never finish the request
+            held.append(conn)
+        # A scrape after them is accepted after every one of them (the accept queue is FIFO);
+        # it may wait for the idle timeout to free a slot.
+        wait_until(lambda: _scrape(server), timeout=30, message="a metrics scrape")
+        assert _threads(server.proc.pid) <= before + 4
+        assert server.proc.poll() is None
+    finally:
+        for conn in held:
+            conn.close()
+    with grpc.insecure_channel(server.target) as channel:
+        assert len(score(channel, _request()).candidates) == 5

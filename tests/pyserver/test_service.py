@@ -3,20 +3,33 @@ get the right status without hurting the worker."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 
 import grpc
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from bidscore.v1 import scorer_pb2
 from control import datagen
 from features.tokenize import tokenize_table
+from pyserver.feature_keys import MAX_NAMES, UnknownFeatures
+from pyserver.metrics import Metrics
+from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
+from pyserver.service import SERVICE_NAME, ScoreService
+from pyserver.serving_features import ServingFeatures
 from tests.pyserver import serve_specs
 from tests.pyserver.serve_harness import (
     MODELS,
+    SPECS_REF,
+    Published,
     ServerFactory,
     ServerProcess,
     TrainedModel,
@@ -27,6 +40,7 @@ from tests.pyserver.serve_harness import (
     request_bytes,
     score,
 )
+from tests.waiting import wait_until
 
 MAX_REQUEST_BYTES = 256 * 1024
 MAX_CANDIDATES = 200
@@ -219,6 +233,132 @@ def test_tolerated_oddities_are_scored(channel: grpc.Channel) -> None:
         assert all(0.0 <= s <= 1.0 for c in reply.candidates for s in c.scores)
 
 
+def test_repeated_or_too_many_model_names_are_refused_and_counted(
+    channel: grpc.Channel, server: ServerProcess
+) -> None:
+    # Defect 1: "ctr" x 40,000 with 64 candidates was 2.56 million scores built on the event
+    # loop, a response over the transport limit, an ERROR traceback, and counted as OK.
+    request = _good_request()
+    del request.candidates[:]
+    for i in range(64):
+        request.candidates.add(id=f"c{i}").features["campaign_id"] = f"camp{i}"
+    before = server.metrics()
+    for models, word in [(["ctr"] * 40_000, "limit of 16"), (["ctr", "cvr", "ctr"], "'ctr'")]:
+        request.models[:] = models
+        with pytest.raises(grpc.RpcError) as info:
+            raw_score(channel)(request.SerializeToString(), timeout=30)
+        assert info.value.code() == INVALID, info.value.details()
+        assert word in info.value.details()
+    after = server.metrics()
+
+    def delta(code: str) -> float:
+        return metric_value(after, "bidscore_requests_total", code=code) - metric_value(
+            before, "bidscore_requests_total", code=code
+        )
+
+    assert delta("INVALID_ARGUMENT") == 2
+    assert delta("OK") == 0
+    assert "Traceback" not in server.log()
+    assert len(score(channel, GOOD).candidates) == 3
+
+
+def test_unknown_feature_keys_are_counted_by_name(
+    channel: grpc.Channel, server: ServerProcess
+) -> None:
+    # Defect 4: a misspelled key was silently ignored. One request in 32 is checked (sampled
+    # without --strict-features), so 64 requests include at least one checked one.
+    before = server.metrics()
+    data = _with_context("bidfloor", "0.5")
+    for _ in range(64):
+        assert len(score(channel, data).candidates) == 3
+    after = server.metrics()
+    name = "bidscore_unknown_features_total"
+    assert (
+        metric_value(after, name, name="bidfloor") - metric_value(before, name, name="bidfloor")
+        >= 1
+    )
+
+
+@pytest.mark.timeout(120)
+def test_strict_features_refuses_unknown_keys(
+    published: Published, start_server: ServerFactory
+) -> None:
+    server = start_server(published.registry_url, published.store_url, "--strict-features")
+    with grpc.insecure_channel(server.target) as chan:
+        for data, words in [
+            (_with_context("bidfloor", "0.5"), ("'bidfloor'", "context", "--strict-features")),
+            (_with_candidate("campain_id", "x", index=1), ("'campain_id'", "candidate 1")),
+            # Defect 3: a finite f64 but an infinite f32 was scored.
+            (
+                _with_candidate("bid_price", "1e39", index=1),
+                ("'bid_price'", "candidate 1", "not a finite 32-bit float"),
+            ),
+        ]:
+            with pytest.raises(grpc.RpcError) as info:
+                raw_score(chan)(data, timeout=10)
+            assert info.value.code() == INVALID, info.value.details()
+            for word in words:
+                assert word in info.value.details()
+        assert len(score(chan, GOOD).candidates) == 3
+    text = server.metrics()
+    assert metric_value(text, "bidscore_requests_total", code="INVALID_ARGUMENT") == 3
+    assert metric_value(text, "bidscore_unknown_features_total", name="campain_id") == 1
+    assert metric_value(text, "bidscore_feature_not_finite_total", feature="bid_price") == 1
+
+
+@pytest.mark.timeout(120)
+def test_values_outside_the_training_range_are_counted_per_model_and_feature(
+    published: Published, start_server: ServerFactory, trained: dict[str, list[TrainedModel]]
+) -> None:
+    # Defect 3: nothing showed that live values left the range the model was trained on.
+    cvr = trained["cvr"][1]
+    profile = {"bid_price": {"type": "float", "min": 0.0, "max": 10.0}}
+    version = published.publish(
+        "cvr",
+        cvr.path,
+        checksum=cvr.model.checksum,
+        fingerprint=cvr.model.fingerprint,
+        profile=profile,
+    )
+    published.promote("cvr", version)
+    server = start_server(published.registry_url, published.store_url)
+    with grpc.insecure_channel(server.target) as chan:
+        # 32 requests of each kind: one in 32 requests is checked (sampled).
+        for data in [_with_candidate("bid_price", "1000")] * 32 + [
+            _with_candidate("bid_price", "1e39")
+        ] * 32:
+            assert [m.name for m in score(chan, data).models] == ["ctr", "cvr", "win"]
+    text = server.metrics()
+    assert (
+        metric_value(text, "bidscore_feature_out_of_range_total", model="cvr", feature="bid_price")
+        >= 1
+    )
+    assert metric_value(text, "bidscore_feature_not_finite_total", feature="bid_price") >= 1
+    # ctr and win have no profile: nothing to compare against.
+    assert (
+        metric_value(text, "bidscore_feature_out_of_range_total", model="ctr", feature="bid_price")
+        == 0
+    )
+
+
+def test_unknown_feature_names_have_bounded_cardinality() -> None:
+    registry = CollectorRegistry()
+    keys = UnknownFeatures(["app_id"], strict=False, registry=registry, sample_every=1)
+    for i in range(150):
+        request = scorer_pb2.ScoreRequest()
+        request.context[f"junk{i}"] = "x"
+        request.candidates.add(id="c").features["app_id"] = "a"
+        keys.check(request.SerializeToString())
+    names = {
+        sample.labels["name"]
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == "bidscore_unknown_features_total"
+    }
+    assert len(names) == MAX_NAMES + 1
+    assert registry.get_sample_value("bidscore_unknown_features_total", {"name": "other"}) == 50
+
+
 def test_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as info:
         channel.unary_unary("/bidscore.v1.Scorer/Nope")(GOOD, timeout=5)
@@ -361,3 +501,121 @@ def test_native_path_scores_inline_and_offloaded_requests_like_offline(
     assert delta("bidscore_requests_total", code="OK") == 8
     assert delta("bidscore_requests_total", code="INVALID_ARGUMENT") == 3
     assert delta("bidscore_requests_total", code="NOT_FOUND") == 2
+
+
+def _deadline_server(start_server: ServerFactory, published: Published, offload: str):
+    return start_server(
+        published.registry_url,
+        published.store_url,
+        "--max-candidates",
+        "5000",
+        "--offload-candidates",
+        offload,
+        models="ctr",  # no @property feature: nothing but Rust runs on the loop
+    )
+
+
+def _code_deltas(before: str, after: str):
+    def delta(code: str) -> float:
+        return metric_value(after, "bidscore_requests_total", code=code) - metric_value(
+            before, "bidscore_requests_total", code=code
+        )
+
+    return delta
+
+
+def _call(chan: grpc.Channel, data: bytes, timeout: float) -> str:
+    try:
+        raw_score(chan)(data, timeout=timeout)
+    except grpc.RpcError as exc:
+        return exc.code().name
+    return "OK"
+
+
+BIG = request_bytes(datagen.request_payloads(1, seed=3, candidates=5000)[0])
+
+
+@pytest.mark.timeout(120)
+def test_calls_scored_inline_past_their_deadline_are_not_counted_ok(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Defect 9: a call scored inline past its deadline was counted OK while the client saw
+    # DEADLINE_EXCEEDED.
+    server = _deadline_server(start_server, published, "0")
+    with grpc.insecure_channel(server.target) as chan:
+        durations = []
+        for _ in range(3):
+            started = time.perf_counter()
+            score(chan, BIG)
+            durations.append(time.perf_counter() - started)
+        before = server.metrics()
+        codes = [_call(chan, BIG, min(durations) / 3) for _ in range(20)]
+        score(chan, GOOD)  # the loop has finished every call above once this returns
+        after = server.metrics()
+    delta = _code_deltas(before, after)
+    assert "DEADLINE_EXCEEDED" in codes, codes
+    assert delta("OK") == codes.count("OK") + 1
+    assert delta("DEADLINE_EXCEEDED") >= 1
+    # A call may expire inside grpc before any handler sees it (nothing to count then).
+    assert delta("OK") - 1 + delta("DEADLINE_EXCEEDED") + delta("CANCELLED") <= 20
+
+
+@pytest.mark.timeout(60)
+def test_offloaded_calls_cancelled_or_past_their_deadline_are_counted(
+    trained: dict[str, list[TrainedModel]],
+) -> None:
+    # Defect 9: grpc cancels an offloaded call's handler at the deadline or when the client
+    # cancels; neither was counted. A real grpc.aio server and scorer in this process, so the
+    # test can hold the offload thread busy (a gate) and the calls wait there for certain.
+    features = ServingFeatures.for_models(["ctr"], SPECS_REF)
+    first = trained["ctr"][0]
+    loaded = LoadedModel("ctr", "1", first.model, first.model.checksum, str(first.path))
+    slot = ModelSlot()
+    slot.swap(ModelSet(features.build_scorer({"ctr": loaded}), MappingProxyType({"ctr": loaded})))
+    metrics = Metrics()
+    pool = ThreadPoolExecutor(max_workers=1)
+    gate = threading.Event()
+    pool.submit(gate.wait)  # the only offload thread is busy until the gate opens
+    service = ScoreService(
+        slot,
+        metrics,
+        max_request_bytes=1 << 20,
+        max_candidates=100,
+        offload=pool,
+        offload_candidates=4,
+    )
+    small = _candidates(8)  # over --offload-candidates 4
+
+    def client(port: int) -> list[str]:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
+            codes = [_call(chan, small, 0.3)]
+            call = raw_score(chan).future(small, timeout=30)
+            wait_until(lambda: service._in_flight == 1, message="the call in the handler")
+            call.cancel()
+            wait_until(lambda: service._in_flight == 0, message="the handler to end")
+            return codes
+
+    async def main() -> list[str]:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, service.handlers()),)
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, client, port)
+        finally:
+            gate.set()
+            await server.stop(0)
+
+    try:
+        codes = asyncio.run(main())
+    finally:
+        gate.set()
+        pool.shutdown(wait=True)
+    assert codes == ["DEADLINE_EXCEEDED"]
+    counted = {
+        code: metrics.registry.get_sample_value("bidscore_requests_total", {"code": code})
+        for code in ("OK", "DEADLINE_EXCEEDED", "CANCELLED")
+    }
+    assert counted == {"OK": 0, "DEADLINE_EXCEEDED": 1, "CANCELLED": 1}

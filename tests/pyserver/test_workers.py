@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -14,12 +16,14 @@ from control import datagen
 from features.bid import SPECS
 from features.tokenize import tokenize_table
 from tests.pyserver.serve_harness import (
+    Published,
     ServerFactory,
     metric_value,
     publish_trained,
     request_bytes,
     score,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 MIN_MODEL_BYTES = 200 * 1024 * 1024
@@ -136,3 +140,29 @@ def test_two_workers_share_one_port_and_the_model_pages(
         f"second worker private total {_private_kb(second)} kB"
     )
     assert server.stop() == 0
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_killed_by_a_signal_is_logged_with_its_name(
+    published: Published, start_server: ServerFactory
+) -> None:
+    # Defect 10: a worker killed by SIGBUS (a truncated mapped model) left no log line naming
+    # the signal.
+    server = start_server(published.registry_url, published.store_url, "--workers", "2")
+    victim = _children(server.proc.pid)[0]
+    os.kill(victim, signal.SIGBUS)
+    wait_until(lambda: "SIGBUS" in server.log(), timeout=30, message="the SIGBUS log line")
+    assert f"(pid {victim}) was killed by SIGBUS (signal 7); restarting it" in server.log()
+    # The restarted worker 0 answers on worker 0's metrics port once it has its models.
+    wait_until(
+        lambda: _ready(server.metrics_port), timeout=60, message="the restarted worker ready"
+    )
+    assert victim not in _children(server.proc.pid)
+    assert server.stop() == 0
+
+
+def _ready(port: int) -> bool:
+    try:
+        return metric_value(_metrics(port), "bidscore_ready") == 1
+    except OSError:
+        return False
