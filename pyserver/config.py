@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from bidscore import settings
 from features import catalog
 from pyserver.errors import ConfigError
+from pyserver.tls import TlsFiles
 
 DEFAULT_MODELS = ("ctr", "cvr")
 # Per-request limits. The wire limit (grpc's max receive size) sits above the request limit so
@@ -48,9 +50,21 @@ class ServerConfig:
     predlog: str | None = None
     predlog_sample_rate: float = 0.01
     predlog_features: bool = False
+    # TLS on the scoring port (pyserver.tls): both or neither; a client CA turns on mTLS.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
+            (
+                (self.tls_cert is None) == (self.tls_key is None),
+                "--tls-cert and --tls-key go together",
+            ),
+            (
+                self.tls_client_ca is None or self.tls_cert is not None,
+                "--tls-client-ca needs --tls-cert and --tls-key",
+            ),
             (0 <= self.port <= 65535, f"--port must be in 0..65535, got {self.port}"),
             (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
             (
@@ -93,6 +107,22 @@ class ServerConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can reach the port."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def address(self) -> str:

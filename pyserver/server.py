@@ -26,6 +26,7 @@ from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
 from pyserver.service import SERVICE_NAME, ScoreService
 from pyserver.serving_features import ServingFeatures
+from pyserver.tls import ReloadingCredentials
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,24 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.max_receive_message_length", config.transport_max_bytes),
         ("grpc.max_send_message_length", config.transport_max_bytes),
     ]
+
+
+def open_port(server: grpc.aio.Server, config: ServerConfig) -> None:
+    """Bind the scoring port, with TLS when configured; plaintext off loopback is warned of."""
+    tls = config.tls
+    try:
+        if tls is not None:
+            server.add_secure_port(config.address, ReloadingCredentials(tls).credentials())
+        else:
+            server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    if tls is None and not config.loopback:
+        log.warning(
+            "listening on %s in plaintext: anyone who can reach it can score and read scores;"
+            " pass --tls-cert and --tls-key (and --tls-client-ca for mTLS)",
+            config.address,
+        )
 
 
 async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> None:
@@ -85,10 +104,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
     reflection.enable_server_reflection(
         (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    try:
-        server.add_insecure_port(config.address)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    open_port(server, config)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -85,6 +85,15 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     predlog_features: Annotated[
         bool, typer.Option(help="Also log the raw features (for serving drift).")
     ] = default_of(_C, "predlog_features"),
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate chain: serve TLS (re-read when the file changes)."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA bundle: require client certificates signed by it (mTLS)."),
+    ] = None,
 ) -> None:
     """Serve the models over gRPC (bidscore.v1.Scorer), following their registry alias."""
     # Imported here so `control --help` does not pay for grpc and rust_core.
@@ -116,6 +125,9 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             predlog=predlog,
             predlog_sample_rate=predlog_sample_rate,
             predlog_features=predlog_features,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
         )
         code = run_server(config)
     except ConfigError as exc:
