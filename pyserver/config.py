@@ -40,6 +40,8 @@ class ServerConfig:
     )
     max_concurrent_rpcs: int | None = None
     metrics_port: int = 0
+    # Share of calls whose scores feed the bidscore_score histogram (parsing the reply costs).
+    score_sample_rate: float = 0.1
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     # Requests with more candidates than this are scored on a thread (0 = always inline).
@@ -98,6 +100,10 @@ class ServerConfig:
                 self.offload_candidates >= 0,
                 f"--offload-candidates must be >= 0, got {self.offload_candidates}",
             ),
+            (
+                0 <= self.score_sample_rate <= 1,
+                f"--score-sample-rate must be in [0, 1], got {self.score_sample_rate}",
+            ),
             (self.grace_seconds >= 0, f"--grace must be >= 0, got {self.grace_seconds}"),
             (
                 0 <= self.predlog_sample_rate <= 1,
@@ -131,10 +137,6 @@ class ServerConfig:
     @property
     def transport_max_bytes(self) -> int:
         return self.max_request_bytes * TRANSPORT_SLACK
-
-    def metrics_port_for(self, worker: int) -> int:
-        """Each worker serves its own metrics on `metrics_port + worker` (0 stays off)."""
-        return self.metrics_port + worker if self.metrics_port else 0
 
 
 def parse_models(text: str) -> tuple[str, ...]:

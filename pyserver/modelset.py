@@ -25,6 +25,7 @@ class LoadedModel:
     model: rust_core.Model
     checksum: str
     path: str
+    created_at: str = ""  # the manifest's training time (ISO 8601), for the metrics
 
 
 @dataclass(frozen=True)

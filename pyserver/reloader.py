@@ -92,6 +92,7 @@ class Reloader:
                     self._missing_alias_logged.add(name)
                 continue
             wanted[name] = alias.version
+        self._metrics.alias_targets(self._config.alias, wanted)
         changed = [
             name
             for name, version in wanted.items()
@@ -120,7 +121,12 @@ class Reloader:
         self._loaded = candidate
         new_set = ModelSet(scorer=scorer, models=MappingProxyType(dict(candidate)))
         old = self._slot.swap(new_set)
-        self._metrics.reload_succeeded(new_set.versions, sorted(newly_loaded))
+        self._metrics.reload_succeeded(
+            new_set.versions,
+            sorted(newly_loaded),
+            alias=self._config.alias,
+            created={name: loaded.created_at for name, loaded in candidate.items()},
+        )
         log.info(
             "serving %s (was %s)",
             new_set.versions,

@@ -21,6 +21,7 @@ from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
+from pyserver.metrics_endpoint import in_multiprocess_mode, serve_registry
 from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
@@ -62,9 +63,14 @@ def open_port(server: grpc.aio.Server, config: ServerConfig) -> None:
 async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> None:
     """Run one worker until SIGTERM or SIGINT, then drain and return."""
     loop = asyncio.get_running_loop()
-    metrics = Metrics()
-    metrics_port = config.metrics_port_for(worker)
-    metrics_server = metrics.serve(config.host, metrics_port)[0] if metrics_port else None
+    shared = in_multiprocess_mode()  # several workers: the supervisor serves the aggregate
+    metrics = Metrics(process_collectors=not shared, score_sample_rate=config.score_sample_rate)
+    metrics.declare_models(config.models)
+    metrics_server = (
+        serve_registry(metrics.registry, config.host, config.metrics_port)
+        if config.metrics_port and not shared
+        else None
+    )
 
     # Per worker, after the fork: the log owns a writer thread.
     predlog = (
@@ -93,10 +99,9 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         on_response=predlog.log_response if predlog is not None else None,
         offload=offload,
         offload_candidates=config.offload_candidates,
+        max_concurrent=config.max_concurrent_rpcs,
     )
-    server = grpc.aio.server(
-        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
-    )
+    server = grpc.aio.server(options=grpc_options(config))
     handlers = service.handlers()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)

@@ -20,6 +20,7 @@ from concurrent.futures import Executor
 import grpc
 
 import rust_core
+from bidscore.v1 import scorer_pb2
 from pyserver.errors import RequestError
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSlot
@@ -46,6 +47,7 @@ class ScoreService:
         on_response: ResponseHook | None = None,
         offload: Executor | None = None,
         offload_candidates: int = 64,
+        max_concurrent: int | None = None,
     ) -> None:
         self._slot = slot
         self._metrics = metrics
@@ -55,6 +57,9 @@ class ScoreService:
         self.on_response = on_response
         self._offload = offload
         self._offload_candidates = offload_candidates
+        # Enforced here rather than by grpc's maximum_concurrent_rpcs, whose refusals never
+        # reach a handler and so could not be counted.
+        self._max_concurrent = max_concurrent
         self.draining = False
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
@@ -67,12 +72,9 @@ class ScoreService:
         # Unless the served specs have Python features, the request meets one call into
         # rust_core, which parses, checks the candidate count, scores and serializes.
         start = time.perf_counter()
-        if self.draining:
-            # Shutting down: refuse before doing any work; UNAVAILABLE tells clients to retry
-            # on another replica.
-            self._metrics.requests_by_code[grpc.StatusCode.UNAVAILABLE].inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+        await self._admit(context, start)
         self._in_flight += 1
+        self._metrics.inflight.inc()
         try:
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:
@@ -80,19 +82,22 @@ class ScoreService:
             models = self._slot.current
             if models is None:
                 raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
-            if len(request) > self._max_request_bytes:
-                raise RequestError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
-                )
-            if self._python_values is None:
-                response, candidates = await self._score_native(models.scorer, request)
-            else:
-                response, candidates = await self._score_with_python(models.scorer, request)
+            response, candidates = await self._score(models.scorer, request)
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                # The client gave up while we scored: it sees DEADLINE_EXCEEDED, count that.
+                raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
         except RequestError as exc:
             # Metrics first: the client may see the status before abort() returns.
             self._record(exc.code, start)
             await context.abort(exc.code, exc.message)
+        except asyncio.CancelledError:
+            # The call ended under us: its deadline passed, or the client went away.
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            self._record(code, start)
+            raise
         except Exception as exc:
             # No request may take a worker down: anything unexpected becomes INTERNAL.
             log.exception("unexpected error while scoring")
@@ -102,13 +107,26 @@ class ScoreService:
             )
         finally:
             self._in_flight -= 1
+            self._metrics.inflight.dec()
             if self._in_flight == 0 and self._idle is not None:
                 self._idle.set()
         self._record(grpc.StatusCode.OK, start)
         self._metrics.candidates.observe(candidates)
+        if self._metrics.sample_scores():
+            self._observe_scores(response)
         if self.on_response is not None:
             self.on_response(request, response)
         return response
+
+    async def _score(self, scorer: rust_core.Scorer, request: bytes) -> tuple[bytes, int]:
+        if len(request) > self._max_request_bytes:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
+            )
+        if self._python_values is None:
+            return await self._score_native(scorer, request)
+        return await self._score_with_python(scorer, request)
 
     async def _score_native(self, scorer: rust_core.Scorer, request: bytes) -> tuple[bytes, int]:
         """Built-in features only: the request is parsed once, in Rust."""
@@ -150,6 +168,26 @@ class ScoreService:
         if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
             raise RuntimeError("the scorer returned no response")
         return response, candidates
+
+    async def _admit(self, context: grpc.aio.ServicerContext, start: float) -> None:
+        """Refuse, before any work, a call the server cannot take now (counted like any)."""
+        self._metrics.started.inc()
+        if self.draining:
+            # Shutting down: UNAVAILABLE tells clients to retry on another replica.
+            self._record(grpc.StatusCode.UNAVAILABLE, start)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+        if self._max_concurrent is not None and self._in_flight >= self._max_concurrent:
+            self._record(grpc.StatusCode.RESOURCE_EXHAUSTED, start)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"over the limit of {self._max_concurrent} concurrent calls",
+            )
+
+    def _observe_scores(self, response: bytes) -> None:
+        """The online score distribution, from a sample of the calls (parsing costs ~µs)."""
+        reply = scorer_pb2.ScoreResponse.FromString(response)
+        names = [(m.name, m.version) for m in reply.models]
+        self._metrics.observe_scores(names, (c.scores for c in reply.candidates))
 
     def _record(self, code: grpc.StatusCode, start: float) -> None:
         self._metrics.requests_by_code[code].inc()

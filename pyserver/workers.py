@@ -22,7 +22,8 @@ from types import FrameType
 import uvloop
 
 from pyserver.config import ServerConfig
-from pyserver.server import serve
+from pyserver.errors import ConfigError
+from pyserver.metrics_endpoint import Aggregate, multiprocess_dir
 from pyserver.serving_features import ServingFeatures
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ RESTART_WINDOW_SECONDS = 60.0
 
 def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> int:
     """Serve in this process until signalled; the exit code for the process."""
+    # Imported here: with several workers, prometheus_client (which pyserver.server brings)
+    # must be imported only after the metrics directory is set (pyserver.metrics_endpoint).
+    from pyserver.server import serve  # noqa: PLC0415
+
     uvloop.run(serve(config, features, worker))
     return 0
 
@@ -49,7 +54,8 @@ def run_server(config: ServerConfig) -> int:
 def run(config: ServerConfig, features: ServingFeatures) -> int:
     if config.workers == 1:
         return run_worker(config, features)
-    return _Supervisor(config, features).run()
+    with multiprocess_dir() as aggregate:
+        return _Supervisor(config, features, aggregate).run()
 
 
 def _die_with_parent() -> None:
@@ -66,9 +72,12 @@ def _die_with_parent() -> None:
 
 
 class _Supervisor:
-    def __init__(self, config: ServerConfig, features: ServingFeatures) -> None:
+    def __init__(
+        self, config: ServerConfig, features: ServingFeatures, aggregate: Aggregate
+    ) -> None:
         self._config = config
         self._features = features
+        self._aggregate = aggregate
         self._children: dict[int, int] = {}  # pid -> worker index
         self._stopping = False
         self._restarts: list[float] = []
@@ -105,6 +114,22 @@ class _Supervisor:
         for worker in range(self._config.workers):
             self._spawn(worker)
         log.info("supervisor (pid %d) started %d workers", os.getpid(), len(self._children))
+        # After the fork: the workers must not inherit the endpoint's thread and socket.
+        endpoint = None
+        if self._config.metrics_port:
+            try:
+                endpoint = self._aggregate.serve(self._config.host, self._config.metrics_port)
+            except ConfigError as exc:
+                log.error("%s; stopping the workers", exc)
+                self._failed = True
+                self._forward(signal.SIGTERM, None)
+        try:
+            return self._wait()
+        finally:
+            if endpoint is not None:
+                endpoint.shutdown()
+
+    def _wait(self) -> int:
         while self._children:
             try:
                 pid, status = os.wait()
@@ -113,6 +138,7 @@ class _Supervisor:
             if pid not in self._children:
                 continue
             worker = self._children.pop(pid)
+            self._aggregate.worker_died(pid)
             code = os.waitstatus_to_exitcode(status)
             if self._stopping:
                 self._failed = self._failed or code != 0

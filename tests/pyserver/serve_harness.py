@@ -24,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import rust_core
 from bidscore.manifest import Manifest
 from bidscore.registry import Registry, open_registry
+from bidscore.registry.base import utc_now
 from bidscore.store import open_store
 from bidscore.v1 import scorer_pb2
 from features.spec import ModelSpec
@@ -73,7 +74,12 @@ class Published:
         store = open_store(self.store_url)
         key = f"{name}/{path.stem}-{len(self.registry.list_versions(name)) + 1}.model"
         uri = store.put(path, key)
-        manifest = {"model": name, "checksum": checksum, "fingerprint": fingerprint}
+        manifest = {
+            "model": name,
+            "checksum": checksum,
+            "fingerprint": fingerprint,
+            "created_at": utc_now(),
+        }
         version = self.registry.register_version(name, Manifest.from_json(manifest), uri).version
         self.versions.setdefault(name, []).append(version)
         return version

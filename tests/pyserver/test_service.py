@@ -238,12 +238,20 @@ def test_metrics_count_requests_by_code_and_candidates(
     def delta(name: str, **labels: str) -> float:
         return metric_value(after, name, **labels) - metric_value(before, name, **labels)
 
-    assert delta("bidscore_requests_total", code="OK") == 3
-    assert delta("bidscore_requests_total", code="NOT_FOUND") == 1
+    assert delta("grpc_server_handled_total", grpc_code="OK") == 3
+    assert delta("grpc_server_handled_total", grpc_code="NotFound") == 1
     assert delta("bidscore_candidates_per_request_sum") == 9
-    assert delta("bidscore_request_seconds_count") == 4
+    assert delta("grpc_server_handling_seconds_count") == 4
+    assert delta("grpc_server_started_total") == 4
     for name in MODELS:
-        assert f'bidscore_served_model_info{{model="{name}",version="1"}} 1.0' in after
+        assert metric_value(after, "bidscore_model_info", model=name, version="1") == 1
+        assert metric_value(after, "bidscore_alias_target_info", model=name, version="1") == 1
+        assert metric_value(after, "bidscore_model_created_timestamp_seconds", model=name) > 0
+    assert metric_value(after, "bidscore_inflight_requests") == 0
+    assert metric_value(after, "process_cpu_seconds_total") > 0
+    assert (
+        metric_value(after, "bidscore_reload_failures_total", model="ctr", reason="checksum") == 0
+    )
     assert metric_value(after, "bidscore_ready") == 1
 
 
@@ -358,6 +366,6 @@ def test_native_path_scores_inline_and_offloaded_requests_like_offline(
 
     # The candidate counts come from Rust: 4 requests of 3 and 4 of 9.
     assert delta("bidscore_candidates_per_request_sum") == 4 * 3 + 4 * 9
-    assert delta("bidscore_requests_total", code="OK") == 8
-    assert delta("bidscore_requests_total", code="INVALID_ARGUMENT") == 3
-    assert delta("bidscore_requests_total", code="NOT_FOUND") == 2
+    assert delta("grpc_server_handled_total", grpc_code="OK") == 8
+    assert delta("grpc_server_handled_total", grpc_code="InvalidArgument") == 3
+    assert delta("grpc_server_handled_total", grpc_code="NotFound") == 2
