@@ -9,6 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools/bin
 GHZ_VERSION := v0.120.0
+PROMTOOL_VERSION := v0.316.0
 export PATH := $(CURDIR)/$(TOOLS):$(PATH)
 
 .PHONY: help
@@ -25,12 +26,17 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.installed $(TOOLS)/ghz ## Create .venv, build rust_core (release), install ghz and system packages
+install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/promtool ## Create .venv, build rust_core (release), install ghz, promtool and system packages
 
 # ghz reports its version from an ldflag that only its release build sets; set it here too.
 $(TOOLS)/ghz:
 	@command -v go >/dev/null || { echo "error: ghz is installed with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
 	GOBIN=$(CURDIR)/$(TOOLS) go install -ldflags="-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+# promtool checks and unit-tests the alert rules (make deploy-check).
+$(TOOLS)/promtool:
+	@command -v go >/dev/null || { echo "error: promtool is installed with the Go toolchain, and 'go' is not on PATH"; exit 1; }
+	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 .PHONY: build
 build: $(VENV)/.installed ## Rebuild the rust_core extension after Rust changes
@@ -68,8 +74,20 @@ test-rust: ## cargo test of the Rust core (no Python needed)
 test-python: install ## pytest: unit, integration against real servers, end to end
 	$(BIN)/pytest
 
+.PHONY: deploy-check
+deploy-check: $(VENV)/.installed $(TOOLS)/promtool ## Validate k8s/ECS manifests, check and unit-test the alert rules
+	$(BIN)/python scripts/deploy_check.py
+	$(TOOLS)/promtool check rules deploy/monitoring/alerts.yaml
+	cd deploy/monitoring && $(CURDIR)/$(TOOLS)/promtool test rules alerts_test.yaml
+
+.PHONY: image
+image: ## Build the container image (docker or podman), tagged with the git commit
+	@builder=$$(command -v podman || command -v docker) || { echo "error: no container builder (podman or docker); see docs/deploy.md"; exit 1; }; \
+	commit=$$(git rev-parse --short=12 HEAD); \
+	$$builder build -f deploy/docker/Dockerfile --build-arg GIT_COMMIT=$$commit -t bidscore:$$commit .
+
 .PHONY: test
-test: install lint typecheck test-rust test-python ## Everything CI runs: lints, types, Rust and Python tests
+test: install lint typecheck test-rust deploy-check test-python ## Everything CI runs: lints, types, Rust, deploy checks and Python tests
 
 # The inner loop: no Go, no AWS emulator, no server subprocesses; a couple of minutes.
 .PHONY: test-fast

@@ -111,6 +111,7 @@ def load_verified(version: Version, path: Path, expected_fingerprint: str) -> Lo
         model=model,
         checksum=model.checksum,
         path=str(path),
+        created_at=version.manifest.created_at,
     )
 
 

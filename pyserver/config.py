@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from bidscore import settings
 from features import catalog
 from pyserver.errors import ConfigError
 from pyserver.limits import response_bound
+from pyserver.tls import TlsFiles
 
 DEFAULT_MODELS = ("ctr", "cvr")
 # Per-request limits. The wire limit (grpc's max receive size) sits above the request limit so
@@ -44,6 +46,8 @@ class ServerConfig:
     )
     max_concurrent_rpcs: int | None = None
     metrics_port: int = 0
+    # Share of calls whose scores feed the bidscore_score histogram (parsing the reply costs).
+    score_sample_rate: float = 0.1
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     max_models: int = DEFAULT_MAX_MODELS
@@ -59,9 +63,21 @@ class ServerConfig:
     predlog: str | None = None
     predlog_sample_rate: float = 0.01
     predlog_features: bool = False
+    # TLS on the scoring port (pyserver.tls): both or neither; a client CA turns on mTLS.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
+            (
+                (self.tls_cert is None) == (self.tls_key is None),
+                "--tls-cert and --tls-key go together",
+            ),
+            (
+                self.tls_client_ca is None or self.tls_cert is not None,
+                "--tls-client-ca needs --tls-cert and --tls-key",
+            ),
             (0 <= self.port <= 65535, f"--port must be in 0..65535, got {self.port}"),
             (self.workers >= 1, f"--workers must be at least 1, got {self.workers}"),
             (
@@ -106,6 +122,10 @@ class ServerConfig:
                 self.offload_candidates >= 0,
                 f"--offload-candidates must be >= 0, got {self.offload_candidates}",
             ),
+            (
+                0 <= self.score_sample_rate <= 1,
+                f"--score-sample-rate must be in [0, 1], got {self.score_sample_rate}",
+            ),
             (self.grace_seconds >= 0, f"--grace must be >= 0, got {self.grace_seconds}"),
             (
                 0 <= self.predlog_sample_rate <= 1,
@@ -117,16 +137,28 @@ class ServerConfig:
                 raise ConfigError(message)
 
     @property
+    def tls(self) -> TlsFiles | None:
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def loopback(self) -> bool:
+        """True when only this machine can reach the port."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     @property
     def transport_max_bytes(self) -> int:
         return self.max_request_bytes * TRANSPORT_SLACK
-
-    def metrics_port_for(self, worker: int) -> int:
-        """Each worker serves its own metrics on `metrics_port + worker` (0 stays off)."""
-        return self.metrics_port + worker if self.metrics_port else 0
 
 
 def parse_models(text: str) -> tuple[str, ...]:

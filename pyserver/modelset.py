@@ -28,6 +28,7 @@ class LoadedModel:
     path: str
     # Training range of each numeric raw feature, from the manifest's profile.
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=lambda: MappingProxyType({}))
+    created_at: str = ""  # the manifest's training time (ISO 8601), for the metrics
 
 
 @dataclass(frozen=True)

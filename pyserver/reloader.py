@@ -118,6 +118,7 @@ class Reloader:
         registry = self._registry
         self._check_served_files()
         wanted = self._read_aliases(registry)
+        self._metrics.alias_targets(self._config.alias, wanted)
         changed = self._to_load(wanted)
         newly_loaded: dict[str, LoadedModel] = {}
         for name in changed:
@@ -145,7 +146,12 @@ class Reloader:
             self._forget_refusal(name)
         new_set = ModelSet(scorer=scorer, models=MappingProxyType(dict(candidate)))
         old = self._slot.swap(new_set)
-        self._metrics.reload_succeeded(new_set.versions, sorted(newly_loaded))
+        self._metrics.reload_succeeded(
+            new_set.versions,
+            sorted(newly_loaded),
+            alias=self._config.alias,
+            created={name: loaded.created_at for name, loaded in candidate.items()},
+        )
         log.info(
             "serving %s (was %s)",
             new_set.versions,

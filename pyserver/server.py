@@ -23,12 +23,14 @@ from pyserver.feature_keys import UnknownFeatures
 from pyserver.feature_ranges import RangeChecks
 from pyserver.health import HEALTH_SERVICE_NAME, Health
 from pyserver.metrics import Metrics
+from pyserver.metrics_endpoint import in_multiprocess_mode
 from pyserver.metrics_http import MetricsServer
 from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
 from pyserver.service import SERVICE_NAME, ScoreService
 from pyserver.serving_features import ServingFeatures
+from pyserver.tls import ReloadingCredentials
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,42 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
+def open_port(server: grpc.aio.Server, config: ServerConfig) -> None:
+    """Bind the scoring port, with TLS when configured; plaintext off loopback is warned of."""
+    tls = config.tls
+    try:
+        if tls is not None:
+            server.add_secure_port(config.address, ReloadingCredentials(tls).credentials())
+        else:
+            server.add_insecure_port(config.address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    if tls is None and not config.loopback:
+        log.warning(
+            "listening on %s in plaintext: anyone who can reach it can score and read scores;"
+            " pass --tls-cert and --tls-key (and --tls-client-ca for mTLS)",
+            config.address,
+        )
+
+
 async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0) -> None:
     """Run one worker until SIGTERM or SIGINT, then drain and return."""
     loop = asyncio.get_running_loop()
-    metrics = Metrics()
-    metrics_port = config.metrics_port_for(worker)
+    shared = in_multiprocess_mode()  # several workers: the supervisor serves the aggregate
+    metrics = Metrics(process_collectors=not shared, score_sample_rate=config.score_sample_rate)
+    metrics.declare_models(config.models)
     metrics_server = (
-        MetricsServer(metrics.registry, details=metrics.health_details) if metrics_port else None
+        MetricsServer(metrics.registry, details=metrics.health_details)
+        if config.metrics_port and not shared
+        else None
     )
     if metrics_server is not None:
-        await metrics_server.start(config.host, metrics_port)
+        try:
+            await metrics_server.start(config.host, config.metrics_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {config.host}:{config.metrics_port}: {exc.strerror}"
+            ) from exc
 
     # Per worker, after the fork: the log owns a writer thread.
     predlog = (
@@ -92,6 +120,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
                 features.numeric_raw, strict=config.strict_features, registry=metrics.registry
             ),
         ),
+        max_concurrent=config.max_concurrent_rpcs,
     )
     server = _grpc_server(config, service, health)
 
@@ -146,9 +175,8 @@ async def _mark_ready(health: Health, metrics: Metrics) -> None:
 
 def _grpc_server(config: ServerConfig, service: ScoreService, health: Health) -> grpc.aio.Server:
     """The grpc.aio server with Score, health and reflection, bound but not started."""
-    server = grpc.aio.server(
-        options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
-    )
+    # No maximum_concurrent_rpcs here: the service enforces the limit, so refusals are counted.
+    server = grpc.aio.server(options=grpc_options(config))
     handlers = service.handlers()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
@@ -156,8 +184,5 @@ def _grpc_server(config: ServerConfig, service: ScoreService, health: Health) ->
     reflection.enable_server_reflection(
         (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    try:
-        server.add_insecure_port(config.address)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen on {config.address}: {exc}") from exc
+    open_port(server, config)
     return server

@@ -20,6 +20,7 @@ from concurrent.futures import Executor
 import grpc
 
 import rust_core
+from bidscore.v1 import scorer_pb2
 from pyserver.errors import RequestError
 from pyserver.feature_keys import UnknownFeatures
 from pyserver.limits import check_models, requested_models
@@ -51,6 +52,7 @@ class ScoreService:
         offload: Executor | None = None,
         offload_candidates: int = 64,
         unknown_features: UnknownFeatures | None = None,
+        max_concurrent: int | None = None,
     ) -> None:
         self._slot = slot
         self._metrics = metrics
@@ -63,6 +65,9 @@ class ScoreService:
         self._offload = offload
         self._offload_candidates = offload_candidates
         self._unknown_features = unknown_features
+        # Enforced here rather than by grpc's maximum_concurrent_rpcs, whose refusals never
+        # reach a handler and so could not be counted.
+        self._max_concurrent = max_concurrent
         self.draining = False
         self._in_flight = 0
         self._idle: asyncio.Event | None = None
@@ -75,12 +80,9 @@ class ScoreService:
         # Unless the served specs have Python features, the request meets one call into
         # rust_core, which parses, checks the candidate count, scores and serializes.
         start = time.perf_counter()
-        if self.draining:
-            # Shutting down: refuse before doing any work; UNAVAILABLE tells clients to retry
-            # on another replica.
-            self._metrics.requests_by_code[grpc.StatusCode.UNAVAILABLE].inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+        await self._admit(context, start)
         self._in_flight += 1
+        self._metrics.inflight.inc()
         try:
             if _expired(context):
                 raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline already expired")
@@ -109,10 +111,13 @@ class ScoreService:
             )
         finally:
             self._in_flight -= 1
+            self._metrics.inflight.dec()
             if self._in_flight == 0 and self._idle is not None:
                 self._idle.set()
         self._record(grpc.StatusCode.OK, start)
         self._metrics.candidates.observe(candidates)
+        if self._metrics.sample_scores():
+            self._observe_scores(response)
         if self.on_response is not None:
             self.on_response(request, response)
         return response
@@ -195,6 +200,26 @@ class ScoreService:
         if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
             raise RuntimeError("the scorer returned no response")
         return response, candidates
+
+    async def _admit(self, context: grpc.aio.ServicerContext, start: float) -> None:
+        """Refuse, before any work, a call the server cannot take now (counted like any)."""
+        self._metrics.started.inc()
+        if self.draining:
+            # Shutting down: UNAVAILABLE tells clients to retry on another replica.
+            self._record(grpc.StatusCode.UNAVAILABLE, start)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down")
+        if self._max_concurrent is not None and self._in_flight >= self._max_concurrent:
+            self._record(grpc.StatusCode.RESOURCE_EXHAUSTED, start)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"over the limit of {self._max_concurrent} concurrent calls",
+            )
+
+    def _observe_scores(self, response: bytes) -> None:
+        """The online score distribution, from a sample of the calls (parsing costs ~µs)."""
+        reply = scorer_pb2.ScoreResponse.FromString(response)
+        names = [(m.name, m.version) for m in reply.models]
+        self._metrics.observe_scores(names, (c.scores for c in reply.candidates))
 
     def _record(self, code: grpc.StatusCode, start: float) -> None:
         self._metrics.requests_by_code[code].inc()

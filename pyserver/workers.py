@@ -25,7 +25,7 @@ import uvloop
 from bidscore.registry import missing_registry
 from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
-from pyserver.server import serve
+from pyserver.metrics_endpoint import Aggregate, multiprocess_dir
 from pyserver.serving_features import ServingFeatures
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0)
     # A fatal signal (SIGBUS from a truncated mapped model, SIGSEGV) kills the process before
     # any logging can run; faulthandler still writes its name and the Python stacks to stderr.
     faulthandler.enable()
+    # Imported here: with several workers, prometheus_client (which pyserver.server brings)
+    # must be imported only after the metrics directory is set (pyserver.metrics_endpoint).
+    from pyserver.server import serve  # noqa: PLC0415
+
     uvloop.run(serve(config, features, worker))
     return 0
 
@@ -60,7 +64,8 @@ def run_server(config: ServerConfig) -> int:
 def run(config: ServerConfig, features: ServingFeatures) -> int:
     if config.workers == 1:
         return run_worker(config, features)
-    return _Supervisor(config, features).run()
+    with multiprocess_dir() as aggregate:
+        return _Supervisor(config, features, aggregate).run()
 
 
 def _exit(code: int) -> str:
@@ -88,9 +93,12 @@ def _die_with_parent() -> None:
 
 
 class _Supervisor:
-    def __init__(self, config: ServerConfig, features: ServingFeatures) -> None:
+    def __init__(
+        self, config: ServerConfig, features: ServingFeatures, aggregate: Aggregate
+    ) -> None:
         self._config = config
         self._features = features
+        self._aggregate = aggregate
         self._children: dict[int, int] = {}  # pid -> worker index
         self._stopping = False
         self._restarts: list[float] = []
@@ -127,6 +135,22 @@ class _Supervisor:
         for worker in range(self._config.workers):
             self._spawn(worker)
         log.info("supervisor (pid %d) started %d workers", os.getpid(), len(self._children))
+        # After the fork: the workers must not inherit the endpoint's thread and socket.
+        endpoint = None
+        if self._config.metrics_port:
+            try:
+                endpoint = self._aggregate.serve(self._config.host, self._config.metrics_port)
+            except ConfigError as exc:
+                log.error("%s; stopping the workers", exc)
+                self._failed = True
+                self._forward(signal.SIGTERM, None)
+        try:
+            return self._wait()
+        finally:
+            if endpoint is not None:
+                endpoint.shutdown()
+
+    def _wait(self) -> int:
         while self._children:
             try:
                 pid, status = os.wait()
@@ -135,6 +159,7 @@ class _Supervisor:
             if pid not in self._children:
                 continue
             worker = self._children.pop(pid)
+            self._aggregate.worker_died(pid)
             code = os.waitstatus_to_exitcode(status)
             if self._stopping:
                 if code != 0:

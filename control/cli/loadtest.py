@@ -26,6 +26,7 @@ from control.loadtest import (
 )
 from control.loadtest.payloads import Payload
 from control.loadtest.table import errors_text, report_table
+from control.loadtest.tls import client_tls
 from pyserver.config import parse_models
 
 
@@ -104,6 +105,13 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
         bool,
         typer.Option("--allow-remote", help="Allow a --target that is not a loopback address."),
     ] = False,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="PEM CA bundle to verify the server: connect with TLS.")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM client certificate (mTLS), with --tls-key.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load a scoring server with ghz and print QPS, mean, p50, p95, p99 and errors by status."""
@@ -111,6 +119,9 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
     with user_errors():
         # Bad settings fail here, before a server is started or payloads are generated.
         GhzSettings(duration, concurrency, connections, rps, skip_first)
+        tls = client_tls(tls_ca, tls_cert, tls_key)
+        if tls is not None and target is None:
+            fail("--tls-ca needs --target (the server loadtest starts itself is plaintext)")
         payloads = _payloads(logs, requests, candidates, seed, model_names)
         with _server(target, model_names, workers, specs) as address:
             report = run_loadtest(
@@ -123,6 +134,7 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
                 skip_first=skip_first,
                 ghz=ghz,
                 allow_remote=allow_remote,
+                tls=tls,
             )
     if as_json:
         print_json(report.to_json())

@@ -6,7 +6,6 @@ Every default is the `ServerConfig` field's own (`default_of`), so the two canno
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,8 @@ from control.cli.defaults import default_of
 from control.cli.options import RegistryOpt, SpecsOpt, StoreOpt, registry_url, store_url
 from pyserver.config import ServerConfig, parse_models
 from pyserver.errors import ConfigError
+from pyserver.logs import LOG_FORMATS
+from pyserver.logs import configure as configure_logs
 
 _C = ServerConfig
 
@@ -61,8 +62,11 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
         ),
     ] = default_of(_C, "max_concurrent_rpcs"),
     metrics_port: Annotated[
-        int, typer.Option(help="Prometheus port of worker 0 (worker i: +i); 0 = off.")
+        int, typer.Option(help="Prometheus port: one endpoint for all workers; 0 = off.")
     ] = default_of(_C, "metrics_port"),
+    score_sample_rate: Annotated[
+        float, typer.Option(help="Share of calls whose scores feed the bidscore_score histogram.")
+    ] = default_of(_C, "score_sample_rate"),
     max_request_bytes: Annotated[
         int, typer.Option(help="Larger requests get INVALID_ARGUMENT.")
     ] = default_of(_C, "max_request_bytes"),
@@ -94,6 +98,9 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = default_of(
         _C, "log_level"
     ),
+    log_format: Annotated[
+        str, typer.Option(help="text, or json (one object per line, for log pipelines).")
+    ] = "text",
     predlog: Annotated[
         str | None,
         typer.Option(help="Prediction log: a directory or s3://bucket/prefix (default: off)."),
@@ -104,15 +111,24 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     predlog_features: Annotated[
         bool, typer.Option(help="Also log the raw features (for serving drift).")
     ] = default_of(_C, "predlog_features"),
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate chain: serve TLS (re-read when the file changes)."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA bundle: require client certificates signed by it (mTLS)."),
+    ] = None,
 ) -> None:
     """Serve the models over gRPC (bidscore.v1.Scorer), following their registry alias."""
     # Imported here so `control --help` does not pay for grpc and rust_core.
     from pyserver.workers import run_server  # noqa: PLC0415
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s",
-    )
+    if log_format not in LOG_FORMATS:
+        typer.echo(f"error: --log-format must be one of {', '.join(LOG_FORMATS)}", err=True)
+        raise typer.Exit(1)
+    configure_logs(log_level, log_format)
     try:
         config = ServerConfig(
             host=host,
@@ -128,6 +144,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             cache_dir=cache_dir or settings.bidscore_home() / "serve-cache",
             max_concurrent_rpcs=max_concurrent_rpcs,
             metrics_port=metrics_port,
+            score_sample_rate=score_sample_rate,
             max_request_bytes=max_request_bytes,
             max_candidates=max_candidates,
             max_models=max_models,
@@ -138,6 +155,9 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             predlog=predlog,
             predlog_sample_rate=predlog_sample_rate,
             predlog_features=predlog_features,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
         )
         code = run_server(config)
     except ConfigError as exc:

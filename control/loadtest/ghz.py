@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from control.loadtest.errors import LoadTestError
+from control.loadtest.tls import ClientTls
 
 GHZ_ENV = "BIDSCORE_GHZ"
 SCORE_CALL = "bidscore.v1.Scorer.Score"
@@ -33,6 +34,7 @@ class GhzSettings:
     skip_first: int = 0
     call_timeout_s: float = 5.0
     connect_timeout_s: float = 5.0
+    tls: ClientTls | None = None  # None: plaintext
 
     def __post_init__(self) -> None:
         checks = [
@@ -90,7 +92,7 @@ def ghz_command(
     """The ghz command line for one run; the JSON report goes to stdout."""
     return [
         str(ghz),
-        "--insecure",
+        *(settings.tls.ghz_args() if settings.tls else ["--insecure"]),
         f"--protoset={protoset}",
         f"--call={SCORE_CALL}",
         f"--data-file={data_file}",

@@ -19,6 +19,7 @@ from control.loadtest.payloads import write_data_file
 from control.loadtest.protoset import write_protoset
 from control.loadtest.report import LoadReport, parse_ghz_report
 from control.loadtest.target import parse_target, wait_for_target
+from control.loadtest.tls import ClientTls
 
 
 def run_loadtest(
@@ -34,6 +35,7 @@ def run_loadtest(
     connect_timeout_s: float = 5.0,
     ghz: str | os.PathLike[str] | None = None,
     allow_remote: bool = False,
+    tls: ClientTls | None = None,
 ) -> LoadReport:
     """Send `payloads` round-robin to `target` with ghz for `duration_s` and report.
 
@@ -48,11 +50,12 @@ def run_loadtest(
         skip_first=skip_first,
         call_timeout_s=call_timeout_s,
         connect_timeout_s=connect_timeout_s,
+        tls=tls,
     )
     parse_target(target, allow_remote=allow_remote)
     ghz_path = find_ghz(ghz)
     version = ghz_version(ghz_path)
-    wait_for_target(target, connect_timeout_s)
+    wait_for_target(target, connect_timeout_s, tls)
     with tempfile.TemporaryDirectory(prefix="bidscore-loadtest-") as tmp:
         data_file = write_data_file([dict(p) for p in payloads], Path(tmp) / "payloads.json")
         protoset = write_protoset(Path(tmp) / "scorer.protoset")

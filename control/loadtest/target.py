@@ -8,6 +8,7 @@ import socket
 import grpc
 
 from control.loadtest.errors import LoadTestError
+from control.loadtest.tls import ClientTls
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -29,9 +30,9 @@ def parse_target(target: str, *, allow_remote: bool = False) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def wait_for_target(target: str, timeout_s: float) -> None:
+def wait_for_target(target: str, timeout_s: float, tls: ClientTls | None = None) -> None:
     """Return once a gRPC connection to `target` is up; one clear error when none comes."""
-    channel = grpc.insecure_channel(target)
+    channel = tls.channel(target) if tls else grpc.insecure_channel(target)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout_s)
     except grpc.FutureTimeoutError as exc:

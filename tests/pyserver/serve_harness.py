@@ -24,10 +24,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import rust_core
 from bidscore.manifest import Manifest
 from bidscore.registry import Registry, open_registry
+from bidscore.registry.base import utc_now
 from bidscore.store import open_store
 from bidscore.v1 import scorer_pb2
 from features.spec import ModelSpec
 from features.tokenize import tokenize_table
+from pyserver.metrics import grpc_code_name
 from tests.waiting import wait_until
 
 HERE = Path(__file__).parent
@@ -86,6 +88,7 @@ class Published:
             "checksum": checksum,
             "fingerprint": fingerprint,
             "profile": profile or {},
+            "created_at": utc_now(),
         }
         version = self.registry.register_version(name, Manifest.from_json(manifest), uri).version
         self.versions.setdefault(name, []).append(version)
@@ -169,6 +172,16 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
             pytest.fail(f"server ignored signal {sig} for {timeout}s:\n{self.log()[-3000:]}")
+
+
+def handled(text: str, code: str) -> float:
+    """Score calls counted under a status (`INVALID_ARGUMENT`, as grpc.StatusCode names it)."""
+    return metric_value(
+        text,
+        "grpc_server_handled_total",
+        grpc_method="Score",
+        grpc_code=grpc_code_name(grpc.StatusCode[code]),
+    )
 
 
 def metric_value(text: str, name: str, /, **labels: str) -> float:

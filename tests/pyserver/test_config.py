@@ -23,11 +23,6 @@ def test_defaults_follow_the_issue(bidscore_home: Path) -> None:
     assert config.transport_max_bytes > config.max_request_bytes
 
 
-def test_metrics_port_per_worker() -> None:
-    assert ServerConfig(metrics_port=9100).metrics_port_for(2) == 9102
-    assert ServerConfig(metrics_port=0).metrics_port_for(2) == 0
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -441,7 +441,7 @@ def test_server_keeps_scoring_on_a_read_only_log_disk(
     _wait_for_metric(server, "bidscore_predlog_dropped_total", 30, reason="io_error")
     text = server.metrics()
     assert metric_value(text, "bidscore_predlog_records_total") == 0
-    assert metric_value(text, "bidscore_requests_total", code="OK") == 30
+    assert metric_value(text, "grpc_server_handled_total", grpc_code="OK") == 30
     assert server.stop() == 0
 
 

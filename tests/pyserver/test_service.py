@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from bidscore.v1 import scorer_pb2
 from control import datagen
@@ -34,6 +34,7 @@ from tests.pyserver.serve_harness import (
     ServerProcess,
     TrainedModel,
     free_port,
+    handled,
     metric_value,
     publish_trained,
     raw_score,
@@ -252,9 +253,7 @@ def test_repeated_or_too_many_model_names_are_refused_and_counted(
     after = server.metrics()
 
     def delta(code: str) -> float:
-        return metric_value(after, "bidscore_requests_total", code=code) - metric_value(
-            before, "bidscore_requests_total", code=code
-        )
+        return handled(after, code) - handled(before, code)
 
     assert delta("INVALID_ARGUMENT") == 2
     assert delta("OK") == 0
@@ -301,7 +300,7 @@ def test_strict_features_refuses_unknown_keys(
                 assert word in info.value.details()
         assert len(score(chan, GOOD).candidates) == 3
     text = server.metrics()
-    assert metric_value(text, "bidscore_requests_total", code="INVALID_ARGUMENT") == 3
+    assert handled(text, "INVALID_ARGUMENT") == 3
     assert metric_value(text, "bidscore_unknown_features_total", name="campain_id") == 1
     assert metric_value(text, "bidscore_feature_not_finite_total", feature="bid_price") == 1
 
@@ -378,12 +377,20 @@ def test_metrics_count_requests_by_code_and_candidates(
     def delta(name: str, **labels: str) -> float:
         return metric_value(after, name, **labels) - metric_value(before, name, **labels)
 
-    assert delta("bidscore_requests_total", code="OK") == 3
-    assert delta("bidscore_requests_total", code="NOT_FOUND") == 1
+    assert delta("grpc_server_handled_total", grpc_code="OK") == 3
+    assert delta("grpc_server_handled_total", grpc_code="NotFound") == 1
     assert delta("bidscore_candidates_per_request_sum") == 9
-    assert delta("bidscore_request_seconds_count") == 4
+    assert delta("grpc_server_handling_seconds_count") == 4
+    assert delta("grpc_server_started_total") == 4
     for name in MODELS:
-        assert f'bidscore_served_model_info{{model="{name}",version="1"}} 1.0' in after
+        assert metric_value(after, "bidscore_model_info", model=name, version="1") == 1
+        assert metric_value(after, "bidscore_alias_target_info", model=name, version="1") == 1
+        assert metric_value(after, "bidscore_model_created_timestamp_seconds", model=name) > 0
+    assert metric_value(after, "bidscore_inflight_requests") == 0
+    assert metric_value(after, "process_cpu_seconds_total") > 0
+    assert (
+        metric_value(after, "bidscore_reload_failures_total", model="ctr", reason="checksum") == 0
+    )
     assert metric_value(after, "bidscore_ready") == 1
 
 
@@ -498,9 +505,9 @@ def test_native_path_scores_inline_and_offloaded_requests_like_offline(
 
     # The candidate counts come from Rust: 4 requests of 3 and 4 of 9.
     assert delta("bidscore_candidates_per_request_sum") == 4 * 3 + 4 * 9
-    assert delta("bidscore_requests_total", code="OK") == 8
-    assert delta("bidscore_requests_total", code="INVALID_ARGUMENT") == 3
-    assert delta("bidscore_requests_total", code="NOT_FOUND") == 2
+    assert delta("grpc_server_handled_total", grpc_code="OK") == 8
+    assert delta("grpc_server_handled_total", grpc_code="InvalidArgument") == 3
+    assert delta("grpc_server_handled_total", grpc_code="NotFound") == 2
 
 
 def _deadline_server(start_server: ServerFactory, published: Published, offload: str):
@@ -517,9 +524,7 @@ def _deadline_server(start_server: ServerFactory, published: Published, offload:
 
 def _code_deltas(before: str, after: str):
     def delta(code: str) -> float:
-        return metric_value(after, "bidscore_requests_total", code=code) - metric_value(
-            before, "bidscore_requests_total", code=code
-        )
+        return handled(after, code) - handled(before, code)
 
     return delta
 
@@ -615,7 +620,7 @@ def test_offloaded_calls_cancelled_or_past_their_deadline_are_counted(
         pool.shutdown(wait=True)
     assert codes == ["DEADLINE_EXCEEDED"]
     counted = {
-        code: metrics.registry.get_sample_value("bidscore_requests_total", {"code": code})
+        code: handled(generate_latest(metrics.registry).decode(), code)
         for code in ("OK", "DEADLINE_EXCEEDED", "CANCELLED")
     }
     assert counted == {"OK": 0, "DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
