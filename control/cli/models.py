@@ -35,6 +35,23 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "-" if value is None else str(value)
 
 
+def _saved_table(model: str, saved: dict[str, Any]) -> Table:
+    """The saved tuned parameters of `model`, with where and when they were found."""
+    table = Table(title=f"saved parameters of {model} (control tune --save)", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("algorithm", _fmt(saved.get("algorithm")))
+    for name, value in sorted(dict(saved.get("params", {})).items()):
+        table.add_row(f"param {name}", _fmt(value, 6))
+    study = dict(saved.get("study", {}))
+    table.add_row("valid logloss", _fmt(study.get("valid_logloss"), 6))
+    table.add_row("trials", f"{study.get('trials')} ({study.get('pruned')} pruned)")
+    window = dict(saved.get("data", {})).get("window") or {}
+    table.add_row("data window", f"{window.get('start', '-')} .. {window.get('end', '-')}")
+    table.add_row("saved at", _fmt(saved.get("saved_at")))
+    return table
+
+
 @app.command("list")
 def list_models(
     model: Annotated[str | None, typer.Argument(help="Only this model (default: all).")] = None,
@@ -102,12 +119,15 @@ def show_model(
     registry: RegistryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one version: metrics, training parameters, data and the profile summary."""
+    """Show one version: metrics, training parameters, data and the profile summary, and the
+    model's saved tuned parameters (`control tune --save`), which training starts from."""
     with user_errors():
-        found = open_registry(registry_url(registry)).get_version(model, version)
+        reg = open_registry(registry_url(registry))
+        found = reg.get_version(model, version)
+        saved = reg.get_params(model)
     manifest = found.manifest
     if json_out:
-        print_json(found.to_dict())
+        print_json(found.to_dict() | {"saved_params": saved})
         return
     summary = Table(title=f"{model} version {version}", show_header=False)
     summary.add_column("field", style="bold")
@@ -123,6 +143,8 @@ def show_model(
     summary.add_row("data paths", ", ".join(map(str, data.get("paths", []))))
     summary.add_row("data rows", _fmt(data.get("rows")))
     console.print(summary)
+    if saved is not None:
+        console.print(_saved_table(model, saved))
     profile = manifest.profile
     if profile:
         table = Table(title="training data profile")

@@ -50,7 +50,8 @@ def params_for(
     overrides: dict[str, Any],
     recorded_algorithm: str | None = None,
 ) -> dict[str, Any]:
-    """Defaults <- the production version's recorded values <- `--param` overrides.
+    """Defaults <- the production version's recorded values <- `overrides` (the saved tuned
+    parameters, then `--param`).
 
     Recorded values count only when the production version used the same algorithm, and
     only for names that are hyper-parameters (manifests also record bookkeeping such as
