@@ -69,7 +69,7 @@ def _short(value: Any) -> str:
 def _render(result: TuneResult, folds: list[tuple[str, int, int]], saved: bool) -> None:
     cv = len(folds) > 1
     table = Table(title=f"top trials ({result.algorithm}, {len(result.trials)} trials)")
-    for column in ("trial", "logloss", *(["spread"] if cv else []), "epochs", "parameters"):
+    for column in ("trial", "logloss", *(["spread"] if cv else []), "best epoch", "parameters"):
         table.add_column(column, justify="left" if column == "parameters" else "right")
     for t in result.top(10):
         table.add_row(
