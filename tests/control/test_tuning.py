@@ -169,3 +169,9 @@ def test_the_search_page_has_both_plots(split):
     html = page(result, "ctr tuning")
     assert html.count("<svg") == 2
     assert "Parameter importances" in html
+
+
+def test_timeout_stops_starting_trials(split):
+    train, valid = split
+    result = tune_ffm(train, valid, trials=200, timeout=0.05)
+    assert 1 <= len(result.trials) < 200
