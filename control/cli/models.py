@@ -1,4 +1,5 @@
-"""`control models list [MODEL]` and `control models show MODEL VERSION`."""
+"""`control models list [MODEL]`, `control models show MODEL VERSION` and `control models
+params MODEL` (the saved tuned parameters)."""
 
 from __future__ import annotations
 
@@ -161,3 +162,20 @@ def show_model(
                 f"{top.get('frequency', 0.0):.2%}" if top else "-",
             )
         console.print(table)
+
+
+@app.command("params")
+def show_params(
+    model: ModelArg,
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the model's saved tuned parameters (`control tune --save`)."""
+    with user_errors():
+        saved = open_registry(registry_url(registry)).get_params(model)
+        if saved is None:
+            raise NotFoundError(f"no saved parameters for {model!r} (control tune --save)")
+    if json_out:
+        print_json(saved)
+        return
+    console.print(_saved_table(model, saved))

@@ -221,6 +221,7 @@ class _Run:
                 paths=[p.path for p in selection.train],
                 threads=self.request.threads,
                 catalog=self.catalog,
+                params_source="saved" if self.run["inputs"].get("params_from_saved") else "default",
             )
             metrics = trained.metrics
             best = trained.model.best_epoch

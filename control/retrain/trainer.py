@@ -89,8 +89,10 @@ def train(
     paths: list[str],
     threads: int,
     catalog: Catalog | None = None,
+    params_source: str | None = None,
 ) -> TrainedModel:
-    """Train on the window with `algo` and its hyper-parameters `params`."""
+    """Train on the window with `algo` and its hyper-parameters `params` (`params_source`:
+    whether saved tuned parameters are among them, recorded in the manifest)."""
     return train_tables(
         model,
         split(tables, model, paths, catalog),
@@ -99,6 +101,7 @@ def train(
         threads=threads,
         seed=SEED,
         catalog=catalog,
+        params_source=params_source,
     )
 
 

@@ -7,6 +7,7 @@ is one directory of `dt=YYYY-MM-DD` partitions, random K-fold over rows otherwis
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,7 +212,7 @@ def run(
     """Prepare the folds (unless given) and search; the result and its folds."""
     request.options.check()
     ready = prepared or prepare(request, catalog)
-    options = SearchOptions(**{**request.options.__dict__, "fixed": ready.fixed})
+    options = dataclasses.replace(request.options, fixed=ready.fixed)
     result = run_search(ready.algorithm, ready.folds, options, on_trial=on_trial)
     return result, ready
 

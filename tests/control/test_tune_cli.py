@@ -93,6 +93,8 @@ def test_save_then_train_uses_the_saved_params(backends, logs):
     table = invoke("models", "show", "ctr", trained["version"], "--registry", registry)
     assert table.exit_code == 0
     assert "saved parameters of ctr" in table.stdout
+    assert ok_json("models", "params", "ctr", "--registry", registry) == saved
+    one_line_error(invoke("models", "params", "cvr", "--registry", registry), "no saved")
 
 
 def test_retrain_starts_from_the_saved_params(tmp_path, days):
@@ -111,6 +113,9 @@ def test_retrain_starts_from_the_saved_params(tmp_path, days):
     assert (params["k"], params["l2"]) == (tuned["params"]["k"], tuned["params"]["l2"])
     assert "eta" not in run["inputs"]["params_from_saved"]
     assert "k" in run["inputs"]["params_from_saved"]
+    (version,) = open_registry(registry).list_versions("ctr")
+    assert version.manifest.params["params_source"] == "saved"
+    assert version.manifest.params["eta"] == 0.05
 
 
 def test_cv_by_day_never_validates_on_a_training_day(days):
