@@ -16,6 +16,7 @@ SCRIPTS = (
     "predlog_bench.py",
     "serving.py",
     "scale.py",
+    "tune_bench.py",
 )
 
 

@@ -11,3 +11,7 @@ class GateError(BidscoreError):
 
 class TrainingInputError(InputError):
     """Training data that cannot produce a model (empty, one label value, bad options)."""
+
+
+class TuningError(TrainingInputError):
+    """A search that cannot run or produced nothing (bad options, no trial completed)."""

@@ -249,7 +249,8 @@ class TrainedModel:
         )
 
 
-def _window(table: pa.Table) -> dict[str, str] | None:
+def data_window(table: pa.Table) -> dict[str, str] | None:
+    """The first and last day (UTC) of the rows' `ts`, or None without timestamps."""
     if "ts" not in table.column_names or table["ts"].null_count == table.num_rows:
         return None
     bounds = pc.min_max(table["ts"]).as_py()
@@ -277,8 +278,12 @@ def train_tables(
     downsample: float | None = None,
     observer: Observer | None = None,
     catalog: Catalog | None = None,
+    params_source: str | None = None,
 ) -> TrainedModel:
-    """Train `model` on `data.train`, evaluate on `data.valid`, profile the training rows."""
+    """Train `model` on `data.train`, evaluate on `data.valid`, profile the training rows.
+
+    `params_source` ("saved": tuned parameters from the registry, "default") is recorded
+    with the parameters in the manifest."""
     obs = observer or QuietObserver()
     spec = model_spec(model, catalog)
     target = model_target(model, catalog)
@@ -341,6 +346,7 @@ def train_tables(
             "downsample_rate": rate,
             "weighted": mixed_rates,
             "best_epoch": trained.best_epoch,
+            **({"params_source": params_source} if params_source else {}),
         },
         data={
             "paths": data.paths,
@@ -350,7 +356,7 @@ def train_tables(
             "valid_rows": data.valid.num_rows,
             "label": target.label,
             "where": target.where,
-            "window": _window(data.train),
+            "window": data_window(data.train),
         },
     )
 

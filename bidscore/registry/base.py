@@ -1,5 +1,6 @@
 """What a registry is: versions per model, alias pointers moved by compare-and-set, the
-history of every move, named locks with an expiry, and run records.
+history of every move, named locks with an expiry, run records, and each model's saved
+(tuned) hyper-parameters.
 
 Backends (`sqlite.py`, `dynamodb.py`) implement the `Registry` protocol; `open_registry(url)`
 picks one by URL scheme.
@@ -182,6 +183,14 @@ class Registry(Protocol):
 
     def list_runs(self, model: str) -> list[dict[str, Any]]:
         """Run records of `model`, in the order they were first put."""
+        ...
+
+    def put_params(self, model: str, record: dict[str, Any]) -> None:
+        """Save (replace) the model's tuned hyper-parameter record (`control tune --save`)."""
+        ...
+
+    def get_params(self, model: str) -> dict[str, Any] | None:
+        """The model's saved hyper-parameter record, or None if none was saved."""
         ...
 
 

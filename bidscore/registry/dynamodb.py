@@ -12,6 +12,7 @@ Item layout (all attributes are strings unless noted):
 | `MODEL#<model>` | `HISTORY#<alias>#<10-digit generation>` | one alias move |
 | `MODEL#<model>` | `RUN#<first seen>#<run id>` | run record, by model (`body` JSON) |
 | `RUN#<run id>` | `RUN` | run record, by id |
+| `MODEL#<model>` | `PARAMS` | the saved (tuned) hyper-parameter record (`body` JSON) |
 | `LOCK#<name>` | `LOCK` | `owner`, `expires_at` (N, unix seconds) |
 
 Registering a version is one transaction that advances the counter (conditioned on its old
@@ -434,6 +435,28 @@ class DynamoRegistry:
         return [
             dict(json.loads(item["body"]["S"])) for item in self._query(f"MODEL#{model}", "RUN#")
         ]
+
+    # --- saved hyper-parameters -------------------------------------------------------------
+
+    def put_params(self, model: str, record: dict[str, Any]) -> None:
+        check_name("model", model)
+        body = json.dumps(record)
+        if len(body.encode()) > _MAX_MANIFEST_BYTES:
+            raise RegistryError(f"saved parameters of {model} are too large ({len(body)} bytes)")
+        with self._calls():
+            self._client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": _s(f"MODEL#{model}"),
+                    "sk": _s("PARAMS"),
+                    "saved_at": _s(utc_now()),
+                    "body": _s(body),
+                },
+            )
+
+    def get_params(self, model: str) -> dict[str, Any] | None:
+        item = self._get(f"MODEL#{model}", "PARAMS")
+        return None if item is None else dict(json.loads(item["body"]["S"]))
 
 
 def _code(exc: ClientError) -> str:

@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS runs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, first_seen);
+CREATE TABLE IF NOT EXISTS params (
+    model TEXT PRIMARY KEY,
+    saved_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
 """
 
 # Seconds a writer waits for another writer's transaction before giving up.
@@ -337,6 +342,22 @@ class SqliteRegistry:
                 "SELECT body FROM runs WHERE model = ? ORDER BY first_seen, run_id", (model,)
             ).fetchall()
         return [dict(json.loads(r[0])) for r in rows]
+
+    # --- saved hyper-parameters -------------------------------------------------------------
+
+    def put_params(self, model: str, record: dict[str, Any]) -> None:
+        check_name("model", model)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO params VALUES (?, ?, ?) ON CONFLICT (model) DO UPDATE SET"
+                " saved_at = excluded.saved_at, body = excluded.body",
+                (model, utc_now(), json.dumps(record)),
+            )
+
+    def get_params(self, model: str) -> dict[str, Any] | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT body FROM params WHERE model = ?", (model,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
 
 def _version(row: tuple[Any, ...]) -> Version:

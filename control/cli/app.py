@@ -43,6 +43,9 @@ app.add_typer(runs.app, name="runs")
 from control.cli.monitor import app as monitor_app  # noqa: E402 -- registrations follow the app
 
 app.add_typer(monitor_app, name="monitor")
+from control.cli.tune import tune  # noqa: E402 -- registrations follow the app
+
+app.command("tune")(tune)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`control models list [MODEL]` and `control models show MODEL VERSION`."""
+"""`control models list [MODEL]`, `control models show MODEL VERSION` and `control models
+params MODEL` (the saved tuned parameters)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return "-" if value is None else str(value)
+
+
+def _saved_table(model: str, saved: dict[str, Any]) -> Table:
+    """The saved tuned parameters of `model`, with where and when they were found."""
+    table = Table(title=f"saved parameters of {model} (control tune --save)", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("algorithm", _fmt(saved.get("algorithm")))
+    for name, value in sorted(dict(saved.get("params", {})).items()):
+        table.add_row(f"param {name}", _fmt(value, 6))
+    study = dict(saved.get("study", {}))
+    table.add_row("valid logloss", _fmt(study.get("valid_logloss"), 6))
+    table.add_row("trials", f"{study.get('trials')} ({study.get('pruned')} pruned)")
+    window = dict(saved.get("data", {})).get("window") or {}
+    table.add_row("data window", f"{window.get('start', '-')} .. {window.get('end', '-')}")
+    table.add_row("saved at", _fmt(saved.get("saved_at")))
+    return table
 
 
 @app.command("list")
@@ -103,12 +121,15 @@ def show_model(
     registry: RegistryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show one version: metrics, training parameters, data and the profile summary."""
+    """Show one version: metrics, training parameters, data and the profile summary, and the
+    model's saved tuned parameters (`control tune --save`), which training starts from."""
     with user_errors():
-        found = for_reading(registry).get_version(model, version)
+        reg = for_reading(registry)
+        found = reg.get_version(model, version)
+        saved = reg.get_params(model)
     manifest = found.manifest
     if json_out:
-        print_json(found.to_dict())
+        print_json(found.to_dict() | {"saved_params": saved})
         return
     summary = Table(title=f"{model} version {version}", show_header=False)
     summary.add_column("field", style="bold")
@@ -124,6 +145,8 @@ def show_model(
     summary.add_row("data paths", ", ".join(map(str, data.get("paths", []))))
     summary.add_row("data rows", _fmt(data.get("rows")))
     console.print(summary)
+    if saved is not None:
+        console.print(_saved_table(model, saved))
     profile = manifest.profile
     if profile:
         table = Table(title="training data profile")
@@ -140,3 +163,20 @@ def show_model(
                 f"{top.get('frequency', 0.0):.2%}" if top else "-",
             )
         console.print(table)
+
+
+@app.command("params")
+def show_params(
+    model: ModelArg,
+    registry: RegistryOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the model's saved tuned parameters (`control tune --save`)."""
+    with user_errors():
+        saved = for_reading(registry).get_params(model)
+        if saved is None:
+            raise NotFoundError(f"no saved parameters for {model!r} (control tune --save)")
+    if json_out:
+        print_json(saved)
+        return
+    console.print(_saved_table(model, saved))

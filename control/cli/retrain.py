@@ -65,6 +65,14 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
             help="Override a hyper-parameter, NAME=VALUE (repeatable), e.g. --param eta=0.1.",
         ),
     ] = None,
+    params_source: Annotated[
+        str,
+        typer.Option(
+            "--params",
+            help="saved: start from the parameters `control tune --save` recorded for the"
+            " model; default: ignore them. --param wins either way.",
+        ),
+    ] = "saved",
     max_row_drop: Annotated[
         float,
         typer.Option(help="Stop if a day has fewer rows than (1 - this) x the trailing average."),
@@ -91,6 +99,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     from control.cli.registries import for_writing  # noqa: PLC0415
     from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
+    from control.tuning.saved import check_source  # noqa: PLC0415
 
     with user_errors():
         try:
@@ -106,6 +115,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
                 allow_gaps=allow_gaps,
                 algo=algo,
                 overrides=parse_overrides(param or [], hyper_parameter_names()),
+                params_source=check_source(params_source),
                 policy=ValidationPolicy(max_row_drop=max_row_drop, fail_on_drift=fail_on_drift),
                 lock_ttl=lock_ttl,
                 threads=threads,

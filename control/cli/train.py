@@ -19,7 +19,10 @@ from control.cli.options import (
 from control.cli.output import console, print_json, user_errors
 from control.cli.progress import RichObserver
 from control.cli.registries import for_writing
-from control.training import load_data, publish, train_tables
+from control.retrain.params import parse_overrides
+from control.retrain.trainer import hyper_parameter_names
+from control.training import load_data, model_spec, publish, train_tables
+from control.tuning.saved import check_source, layered, saved_for
 from features import catalog
 
 _HYPER = "Hyper-parameters (default: LIBFFM's for ffm, FTRL's for lr)"
@@ -87,6 +90,23 @@ def train(
         typer.Option(help="Keep each negative training row with this probability (0..1]."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, downsampling and training.")] = 0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Set a hyper-parameter, NAME=VALUE (repeatable), e.g. --param eta=0.1.",
+            rich_help_panel=_HYPER,
+        ),
+    ] = None,
+    params_source: Annotated[
+        str,
+        typer.Option(
+            "--params",
+            help="saved: start from the parameters `control tune --save` recorded for the"
+            " model; default: ignore them. Explicit options and --param win either way.",
+            rich_help_panel=_HYPER,
+        ),
+    ] = "saved",
     key: Annotated[
         str | None,
         typer.Option(help="Idempotency key: if a version has it already, return that version."),
@@ -102,6 +122,9 @@ def train(
 
     The model file and manifest (metrics, data profile, parameters) are uploaded to the store;
     the version is registered only when both uploads are complete.
+
+    Hyper-parameters start from those `control tune --save` recorded for the model (unless
+    `--params default`); explicit options and `--param NAME=VALUE` win.
     """
     overrides = {
         "k": k,
@@ -114,10 +137,18 @@ def train(
         "auto_stop": auto_stop,
         "normalize": normalize,
     }
+    with user_errors():
+        check_source(params_source)
+        explicit = parse_overrides(param or [], hyper_parameter_names()) | {
+            name: value for name, value in overrides.items() if value is not None
+        }
     # Open the backends first: an unreachable registry should fail before minutes of work.
     with user_errors(), RichObserver() as observer, for_writing(registry) as reg:
         artifacts = open_store(store_url(store))
         models = catalog.load(specs)
+        saved = saved_for(reg, model, params_source)
+        algo = algo or (saved or {}).get("algorithm") or model_spec(model, models).algorithm
+        hyper, source = layered(algo, saved, explicit)
         observer.stage(f"reading {', '.join(map(str, data))}")
         loaded = load_data(
             model,
@@ -131,12 +162,13 @@ def train(
             model,
             loaded,
             algo=algo,
-            params=overrides,
+            params=hyper,
             threads=threads,
             seed=seed,
             downsample=downsample_negatives,
             observer=observer,
             catalog=models,
+            params_source=source,
         )
         version = publish(trained, reg, artifacts, key=key, observer=observer)
     metrics = version.manifest.metrics

@@ -30,6 +30,7 @@ from control.retrain.partitions import Selection, select
 from control.retrain.record import RunRecorder, mark_abandoned
 from control.retrain.validate import ValidationPolicy, ValidationStoppedError, validate
 from control.training import TrainedModel
+from control.tuning.saved import saved_for, saved_params
 from features.catalog import load as load_catalog
 
 Notify = Callable[[str], None]
@@ -50,6 +51,7 @@ class RetrainRequest:
     allow_gaps: bool = False
     algo: str | None = None  # None: the production version's algorithm, else the spec's
     overrides: dict[str, Any] = field(default_factory=dict)
+    params_source: str = "saved"  # saved: start from `control tune --save`'s parameters
     policy: ValidationPolicy = field(default_factory=ValidationPolicy)
     lock_ttl: float = 120.0
     threads: int = 1
@@ -69,6 +71,7 @@ class RetrainRequest:
             "allow_gaps": self.allow_gaps,
             "algo_override": self.algo,
             "overrides": dict(self.overrides),
+            "params_source": self.params_source,
             "policy": asdict(self.policy),
             "threads": self.threads,
         }
@@ -158,8 +161,12 @@ class _Run:
         spec = trainer.spec_for(req.model, self.catalog)
         recorded = self.champion.manifest.params if self.champion else None
         recorded_algo = self.champion.manifest.algorithm if self.champion else None
-        algo = trainer.algorithm_for(req.model, recorded_algo, req.algo, self.catalog)
-        params = trainer.params_for(algo, recorded, req.overrides, recorded_algo)
+        saved = saved_for(self.registry, req.model, req.params_source)
+        algo = trainer.algorithm_for(
+            req.model, recorded_algo or (saved or {}).get("algorithm"), req.algo, self.catalog
+        )
+        tuned = saved_params(saved, algo)
+        params = trainer.params_for(algo, recorded, tuned | req.overrides, recorded_algo)
         key = idempotency_key(
             req.model,
             spec.fingerprint,
@@ -168,6 +175,7 @@ class _Run:
         )
         self.run["inputs"]["algo"] = algo
         self.run["inputs"]["params"] = params
+        self.run["inputs"]["params_from_saved"] = sorted(set(tuned) - set(req.overrides))
         self.run["key"] = key
         self.recorder.save()
         return algo, params, key
@@ -213,6 +221,7 @@ class _Run:
                 paths=[p.path for p in selection.train],
                 threads=self.request.threads,
                 catalog=self.catalog,
+                params_source="saved" if self.run["inputs"].get("params_from_saved") else "default",
             )
             metrics = trained.metrics
             best = trained.model.best_epoch

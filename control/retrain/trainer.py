@@ -50,7 +50,8 @@ def params_for(
     overrides: dict[str, Any],
     recorded_algorithm: str | None = None,
 ) -> dict[str, Any]:
-    """Defaults <- the production version's recorded values <- `--param` overrides.
+    """Defaults <- the production version's recorded values <- `overrides` (the saved tuned
+    parameters, then `--param`).
 
     Recorded values count only when the production version used the same algorithm, and
     only for names that are hyper-parameters (manifests also record bookkeeping such as
@@ -88,8 +89,10 @@ def train(
     paths: list[str],
     threads: int,
     catalog: Catalog | None = None,
+    params_source: str | None = None,
 ) -> TrainedModel:
-    """Train on the window with `algo` and its hyper-parameters `params`."""
+    """Train on the window with `algo` and its hyper-parameters `params` (`params_source`:
+    whether saved tuned parameters are among them, recorded in the manifest)."""
     return train_tables(
         model,
         split(tables, model, paths, catalog),
@@ -98,6 +101,7 @@ def train(
         threads=threads,
         seed=SEED,
         catalog=catalog,
+        params_source=params_source,
     )
 
 

@@ -244,3 +244,18 @@ def test_effective_stack_walks_back_through_rollbacks() -> None:
     assert effective_stack([*moves, move(5, "1", "rollback")]) == ["1"]
     assert effective_stack([*moves, move(5, "4")]) == ["1", "2", "4"]
     assert effective_stack(list(reversed(moves))) == ["1", "2"]
+
+
+def test_saved_params_are_one_record_per_model(registry: Registry) -> None:
+    assert registry.get_params("ctr") is None
+    first = {"algorithm": "ffm", "params": {"k": 8, "eta": 0.05}, "study": {"trials": 3}}
+    registry.put_params("ctr", first)
+    assert registry.get_params("ctr") == first
+    second = first | {"params": {"k": 12, "eta": 0.1}}
+    registry.put_params("ctr", second)
+    assert registry.get_params("ctr") == second
+    assert registry.get_params("cvr") is None
+    # The record lives beside the model's versions without becoming one.
+    assert registry.list_versions("ctr") == []
+    with pytest.raises(InputError):
+        registry.put_params("bad name", first)
