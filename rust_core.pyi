@@ -76,6 +76,15 @@ class Model:
     def mapped(self) -> bool: ...
 
 def load_model(path: str | PathLike[str]) -> Model: ...
+
+# train_ffm's / train_lr's keyword defaults (bits=None and fingerprint="" aside), from Rust's
+# FfmParams::default() / LrParams::default(): the one source of them.
+# ffm_defaults() == {"k": 4, "eta": 0.2, "l2": 2e-05, "normalize": True, "epochs": 15,
+#                    "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0}
+# lr_defaults() == {"alpha": 0.1, "beta": 1.0, "l1": 0.0, "l2": 0.0, "epochs": 15,
+#                   "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0}
+def ffm_defaults() -> dict[str, float | int | bool]: ...
+def lr_defaults() -> dict[str, float | int | bool]: ...
 def train_ffm(
     train: Dataset,
     valid: Dataset | None = None,

@@ -27,8 +27,9 @@
 #![expect(clippy::inline_always, reason = "see above")]
 
 use crate::dataset::{prefetch_lines, Dataset, Row};
+use crate::math::{logloss, sigmoid};
 use crate::rng::SplitMix64;
-use crate::train::slots::{Read, Write};
+use crate::slots::{Read, Write};
 
 /// The dimensions of an FFM model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,21 +105,6 @@ impl Dims {
 pub struct Sgd {
     pub eta: f32,
     pub l2: f32,
-}
-
-#[inline]
-#[must_use]
-pub fn sigmoid(t: f32) -> f32 {
-    1.0 / (1.0 + (-t).exp())
-}
-
-/// Weighted log loss of one prediction, in f64 for accumulation.
-#[inline]
-#[must_use]
-pub fn logloss(p: f32, y: f32, weight: f32) -> f64 {
-    let p = f64::from(p).clamp(1e-15, 1.0 - 1e-15);
-    let y = f64::from(y);
-    -f64::from(weight) * (y * p.ln() + (1.0 - y) * (1.0 - p).ln())
 }
 
 /// One kept feature of a row (field below the model's field count) with its offsets
@@ -520,7 +506,7 @@ impl TrainState {
     /// Whether, in `st` (the array built with this layout), every weight chunk the
     /// training kernels access in one piece, every linear weight with its sum and the bias
     /// with its sum start at an even index from an 8-byte aligned start, as
-    /// [`crate::train::slots::Pairs`] needs: with latent sizes that are multiples of 4
+    /// [`crate::slots::Pairs`] needs: with latent sizes that are multiples of 4
     /// (chunks of 4 or 8 lanes, sums at +k), all offsets are even once the bias, the first
     /// linear weight and the first block are (`lin_stride` and `slot` are even).
     #[must_use]
@@ -739,7 +725,7 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize>(
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
-    use crate::train::slots::as_cells;
+    use crate::slots::as_cells;
 
     fn random_model(shape: &Shape, seed: u64) -> Vec<f32> {
         let mut rng = SplitMix64::new(seed);

@@ -9,11 +9,13 @@ pub mod ffm;
 pub mod hash;
 pub mod libffm;
 pub mod lr;
+pub mod math;
 pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod rng;
 pub mod serving;
+pub mod slots;
 pub mod train;
 
 #[cfg(feature = "python")]

@@ -7,8 +7,8 @@
 //! coordinate (same layout); weights are derived from them. The bias is not regularised.
 
 use crate::dataset::Row;
-use crate::ffm::{logloss, sigmoid};
-use crate::train::slots::{Read, Write};
+use crate::math::{logloss, sigmoid};
+use crate::slots::{Read, Write};
 
 /// FTRL-Proximal hyper-parameters.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +123,7 @@ impl Ftrl {
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
-    use crate::train::slots::as_cells;
+    use crate::slots::as_cells;
 
     #[test]
     fn training_step_follows_the_gradient() {

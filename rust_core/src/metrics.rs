@@ -1,6 +1,6 @@
 //! Evaluation metrics used by training (validation loss) and tests.
 
-use crate::ffm::logloss as row_logloss;
+use crate::math::logloss as row_logloss;
 
 /// Mean weighted log loss of probabilities `p` against labels `y`.
 #[must_use]

@@ -83,6 +83,8 @@ fn rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(model::load_model, m)?)?;
     m.add_function(wrap_pyfunction!(train::train_ffm, m)?)?;
     m.add_function(wrap_pyfunction!(train::train_lr, m)?)?;
+    m.add_function(wrap_pyfunction!(train::ffm_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(train::lr_defaults, m)?)?;
     m.add_class::<plan::PyFeaturePlan>()?;
     m.add_class::<scorer::PyScorer>()?;
     m.add("ScoreError", py.get_type::<scorer::ScoreError>())?;

@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::dataset::PyDataset;
 use super::model::PyModel;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::{self, Common, Epoch, FfmParams, LrParams};
+use crate::train::{self, Common, DefaultValue, Epoch, FfmParams, LrParams};
 
 fn fingerprint(hex: &str) -> PyResult<[u8; 32]> {
     let mut out = [0u8; 32];
@@ -79,6 +80,39 @@ fn common(
         downsample_rate,
     })
 }
+
+fn defaults_dict<'py>(
+    py: Python<'py>,
+    table: &[(&'static str, DefaultValue)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for &(name, value) in table {
+        match value {
+            DefaultValue::Int(x) => d.set_item(name, x)?,
+            DefaultValue::Float(x) => d.set_item(name, x)?,
+            DefaultValue::Bool(x) => d.set_item(name, x)?,
+        }
+    }
+    Ok(d)
+}
+
+/// `train_ffm`'s keyword defaults, from Rust's `FfmParams::default()`.
+#[pyfunction]
+pub fn ffm_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    defaults_dict(py, &FfmParams::defaults())
+}
+
+/// `train_lr`'s keyword defaults, from Rust's `LrParams::default()`.
+#[pyfunction]
+pub fn lr_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    defaults_dict(py, &LrParams::defaults())
+}
+
+// The keyword defaults below repeat `FfmParams::default()` / `LrParams::default()` as
+// literals: pyo3 shows only literal defaults in `__text_signature__` (any other expression
+// becomes `...`, and `inspect.signature` would lose the values). A unit test
+// (`train::tests::binding_signatures_repeat_the_default_structs`) reads this file and
+// checks every literal against the structs.
 
 /// Trains a field-aware factorization machine (`LIBFFM`'s `AdaGrad`, plus bias and linear terms).
 #[pyfunction]

@@ -18,7 +18,7 @@ use memmap2::Mmap;
 
 use crate::dataset::{Dataset, Row};
 use crate::error::{Error, Result};
-use crate::{ffm, lr};
+use crate::{ffm, lr, math};
 use format::HEADER_LEN;
 
 /// Which model a file holds (the header's algorithm code).
@@ -288,7 +288,7 @@ impl Model {
     #[inline]
     #[must_use]
     pub fn predict_raw(&self, row: Row<'_>) -> f32 {
-        ffm::sigmoid(self.raw_score(row))
+        math::sigmoid(self.raw_score(row))
     }
 
     /// The calibrated probability of one row given as parallel slices.
@@ -307,13 +307,13 @@ impl Model {
     #[must_use]
     pub fn predict(&self, data: &Dataset) -> Vec<f32> {
         let w = self.header.downsample_rate;
-        self.raw_scores(data, |t| calibrate(ffm::sigmoid(t), w))
+        self.raw_scores(data, |t| calibrate(math::sigmoid(t), w))
     }
 
     /// Uncalibrated probabilities of every row (the training objective's scale).
     #[must_use]
     pub fn predict_uncalibrated(&self, data: &Dataset) -> Vec<f32> {
-        self.raw_scores(data, ffm::sigmoid)
+        self.raw_scores(data, math::sigmoid)
     }
 
     /// `f(raw score)` of every row. FFM batches go through [`ffm::score_batch`], which

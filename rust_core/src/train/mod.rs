@@ -2,16 +2,14 @@
 //! single-threaded (bit-for-bit reproducible) or Hogwild across threads, per-epoch train
 //! and validation log loss, and early stopping that keeps the best epoch's weights.
 
-pub mod slots;
-
 use crate::dataset::{Dataset, Row};
 use crate::error::{Error, Result};
 use crate::hash::MAX_BITS;
 use crate::model::format::MAX_K;
 use crate::model::{Algorithm, Header, Model};
 use crate::rng::SplitMix64;
+use crate::slots::{self, as_atomic, as_cells, as_pairs};
 use crate::{ffm, lr, metrics};
-use slots::{as_atomic, as_cells, as_pairs};
 
 /// Settings shared by both algorithms.
 #[derive(Clone, Debug)]
@@ -83,6 +81,70 @@ impl Default for LrParams {
             },
             common: Common::default(),
         }
+    }
+}
+
+/// A hyper-parameter default as a Python keyword argument shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DefaultValue {
+    Int(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl DefaultValue {
+    /// An f32 parameter as written in decimal (`0.2`, not `0.20000000298...`): its
+    /// shortest round-trip text read back as f64.
+    fn float(x: f32) -> DefaultValue {
+        DefaultValue::Float(x.to_string().parse().unwrap_or(f64::from(x)))
+    }
+}
+
+impl Common {
+    /// The keyword defaults shared by both algorithms (`bits` and `fingerprint`, which
+    /// default to None and "", are left out).
+    fn defaults(&self) -> [(&'static str, DefaultValue); 5] {
+        [
+            ("epochs", DefaultValue::Int(u64::from(self.epochs))),
+            ("auto_stop", DefaultValue::Bool(self.auto_stop)),
+            ("threads", DefaultValue::Int(self.threads as u64)),
+            ("seed", DefaultValue::Int(self.seed)),
+            ("downsample_rate", DefaultValue::Float(self.downsample_rate)),
+        ]
+    }
+}
+
+impl FfmParams {
+    /// `train_ffm`'s keyword defaults, from [`FfmParams::default`]: the one source of them
+    /// (the Python binding exposes this table as `rust_core.ffm_defaults()`).
+    #[must_use]
+    pub fn defaults() -> Vec<(&'static str, DefaultValue)> {
+        let p = FfmParams::default();
+        let mut out = vec![
+            ("k", DefaultValue::Int(u64::from(p.k))),
+            ("eta", DefaultValue::float(p.eta)),
+            ("l2", DefaultValue::float(p.l2)),
+            ("normalize", DefaultValue::Bool(p.normalize)),
+        ];
+        out.extend(p.common.defaults());
+        out
+    }
+}
+
+impl LrParams {
+    /// `train_lr`'s keyword defaults, from [`LrParams::default`] (`rust_core.lr_defaults()`).
+    #[must_use]
+    pub fn defaults() -> Vec<(&'static str, DefaultValue)> {
+        let p = LrParams::default();
+        let f = p.ftrl;
+        let mut out = vec![
+            ("alpha", DefaultValue::float(f.alpha)),
+            ("beta", DefaultValue::float(f.beta)),
+            ("l1", DefaultValue::float(f.l1)),
+            ("l2", DefaultValue::float(f.l2)),
+        ];
+        out.extend(p.common.defaults());
+        out
     }
 }
 

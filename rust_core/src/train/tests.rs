@@ -1,7 +1,7 @@
 //! Learning tests on generated data with a planted model.
 
 use super::*;
-use crate::ffm::sigmoid;
+use crate::math::sigmoid;
 use crate::metrics::auc;
 use crate::rng::SplitMix64;
 
@@ -436,4 +436,58 @@ fn bad_parameters_are_refused() {
         Err(Error::Interrupted)
     });
     assert!(matches!(stop, Err(Error::Interrupted)));
+}
+
+/// The `name=literal` defaults of one `#[pyo3(signature = (...))]` in the bindings source,
+/// for the function whose `pub fn` follows it.
+fn signature_defaults(source: &str, function: &str) -> Vec<(String, String)> {
+    let end = source
+        .find(&format!("pub fn {function}("))
+        .unwrap_or_else(|| panic!("no `pub fn {function}` in the bindings"));
+    let start = source[..end]
+        .rfind("signature = (")
+        .unwrap_or_else(|| panic!("no signature before `pub fn {function}`"));
+    let body = &source[start + "signature = (".len()..end];
+    let body = &body[..body.find("))]").expect("unterminated signature")];
+    body.split(',')
+        .filter_map(|item| {
+            let (name, value) = item.split_once('=')?;
+            Some((name.trim().to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn binding_signatures_repeat_the_default_structs() {
+    let source = include_str!("../bindings/train.rs");
+    for (function, table) in [
+        ("train_ffm", FfmParams::defaults()),
+        ("train_lr", LrParams::defaults()),
+    ] {
+        let literals = signature_defaults(source, function);
+        for (name, value) in &table {
+            let (_, literal) = literals
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{function}: no default for {name} in the signature"));
+            let same = match *value {
+                DefaultValue::Int(x) => literal.parse::<u64>().ok() == Some(x),
+                DefaultValue::Float(x) => literal.parse::<f64>().ok() == Some(x),
+                DefaultValue::Bool(x) => literal.parse::<bool>().ok() == Some(x),
+            };
+            assert!(
+                same,
+                "{function}: {name}={literal} in the signature, {value:?} in Rust"
+            );
+        }
+        // Every keyword with a literal default is in the table, except the two whose default
+        // is "nothing" (None, "").
+        for (name, literal) in &literals {
+            let known = table.iter().any(|(n, _)| n == name);
+            assert!(
+                known || ["None", "\"\""].contains(&literal.as_str()),
+                "{function}: {name}={literal} is not in the defaults table"
+            );
+        }
+    }
 }
