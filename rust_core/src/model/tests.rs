@@ -215,3 +215,35 @@ fn batch_and_single_row_agree() {
         );
     }
 }
+
+/// Files written by format version 1 (`tests/fixtures/v1_*.bin`, trained and saved by the
+/// code of that version) with that code's predictions on `v1_rows.libffm`.
+fn v1_fixture(name: &str) -> (Model, Vec<f32>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let model = Model::load(dir.join(format!("v1_{name}.bin"))).unwrap();
+    let scores = std::fs::read_to_string(dir.join(format!("v1_{name}.scores"))).unwrap();
+    let scores = scores
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| f32::from_bits(u32::from_str_radix(l.trim(), 16).unwrap()))
+        .collect();
+    (model, scores)
+}
+
+fn v1_rows() -> Dataset {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    crate::libffm::read_path(&dir.join("v1_rows.libffm")).unwrap()
+}
+
+#[test]
+fn version_1_files_load_and_score_as_they_did() {
+    let rows = v1_rows();
+    for name in ["ffm_k3", "ffm_k4", "lr"] {
+        let (model, want) = v1_fixture(name);
+        let got = model.predict(&rows);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.to_bits(), w.to_bits(), "{name} row {i}: {g} vs {w}");
+        }
+    }
+}
