@@ -10,12 +10,12 @@
 
 use std::arch::x86_64::{
     __m128, __m256, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps,
-    _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_rsqrt_ps, _mm256_set1_ps, _mm256_setzero_ps,
-    _mm_add_ps, _mm_cvtss_f32, _mm_fmadd_ps, _mm_fnmadd_ps, _mm_movehdup_ps, _mm_movehl_ps,
-    _mm_mul_ps, _mm_rsqrt_ps, _mm_set1_ps, _mm_setzero_ps,
+    _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_rsqrt_ps, _mm256_set1_ps, _mm256_set_m128,
+    _mm256_setzero_ps, _mm_add_ps, _mm_cvtss_f32, _mm_fmadd_ps, _mm_fnmadd_ps, _mm_movehdup_ps,
+    _mm_movehl_ps, _mm_mul_ps, _mm_rsqrt_ps, _mm_set1_ps, _mm_setzero_ps,
 };
 
-use super::{adagrad, pair_update, Dims, Feat, Sgd, StepArgs};
+use super::{adagrad, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
 use crate::math::{logloss, sigmoid};
 use crate::slots::{Read, Write};
 
@@ -92,10 +92,19 @@ unsafe fn dot<S: Read + ?Sized>(
 /// # Safety
 /// As for [`super::score_feats`] (`k` is a multiple of 4); the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn score<S: Read + ?Sized>(s: &S, k: usize, r: f32, feats: &[Feat]) -> f32 {
+pub(super) unsafe fn score<S: Read + ?Sized, const K: usize>(
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    // A literal latent size (K > 0) lets the compiler unroll the chunk loops.
+    let k = if K == 0 { k } else { K };
     let mut t = 0.0f32;
     let (mut tot8, mut tot4) = (_mm256_setzero_ps(), _mm_setzero_ps());
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
         t += s.at(a.lin) * a.x;
         let (mut p0, mut p1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let (mut q0, mut q1) = (_mm_setzero_ps(), _mm_setzero_ps());
@@ -140,6 +149,78 @@ pub(super) unsafe fn score<S: Read + ?Sized>(s: &S, k: usize, r: f32, feats: &[F
         tot4 = _mm_fmadd_ps(_mm_add_ps(q0, q1), _mm_set1_ps(xr), tot4);
     }
     t + (hsum8(tot8) + hsum4(tot4))
+}
+
+/// [`score`] for `k = 4` (a stride of 4): two partners per 256-bit register (each half one
+/// pair's four lanes), so a pair costs half the vector instructions of one 128-bit step.
+///
+/// # Safety
+/// As for [`score`] with `k == 4`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn score4<S: Read + ?Sized>(
+    s: &S,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    let mut t = 0.0f32;
+    let mut tot = _mm256_setzero_ps();
+    let mut tail = _mm_setzero_ps();
+    for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
+        t += s.at(a.lin) * a.x;
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut partners = feats[i + 1..].chunks_exact(4);
+        for four in &mut partners {
+            // SAFETY: blocks of resolved features (see `super::dot_into`), 4 lanes each.
+            unsafe {
+                acc0 = two_pairs(s, a, (&four[0], &four[1]), acc0);
+                acc1 = two_pairs(s, a, (&four[2], &four[3]), acc1);
+            }
+        }
+        let mut rest = partners.remainder().chunks_exact(2);
+        for two in &mut rest {
+            // SAFETY: as above.
+            acc0 = unsafe { two_pairs(s, a, (&two[0], &two[1]), acc0) };
+        }
+        let mut q = _mm_setzero_ps();
+        if let [b] = rest.remainder() {
+            // SAFETY: as above.
+            let (va, vb) = unsafe { (load4(s, a.base + b.foff), load4(s, b.base + a.foff)) };
+            q = _mm_mul_ps(_mm_mul_ps(va, vb), _mm_set1_ps(b.x));
+        }
+        let xr = a.x * r;
+        tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(xr), tot);
+        tail = _mm_fmadd_ps(q, _mm_set1_ps(xr), tail);
+    }
+    t + (hsum8(tot) + hsum4(tail))
+}
+
+/// `acc + [v_a[f_b0] * v_b0[f_a] * x_b0, v_a[f_b1] * v_b1[f_a] * x_b1]`.
+///
+/// # Safety
+/// The four 4-lane vectors are in bounds (blocks of resolved features, stride 4).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn two_pairs<S: Read + ?Sized>(
+    s: &S,
+    a: &Feat,
+    (b0, b1): (&Feat, &Feat),
+    acc: __m256,
+) -> __m256 {
+    // SAFETY: our contract.
+    let (a0, a1, v0, v1) = unsafe {
+        (
+            load4(s, a.base + b0.foff),
+            load4(s, a.base + b1.foff),
+            load4(s, b0.base + a.foff),
+            load4(s, b1.base + a.foff),
+        )
+    };
+    let va = _mm256_set_m128(a1, a0);
+    let vb = _mm256_set_m128(v1, v0);
+    let x = _mm256_set_m128(_mm_set1_ps(b1.x), _mm_set1_ps(b0.x));
+    _mm256_fmadd_ps(_mm256_mul_ps(va, vb), x, acc)
 }
 
 /// `y (1.5 - (x/2 y) y)` with `y` the 12-bit `rsqrt` of `x`: `1/sqrt(x)` to about 1e-7.
@@ -233,14 +314,22 @@ pub(super) unsafe fn pair4<S: Write + ?Sized>(
 /// # Safety
 /// As for [`super::train_k`] (`d.k` is a multiple of 4); the CPU has AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn train<S: Write + ?Sized>(
+pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
     st: &S,
     bias: &mut [f32; 2],
     d: Dims,
-    (r, sgd, feats, y, weight): StepArgs<'_>,
+    (r, sgd, feats, y, weight, ahead): StepArgs<'_>,
 ) -> f64 {
+    let k = if K == 0 { d.k } else { K };
     // SAFETY: passed on from our caller.
-    let p = sigmoid(bias[0] + unsafe { score(st, d.k, r, feats) });
+    let t = unsafe {
+        if k == 4 {
+            score4(st, r, feats, Ahead::NONE)
+        } else {
+            score::<S, K>(st, k, r, feats, Ahead::NONE)
+        }
+    };
+    let p = sigmoid(bias[0] + t);
     let loss = logloss(p, y, weight);
     if weight == 0.0 {
         return loss;
@@ -250,6 +339,7 @@ pub(super) unsafe fn train<S: Write + ?Sized>(
     bias[1] += kappa * kappa;
     bias[0] -= eta * kappa / bias[1].sqrt();
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(st, i, feats.len());
         adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
@@ -259,18 +349,18 @@ pub(super) unsafe fn train<S: Write + ?Sized>(
             // `super::pair_update`); the same block goes one lane at a time.
             unsafe {
                 if pa == pb {
-                    for c in (0..d.k).step_by(4) {
-                        pair_update::<S, 4, true>(st, d.k, pa + c, pb + c, kx, sgd);
+                    for c in (0..k).step_by(4) {
+                        pair_update::<S, 4, true>(st, k, pa + c, pb + c, kx, sgd);
                     }
                     continue;
                 }
                 let mut c = 0;
-                while c + 8 <= d.k {
-                    pair8(st, d.k, (pa + c, pb + c), kx, sgd);
+                while c + 8 <= k {
+                    pair8(st, k, (pa + c, pb + c), kx, sgd);
                     c += 8;
                 }
-                if c < d.k {
-                    pair4(st, d.k, (pa + c, pb + c), kx, sgd);
+                if c < k {
+                    pair4(st, k, (pa + c, pb + c), kx, sgd);
                 }
             }
         }

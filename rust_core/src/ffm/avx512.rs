@@ -14,7 +14,7 @@ use std::arch::x86_64::{
 };
 
 use super::avx2::{self, hsum4, hsum8};
-use super::{adagrad, pair_update, Dims, Feat, Sgd, StepArgs};
+use super::{adagrad, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
 use crate::math::{logloss, sigmoid};
 use crate::slots::{Read, Write};
 
@@ -50,12 +50,21 @@ fn hsum16(v: __m512) -> f32 {
 /// # Safety
 /// As for [`super::score_feats`] (`k` is a multiple of 4); the CPU has AVX-512F, AVX2, FMA.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn score<S: Read + ?Sized>(s: &S, k: usize, r: f32, feats: &[Feat]) -> f32 {
+pub(super) unsafe fn score<S: Read + ?Sized, const K: usize>(
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    // A literal latent size (K > 0) lets the compiler unroll the chunk loops.
+    let k = if K == 0 { k } else { K };
     let k16 = k / 16 * 16;
     let mut t = 0.0f32;
     let mut tot16 = _mm512_setzero_ps();
     let mut rest = 0.0f32;
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
         t += s.at(a.lin) * a.x;
         let mut acc = [_mm512_setzero_ps(); 2];
         let (mut p, mut q) = ([_mm256_setzero_ps(); 2], [_mm_setzero_ps(); 2]);
@@ -166,14 +175,15 @@ unsafe fn pair16<S: Write + ?Sized>(st: &S, k: usize, (a, b): (usize, usize), kx
 /// # Safety
 /// As for [`super::train_k`] (`d.k` is a multiple of 4); the CPU has AVX-512F, AVX2, FMA.
 #[target_feature(enable = "avx512f,avx2,fma")]
-pub(super) unsafe fn train<S: Write + ?Sized>(
+pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
     st: &S,
     bias: &mut [f32; 2],
     d: Dims,
-    (r, sgd, feats, y, weight): StepArgs<'_>,
+    (r, sgd, feats, y, weight, ahead): StepArgs<'_>,
 ) -> f64 {
+    let k = if K == 0 { d.k } else { K };
     // SAFETY: passed on from our caller.
-    let p = sigmoid(bias[0] + unsafe { score(st, d.k, r, feats) });
+    let p = sigmoid(bias[0] + unsafe { score::<S, K>(st, k, r, feats, Ahead::NONE) });
     let loss = logloss(p, y, weight);
     if weight == 0.0 {
         return loss;
@@ -183,6 +193,7 @@ pub(super) unsafe fn train<S: Write + ?Sized>(
     bias[1] += kappa * kappa;
     bias[0] -= eta * kappa / bias[1].sqrt();
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(st, i, feats.len());
         adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
@@ -191,22 +202,22 @@ pub(super) unsafe fn train<S: Write + ?Sized>(
             // SAFETY: as in `avx2::train`.
             unsafe {
                 if pa == pb {
-                    for c in (0..d.k).step_by(4) {
-                        pair_update::<S, 4, true>(st, d.k, pa + c, pb + c, kx, sgd);
+                    for c in (0..k).step_by(4) {
+                        pair_update::<S, 4, true>(st, k, pa + c, pb + c, kx, sgd);
                     }
                     continue;
                 }
                 let mut c = 0;
-                while c + 16 <= d.k {
-                    pair16(st, d.k, (pa + c, pb + c), kx, sgd);
+                while c + 16 <= k {
+                    pair16(st, k, (pa + c, pb + c), kx, sgd);
                     c += 16;
                 }
-                while c + 8 <= d.k {
-                    avx2::pair8(st, d.k, (pa + c, pb + c), kx, sgd);
+                while c + 8 <= k {
+                    avx2::pair8(st, k, (pa + c, pb + c), kx, sgd);
                     c += 8;
                 }
-                if c < d.k {
-                    avx2::pair4(st, d.k, (pa + c, pb + c), kx, sgd);
+                if c < k {
+                    avx2::pair4(st, k, (pa + c, pb + c), kx, sgd);
                 }
             }
         }

@@ -142,6 +142,68 @@ thread_local! {
     static FEATS: std::cell::RefCell<Vec<Feat>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The upcoming row's resolved features, whose blocks a kernel prefetches a few at a time
+/// between the current row's features ([`Ahead::step`]) rather than all at once: a burst of
+/// hundreds of prefetches fills the line-fill buffers and stalls the core until the memory
+/// system drains them (the profile of the burst showed a quarter of training time stalled
+/// on `prefetcht0`); spread out, the misses overlap the current row's arithmetic.
+#[derive(Clone, Copy)]
+pub(crate) struct Ahead<'a> {
+    feats: &'a [Feat],
+    /// Bytes of one feature's latent blocks.
+    bytes: usize,
+}
+
+impl<'a> Ahead<'a> {
+    pub(crate) const NONE: Ahead<'static> = Ahead {
+        feats: &[],
+        bytes: 0,
+    };
+
+    fn new(d: Dims, feats: &'a [Feat]) -> Ahead<'a> {
+        Ahead {
+            feats,
+            bytes: d.fields * d.slot * 4,
+        }
+    }
+
+    /// At step `i` of `n` (the current row's outer loop), prefetches upcoming feature `i`,
+    /// and at the last step every upcoming feature from `n` on: all of them over the loop.
+    /// (No division: this runs once per feature of every row.) Only hints: nothing is
+    /// read, nothing can fault.
+    #[inline(always)]
+    pub(crate) fn step<S: Read + ?Sized>(&self, s: &S, i: usize, n: usize) {
+        if let Some(f) = self.feats.get(i) {
+            self.one(s, f);
+        }
+        if i + 1 == n {
+            for f in self.feats.get(n..).unwrap_or_default() {
+                self.one(s, f);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn one<S: Read + ?Sized>(&self, s: &S, f: &Feat) {
+        prefetch_lines(s.addr(f.base).cast(), self.bytes);
+        prefetch_lines(s.addr(f.lin).cast(), 4);
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch for the next row's [`Feat`]s (training).
+    static NEXT: std::cell::RefCell<Vec<Feat>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch for the next row.
+#[inline(always)]
+fn with_next_scratch<R>(f: impl FnOnce(&mut Vec<Feat>) -> R) -> R {
+    NEXT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => f(&mut v),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// Runs `f` with this thread's scratch. Reentrant calls (none today) get a fresh vector
 /// rather than a panic.
 #[inline(always)]
@@ -209,15 +271,6 @@ fn prefetch_row<S: Read + ?Sized>(s: &S, d: Dims, row: Row<'_>) {
     }
 }
 
-/// Starts fetching every weight a row will touch (see [`prefetch_row`]).
-#[inline]
-pub fn prefetch<S: Read + ?Sized>(s: &S, shape: &Shape, row: Row<'_>) {
-    let d = shape.dims();
-    if s.slots() >= d.end() {
-        prefetch_row(s, d, row);
-    }
-}
-
 /// The raw score `t` (before the sigmoid) of a row, from payload-layout weights, with the
 /// process's kernel ([`Kernel::active`]).
 #[inline]
@@ -238,7 +291,7 @@ pub fn score_with<S: Read + ?Sized>(kernel: Kernel, s: &S, shape: &Shape, row: R
         // other: ask for all its blocks at once instead of one pair at a time.
         prefetch_feats(s, d, feats);
         // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
-        s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, r, feats) }
+        s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, r, feats, Ahead::NONE) }
     })
 }
 
@@ -260,9 +313,15 @@ pub fn score_batch<S: Read + ?Sized>(
     check_len(s, d);
     let rows = data.num_rows();
     let mut ring: [(Vec<Feat>, f32); AHEAD + 1] = std::array::from_fn(|_| (Vec::new(), 1.0));
+    // The legacy kernel prefetches a row's blocks in one burst when it resolves it (as
+    // format version 1's code did); the others spread them over the scoring of the row
+    // `AHEAD` rows earlier (see `Ahead`).
+    let burst = kernel == Kernel::Legacy;
     let prepare = |i: usize, (feats, r): &mut (Vec<Feat>, f32)| {
         *r = resolve(d, shape.normalize, data.row(i), feats);
-        prefetch_feats(s, d, feats);
+        if burst || i < AHEAD {
+            prefetch_feats(s, d, feats);
+        }
     };
     for (i, slot) in ring.iter_mut().enumerate().take(rows.min(AHEAD)) {
         prepare(i, slot);
@@ -272,8 +331,13 @@ pub fn score_batch<S: Read + ?Sized>(
             prepare(i + AHEAD, &mut ring[(i + AHEAD) % (AHEAD + 1)]);
         }
         let (feats, r) = &ring[i % (AHEAD + 1)];
+        let ahead = if burst || i + AHEAD >= rows {
+            Ahead::NONE
+        } else {
+            Ahead::new(d, &ring[(i + AHEAD) % (AHEAD + 1)].0)
+        };
         // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
-        out(s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, *r, feats) });
+        out(s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, *r, feats, ahead) });
     }
 }
 
@@ -300,19 +364,33 @@ unsafe fn score_dispatch<S: Read + ?Sized>(
     k: usize,
     r: f32,
     feats: &[Feat],
+    ahead: Ahead<'_>,
 ) -> f32 {
     // SAFETY: passed on from our caller; the AVX kernels run only when the CPU has them.
     unsafe {
         match kernel {
-            Kernel::Scalar => scalar::score(s, k, r, feats),
-            Kernel::Legacy | Kernel::Sse => score_feats(s, k, r, feats),
-            _ if !k.is_multiple_of(4) => score_feats(s, k, r, feats),
+            Kernel::Scalar => {
+                ahead.step(s, 0, 1);
+                scalar::score(s, k, r, feats)
+            }
+            Kernel::Legacy | Kernel::Sse => score_feats(s, k, r, feats, ahead),
+            _ if !k.is_multiple_of(4) => score_feats(s, k, r, feats, ahead),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => avx2::score(s, k, r, feats),
+            Kernel::Avx2 => match k {
+                4 => avx2::score4(s, r, feats, ahead),
+                8 => avx2::score::<S, 8>(s, k, r, feats, ahead),
+                16 => avx2::score::<S, 16>(s, k, r, feats, ahead),
+                _ => avx2::score::<S, 0>(s, k, r, feats, ahead),
+            },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => avx512::score(s, k, r, feats),
+            Kernel::Avx512 => match k {
+                4 => avx2::score4(s, r, feats, ahead),
+                8 => avx2::score::<S, 8>(s, k, r, feats, ahead),
+                16 => avx512::score::<S, 16>(s, k, r, feats, ahead),
+                _ => avx512::score::<S, 0>(s, k, r, feats, ahead),
+            },
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Avx2 | Kernel::Avx512 => score_feats(s, k, r, feats),
+            Kernel::Avx2 | Kernel::Avx512 => score_feats(s, k, r, feats, ahead),
         }
     }
 }
@@ -327,15 +405,21 @@ unsafe fn score_dispatch<S: Read + ?Sized>(
 /// `feats` comes from [`resolve`] with dims `d` such that `d.k == k` and
 /// `s.slots() >= d.end()` (see [`check_len`]).
 #[inline(always)]
-unsafe fn score_feats<S: Read + ?Sized>(s: &S, k: usize, r: f32, feats: &[Feat]) -> f32 {
+unsafe fn score_feats<S: Read + ?Sized>(
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
     // SAFETY: passed on from our caller.
     unsafe {
         match k {
-            4 => score_k::<S, 4>(s, 4, r, feats),
-            8 => score_k::<S, 8>(s, 8, r, feats),
-            k if k % 8 == 0 => score_k::<S, 8>(s, k, r, feats),
-            k if k % 4 == 0 => score_k::<S, 4>(s, k, r, feats),
-            k => score_k::<S, 1>(s, k, r, feats),
+            4 => score_k::<S, 4>(s, 4, r, feats, ahead),
+            8 => score_k::<S, 8>(s, 8, r, feats, ahead),
+            k if k % 8 == 0 => score_k::<S, 8>(s, k, r, feats, ahead),
+            k if k % 4 == 0 => score_k::<S, 4>(s, k, r, feats, ahead),
+            k => score_k::<S, 1>(s, k, r, feats, ahead),
         }
     }
 }
@@ -351,10 +435,12 @@ unsafe fn score_k<S: Read + ?Sized, const C: usize>(
     k: usize,
     r: f32,
     feats: &[Feat],
+    ahead: Ahead<'_>,
 ) -> f32 {
     let mut t = 0.0f32;
     let mut acc = [[0.0f32; C]; 2];
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
         t += s.at(a.lin) * a.x;
         let xr = a.x * r;
         let mut partners = feats[i + 1..].chunks_exact(2);
@@ -540,6 +626,12 @@ impl TrainState {
         w
     }
 
+    /// The model's shape (with the stride training chose).
+    #[must_use]
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
     /// One `AdaGrad` step on a row: forward, then in-place updates of the bias, the linear
     /// terms and every pair's two latent vectors. Returns the row's weighted log loss before
     /// the update.
@@ -548,28 +640,59 @@ impl TrainState {
     /// updates them, so Hogwild threads sharing them would fight over one cache line on every
     /// row. Each thread works on its own copy and the driver adds the deltas back
     /// ([`TrainState::bias`], [`TrainState::add_bias`]).
-    /// The model's shape (with the stride training chose).
-    #[must_use]
-    pub fn shape(&self) -> Shape {
-        self.shape
-    }
-
+    ///
+    /// `next` is the row the caller will train next: its weights are prefetched along the
+    /// way (see [`Ahead`]).
     #[inline]
     pub fn train_row<S: Write + ?Sized>(
         &self,
         st: &S,
         bias: &mut [f32; 2],
         sgd: Sgd,
-        row: Row<'_>,
+        (row, next): (Row<'_>, Option<Row<'_>>),
         y: f32,
         weight: f32,
     ) -> f64 {
         let (d, nz) = (self.dims, self.shape.normalize);
         check_len(st, d);
+        if self.kernel == Kernel::Legacy {
+            // Format version 1's training: the next row's blocks in one burst, here.
+            if let Some(next) = next {
+                prefetch_row(st, d, next);
+            }
+            return with_scratch(|feats| {
+                let r = resolve(d, nz, row, feats);
+                let args = (r, sgd, &feats[..], y, weight, Ahead::NONE);
+                // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
+                unsafe { train_legacy::<S, false>(st, bias, d, args) }
+            });
+        }
+        with_next_scratch(|upcoming| {
+            upcoming.clear();
+            if let Some(next) = next {
+                resolve(d, nz, next, upcoming);
+            }
+            self.train_resolved(st, bias, sgd, row, (y, weight), Ahead::new(d, upcoming))
+        })
+    }
+
+    /// [`TrainState::train_row`] for the non-legacy kernels, the next row's blocks to
+    /// prefetch along the way in `ahead`.
+    #[inline(always)]
+    fn train_resolved<S: Write + ?Sized>(
+        &self,
+        st: &S,
+        bias: &mut [f32; 2],
+        sgd: Sgd,
+        row: Row<'_>,
+        (y, weight): (f32, f32),
+        ahead: Ahead<'_>,
+    ) -> f64 {
+        let (d, nz) = (self.dims, self.shape.normalize);
         with_scratch(|feats| {
             let r = resolve(d, nz, row, feats);
             let f: &[Feat] = feats;
-            let args = (r, sgd, f, y, weight);
+            let args = (r, sgd, f, y, weight, ahead);
             // SAFETY: `f` comes from `resolve` with `d`, and `check_len` passed; the AVX
             // kernels run only where the CPU has them (`kernel` went through
             // `or_fallback`).
@@ -579,20 +702,25 @@ impl TrainState {
                     (Kernel::Scalar, _) => train_k::<S, 1, true>(st, bias, d, args),
                     (_, k) if k % 4 != 0 => train_k::<S, 1, true>(st, bias, d, args),
                     #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx2, _) => avx2::train(st, bias, d, args),
+                    (Kernel::Avx2, 4) => avx2::train::<S, 4>(st, bias, d, args),
                     #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx512, _) => avx512::train(st, bias, d, args),
+                    (Kernel::Avx2, 8) => avx2::train::<S, 8>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx2, 16) => avx2::train::<S, 16>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx2, _) => avx2::train::<S, 0>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, 4) => avx2::train::<S, 4>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, 8) => avx2::train::<S, 8>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, 16) => avx512::train::<S, 16>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, _) => avx512::train::<S, 0>(st, bias, d, args),
                     _ => train_legacy::<S, true>(st, bias, d, args),
                 }
             }
         })
-    }
-
-    /// Starts fetching the weights and squared-gradient sums a row will touch (see
-    /// [`prefetch_row`]): the training driver calls it one row ahead.
-    #[inline]
-    pub fn prefetch<S: Read + ?Sized>(&self, st: &S, row: Row<'_>) {
-        prefetch_row(st, self.dims, row);
     }
 
     /// Whether, in `st` (the array built with this layout), every weight chunk the
@@ -650,7 +778,7 @@ pub(crate) fn rsqrt_nr(x: f32) -> f32 {
 
 /// The arguments of a training step after the row is resolved: pair scale `r`, the
 /// hyper-parameters, the kept features, label and importance weight.
-pub(crate) type StepArgs<'a> = (f32, Sgd, &'a [Feat], f32, f32);
+pub(crate) type StepArgs<'a> = (f32, Sgd, &'a [Feat], f32, f32, Ahead<'a>);
 
 /// `AdaGrad` on the weight at `i` whose squared-gradient sum is at `i + 1`.
 #[inline(always)]
@@ -848,10 +976,10 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize, const APPROX: bool>(
     st: &S,
     bias: &mut [f32; 2],
     d: Dims,
-    (r, sgd, feats, y, weight): StepArgs<'_>,
+    (r, sgd, feats, y, weight, ahead): StepArgs<'_>,
 ) -> f64 {
     // SAFETY: passed on from our caller.
-    let p = sigmoid(bias[0] + unsafe { score_k::<S, C>(st, d.k, r, feats) });
+    let p = sigmoid(bias[0] + unsafe { score_k::<S, C>(st, d.k, r, feats, Ahead::NONE) });
     let loss = logloss(p, y, weight);
     if weight == 0.0 {
         return loss;
@@ -861,6 +989,7 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize, const APPROX: bool>(
     bias[1] += kappa * kappa;
     bias[0] -= eta * kappa / bias[1].sqrt();
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(st, i, feats.len());
         adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
@@ -952,7 +1081,7 @@ mod tests {
                 let sgd = Sgd { eta: 1e3, l2 };
                 let cells = as_cells(&mut st);
                 let mut bias = state.bias(cells);
-                state.train_row(cells, &mut bias, sgd, row, y, weight);
+                state.train_row(cells, &mut bias, sgd, (row, Some(row)), y, weight);
                 state.set_bias(cells, bias);
                 let w = state.weights(&st);
                 assert_eq!(w.len(), w0.len());

@@ -352,15 +352,6 @@ impl Model {
         self.raw_scores(kernel, data, |t| calibrate(math::sigmoid(t), w))
     }
 
-    /// Starts fetching the weights a row will touch (a hint, see [`ffm::prefetch`]), so that
-    /// a caller scoring rows one at a time can overlap the next row's misses with this one.
-    #[inline]
-    pub fn prefetch_row(&self, row: Row<'_>) {
-        if self.header.algorithm == Algorithm::Ffm {
-            ffm::prefetch(self.weights(), &self.header.ffm_shape(), row);
-        }
-    }
-
     /// Uncalibrated probabilities of every row (the training objective's scale).
     #[must_use]
     pub fn predict_uncalibrated(&self, data: &Dataset) -> Vec<f32> {

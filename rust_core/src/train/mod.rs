@@ -217,9 +217,8 @@ pub fn train_ffm(
         single: &|st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
             let st = as_cells(st);
             let mut bias = state.bias(st);
-            let prefetch = |row: Row<'_>| state.prefetch(st, row);
-            let loss = pass(train, row_ids, prefetch, |row, y, wt| {
-                state.train_row(st, &mut bias, sgd, row, y, wt)
+            let loss = pass(train, row_ids, |row, next, y, wt| {
+                state.train_row(st, &mut bias, sgd, (row, next), y, wt)
             });
             state.set_bias(st, bias);
             loss
@@ -234,9 +233,8 @@ pub fn train_ffm(
             ) -> f64 {
                 let before = state.bias(st);
                 let mut bias = before;
-                let prefetch = |row: Row<'_>| state.prefetch(st, row);
-                let loss = pass(train, row_ids, prefetch, |row, y, wt| {
-                    state.train_row(st, &mut bias, sgd, row, y, wt)
+                let loss = pass(train, row_ids, |row, next, y, wt| {
+                    state.train_row(st, &mut bias, sgd, (row, next), y, wt)
                 });
                 state.add_bias(st, before, bias);
                 loss
@@ -296,22 +294,16 @@ pub fn train_lr(
     let learner = Learner {
         single: &|z: &mut [f32], n: &mut [f32], row_ids: &[u32]| {
             let (z, n) = (as_cells(z), as_cells(n));
-            pass(
-                train,
-                row_ids,
-                |_| {},
-                |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
-            )
+            pass(train, row_ids, |row, _, y, wt| {
+                f.train_row(z, n, &shape, row, y, wt)
+            })
         },
         shared: &|z: &mut [f32], n: &mut [f32], order: &[u32], threads: usize| {
             let (z, n) = (as_atomic(z), as_atomic(n));
             hogwild(order, threads, |row_ids| {
-                pass(
-                    train,
-                    row_ids,
-                    |_| {},
-                    |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
-                )
+                pass(train, row_ids, |row, _, y, wt| {
+                    f.train_row(z, n, &shape, row, y, wt)
+                })
             })
         },
         weights: &|z: &[f32], n: &[f32]| f.materialize(z, n),
@@ -337,13 +329,12 @@ struct Learner<'a> {
 }
 
 /// One pass of `step` over `row_ids`. Rows come in shuffled order, so each is a cache miss:
-/// while row `i` trains, row `i + 2`'s features and row `i + 1`'s weights (`prefetch`) are
-/// already on their way.
+/// while row `i` trains, row `i + 2`'s features are on their way, and `step` gets row
+/// `i + 1` to start fetching its weights (FFM does).
 fn pass(
     data: &Dataset,
     row_ids: &[u32],
-    mut prefetch: impl FnMut(Row<'_>),
-    mut step: impl FnMut(Row<'_>, f32, f32) -> f64,
+    mut step: impl FnMut(Row<'_>, Option<Row<'_>>, f32, f32) -> f64,
 ) -> f64 {
     let labels = data.labels();
     let mut loss = 0.0;
@@ -351,11 +342,9 @@ fn pass(
         if let Some(&next) = row_ids.get(n + 2) {
             data.prefetch_row(next as usize);
         }
-        if let Some(&next) = row_ids.get(n + 1) {
-            prefetch(data.row(next as usize));
-        }
+        let next = row_ids.get(n + 1).map(|&j| data.row(j as usize));
         let i = i as usize;
-        loss += step(data.row(i), labels[i], data.weight(i));
+        loss += step(data.row(i), next, labels[i], data.weight(i));
     }
     loss
 }
