@@ -309,6 +309,91 @@ pub(super) unsafe fn pair4<S: Write + ?Sized>(
     }
 }
 
+/// The pair updates of feature `a` with its `partners` at k = 4: two pairs per 256-bit
+/// register when their four latent vectors are distinct (then neither pair reads what the
+/// other writes, and each lane's arithmetic is [`pair4`]'s, so the result is bit for bit
+/// that of two [`pair4`] steps), else one pair at a time.
+///
+/// # Safety
+/// As for [`train`] with k = 4: `a` and `partners` are resolved features of the row.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn update4<S: Write + ?Sized>(st: &S, a: &Feat, partners: &[Feat], kr: f32, sgd: Sgd) {
+    let one = |b: &Feat| {
+        let (pa, pb) = (a.base + b.foff, b.base + a.foff);
+        // SAFETY: our contract (see `train`).
+        unsafe {
+            if pa == pb {
+                pair_update::<S, 4, true>(st, 4, pa, pb, kr * b.x, sgd);
+            } else {
+                pair4(st, 4, (pa, pb), kr * b.x, sgd);
+            }
+        }
+    };
+    let mut two = partners.chunks_exact(2);
+    for p in &mut two {
+        let (b0, b1) = (&p[0], &p[1]);
+        let slots = [
+            a.base + b0.foff,
+            b0.base + a.foff,
+            a.base + b1.foff,
+            b1.base + a.foff,
+        ];
+        let distinct = slots[0] != slots[1]
+            && slots[0] != slots[2]
+            && slots[0] != slots[3]
+            && slots[1] != slots[2]
+            && slots[1] != slots[3]
+            && slots[2] != slots[3];
+        if distinct {
+            // SAFETY: our contract; the four slots are distinct.
+            unsafe { pair4x2(st, slots, (kr * b0.x, kr * b1.x), sgd) };
+        } else {
+            one(b0);
+            one(b1);
+        }
+    }
+    if let [b] = two.remainder() {
+        one(b);
+    }
+}
+
+/// Two [`pair4`] steps in 256-bit registers: pairs `(slots[0], slots[1])` with `kx.0` and
+/// `(slots[2], slots[3])` with `kx.1` (weights at the slot, squared-gradient sums at +4).
+///
+/// # Safety
+/// Every `slot + 8 <= st.slots()`, and the four slots are distinct.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn pair4x2<S: Write + ?Sized>(st: &S, slots: [usize; 4], kx: (f32, f32), sgd: Sgd) {
+    let [a0, b0, a1, b1] = slots;
+    // SAFETY: every chunk ends by `slot + 8` (our contract).
+    unsafe {
+        let two = |lo: usize, hi: usize| _mm256_set_m128(load4(st, hi), load4(st, lo));
+        let (wa, wb) = (two(a0, a1), two(b0, b1));
+        let (sa, sb) = (two(a0 + 4, a1 + 4), two(b0 + 4, b1 + 4));
+        let kx = _mm256_set_m128(_mm_set1_ps(kx.1), _mm_set1_ps(kx.0));
+        let (l2, eta) = (_mm256_set1_ps(sgd.l2), _mm256_set1_ps(sgd.eta));
+        let ga = _mm256_fmadd_ps(l2, wa, _mm256_mul_ps(kx, wb));
+        let gb = _mm256_fmadd_ps(l2, wb, _mm256_mul_ps(kx, wa));
+        let sa = _mm256_fmadd_ps(ga, ga, sa);
+        let sb = _mm256_fmadd_ps(gb, gb, sb);
+        let na = _mm256_fnmadd_ps(_mm256_mul_ps(eta, ga), rsqrt8(sa), wa);
+        let nb = _mm256_fnmadd_ps(_mm256_mul_ps(eta, gb), rsqrt8(sb), wb);
+        let halves = |v: __m256| -> [[f32; 4]; 2] { bytemuck::cast(v) };
+        let ([sa0, sa1], [sb0, sb1]) = (halves(sa), halves(sb));
+        let ([na0, na1], [nb0, nb1]) = (halves(na), halves(nb));
+        st.store_unchecked(a0 + 4, sa0);
+        st.store_unchecked(b0 + 4, sb0);
+        st.store_unchecked(a0, na0);
+        st.store_unchecked(b0, nb0);
+        st.store_unchecked(a1 + 4, sa1);
+        st.store_unchecked(b1 + 4, sb1);
+        st.store_unchecked(a1, na1);
+        st.store_unchecked(b1, nb1);
+    }
+}
+
 /// One `AdaGrad` step on a resolved row (see [`super::train_k`]) with AVX2 pair updates.
 ///
 /// # Safety
@@ -342,7 +427,13 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
         ahead.step(st, i, feats.len());
         adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
         let kr = kappa * a.x * r;
-        for b in &feats[i + 1..] {
+        let partners = &feats[i + 1..];
+        if k == 4 {
+            // SAFETY: as below, with k = 4.
+            unsafe { update4(st, a, partners, kr, sgd) };
+            continue;
+        }
+        for b in partners {
             let kx = kr * b.x;
             let (pa, pb) = (a.base + b.foff, b.base + a.foff);
             // SAFETY: chunks of resolved features' blocks in the training layout (see
@@ -366,4 +457,36 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
         }
     }
     loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use crate::simd::Kernel;
+    use crate::slots::as_cells;
+
+    #[test]
+    fn two_pairs_per_register_give_the_bits_of_one_pair_at_a_time() {
+        if !Kernel::Avx2.available() {
+            return;
+        }
+        let mut rng = SplitMix64::new(9);
+        let base: Vec<f32> = (0..64).map(|_| rng.next_f32() + 0.5).collect();
+        let sgd = Sgd { eta: 0.2, l2: 1e-3 };
+        let slots = [0usize, 16, 40, 24];
+        let (mut x2, mut one) = (base.clone(), base.clone());
+        // SAFETY: AVX2 and FMA checked above; all slots + 8 <= 64 and distinct.
+        unsafe {
+            pair4x2(as_cells(&mut x2), slots, (0.3, -0.7), sgd);
+            let cells = as_cells(&mut one);
+            pair4(cells, 4, (slots[0], slots[1]), 0.3, sgd);
+            pair4(cells, 4, (slots[2], slots[3]), -0.7, sgd);
+        }
+        assert_eq!(
+            x2.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            one.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_ne!(x2, base);
+    }
 }
