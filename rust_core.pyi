@@ -11,6 +11,14 @@ import numpy.typing as npt
 
 def hash_tokens(tokens: list[str], *, seed: int, bits: int) -> npt.NDArray[np.uint32]: ...
 
+# --- FFM kernel dispatch ------------------------------------------------------------------
+
+# Kernel names: "scalar" (reference), "legacy" (the version-1 kernels: unpadded, exact
+# AdaGrad), "sse", "avx2", "avx512". BIDSCORE_KERNEL=<name> forces one for the process.
+# {"kernel": "avx2", "chosen_by": "auto" | "BIDSCORE_KERNEL=...", "available": [...],
+#  "features": {"sse2": True, "avx": True, "avx2": True, "fma": True, "avx512f": False}}
+def cpu_features() -> dict[str, object]: ...
+
 # --- errors ----------------------------------------------------------------------------
 
 class ModelFormatError(ValueError): ...
@@ -51,7 +59,9 @@ _Progress: TypeAlias = Callable[[int, float, float | None], object]
 
 @final
 class Model:
-    def predict(self, dataset: Dataset) -> npt.NDArray[np.float32]: ...
+    def predict(
+        self, dataset: Dataset, *, kernel: str | None = None
+    ) -> npt.NDArray[np.float32]: ...
     def predict_row(self, fields: list[int], indices: list[int], values: list[float]) -> float: ...
     def save(self, path: str | PathLike[str]) -> None: ...
     @property
@@ -73,9 +83,13 @@ class Model:
     @property
     def best_epoch(self) -> int | None: ...
     @property
+    def stride(self) -> int: ...
+    @property
+    def huge_pages(self) -> bool: ...
+    @property
     def mapped(self) -> bool: ...
 
-def load_model(path: str | PathLike[str]) -> Model: ...
+def load_model(path: str | PathLike[str], *, huge_pages: bool = False) -> Model: ...
 
 # train_ffm's / train_lr's keyword defaults (bits=None and fingerprint="" aside), from Rust's
 # FfmParams::default() / LrParams::default(): the one source of them.
@@ -101,6 +115,7 @@ def train_ffm(
     fingerprint: str = "",
     downsample_rate: float = 1.0,
     progress: _Progress | None = None,
+    kernel: str | None = None,
 ) -> Model: ...
 def train_lr(
     train: Dataset,

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod error;
 pub mod ffm;
 pub mod hash;
+pub mod hugemem;
 pub mod libffm;
 pub mod lr;
 pub mod math;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod rng;
 pub mod serving;
+pub mod simd;
 pub mod slots;
 pub mod train;
 

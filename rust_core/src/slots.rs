@@ -238,8 +238,11 @@ impl Read for Pairs {
         let mut out = [0.0f32; C];
         // An even `C` from an odd `i` would read the wrong lanes (still in bounds): the
         // unchecked accesses take `i` even, without a branch (see `Pairs`).
-        debug_assert!(C % 2 == 1 || i % 2 == 0, "odd start {i} of a pair chunk");
-        if C % 2 == 0 {
+        debug_assert!(
+            C % 2 == 1 || i.is_multiple_of(2),
+            "odd start {i} of a pair chunk"
+        );
+        if C.is_multiple_of(2) {
             // SAFETY: the caller guarantees `i + C <= self.slots() = 2 * self.0.len()`; with
             // `i` and `C` even, pairs `i / 2 .. i / 2 + C / 2` are in bounds.
             let cells = unsafe { self.0.get_unchecked(i / 2..i / 2 + C / 2) };
@@ -269,7 +272,7 @@ impl Read for Pairs {
     #[inline(always)]
     fn load<const C: usize>(&self, i: usize) -> [f32; C] {
         let mut out = [0.0f32; C];
-        if C % 2 == 0 && i % 2 == 0 {
+        if C.is_multiple_of(2) && i.is_multiple_of(2) {
             let cells = &self.0[i / 2..i / 2 + C / 2];
             for (two, cell) in out.chunks_exact_mut(2).zip(cells) {
                 let pair: [f32; 2] = bytemuck::cast(cell.load(Ordering::Relaxed));
@@ -297,7 +300,7 @@ impl Write for Pairs {
 
     #[inline(always)]
     fn store<const C: usize>(&self, i: usize, x: [f32; C]) {
-        if C % 2 == 0 && i % 2 == 0 {
+        if C.is_multiple_of(2) && i.is_multiple_of(2) {
             let cells = &self.0[i / 2..i / 2 + C / 2];
             for (two, cell) in x.chunks_exact(2).zip(cells) {
                 let pair: [f32; 2] = [two[0], two[1]];
@@ -312,8 +315,11 @@ impl Write for Pairs {
 
     #[inline(always)]
     unsafe fn store_unchecked<const C: usize>(&self, i: usize, x: [f32; C]) {
-        debug_assert!(C % 2 == 1 || i % 2 == 0, "odd start {i} of a pair chunk");
-        if C % 2 == 0 {
+        debug_assert!(
+            C % 2 == 1 || i.is_multiple_of(2),
+            "odd start {i} of a pair chunk"
+        );
+        if C.is_multiple_of(2) {
             // SAFETY: as in `load_unchecked`.
             let cells = unsafe { self.0.get_unchecked(i / 2..i / 2 + C / 2) };
             for (two, cell) in x.chunks_exact(2).zip(cells) {

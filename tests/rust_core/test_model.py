@@ -41,7 +41,7 @@ def test_save_and_load_round_trip(ffm, data, tmp_path):
         (lambda b: b[:100], "truncated model file"),
         (lambda b: b[:-4], "truncated or padded"),
         (lambda b: b"NOTMODEL" + b[8:], "bad magic"),
-        (lambda b: b[:8] + b"\x02" + b[9:], "version 2"),
+        (lambda b: b[:8] + b"\x03" + b[9:], "version 3"),
         (lambda b: b[:40] + bytes([b[40] ^ 1]) + b[41:], "header checksum"),
         (lambda b: b[:-1] + bytes([b[-1] ^ 0x80]), "payload checksum"),
     ],

@@ -17,6 +17,7 @@ pub fn random_model(algorithm: Algorithm, bits: u32, k: u32) -> Model {
         bits,
         fields: FIELDS,
         k,
+        stride: k,
         normalize: algorithm == Algorithm::Ffm,
         fingerprint: [0; 32],
         downsample_rate: 1.0,

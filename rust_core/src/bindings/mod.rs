@@ -10,8 +10,10 @@ mod train;
 
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::error::Error;
+use crate::simd::Kernel;
 
 pyo3::create_exception!(
     rust_core,
@@ -42,6 +44,44 @@ impl From<Error> for PyErr {
             Error::Interrupted => PyRuntimeError::new_err(msg),
         }
     }
+}
+
+/// The FFM kernel named `name` (`None`: the process's choice), refused unless this CPU
+/// can run it.
+pub(crate) fn kernel(name: Option<&str>) -> PyResult<Kernel> {
+    let Some(name) = name else {
+        return Ok(Kernel::active());
+    };
+    let available: Vec<&str> = Kernel::ALL
+        .into_iter()
+        .filter(|k| k.available())
+        .map(Kernel::name)
+        .collect();
+    match Kernel::from_name(name) {
+        Some(k) if k.available() => Ok(k),
+        _ => Err(PyValueError::new_err(format!(
+            "kernel {name:?} is not available on this CPU (available: {})",
+            available.join(", ")
+        ))),
+    }
+}
+
+/// What the FFM kernel dispatch chose and why: `{"kernel": name, "chosen_by": "auto" |
+/// "BIDSCORE_KERNEL=...", "available": [names], "features": {cpu feature: bool}}`.
+#[pyfunction]
+fn cpu_features(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let (chosen, how, available, features) = crate::simd::report();
+    let d = PyDict::new(py);
+    d.set_item("kernel", chosen.name())?;
+    d.set_item("chosen_by", how)?;
+    let names: Vec<&str> = available.into_iter().map(Kernel::name).collect();
+    d.set_item("available", names)?;
+    let f = PyDict::new(py);
+    for (name, has) in features {
+        f.set_item(name, has)?;
+    }
+    d.set_item("features", f)?;
+    Ok(d)
 }
 
 /// Bucket of each token in a `2^bits` hash space (XXH3-64 with `seed`, low bits).
@@ -76,6 +116,7 @@ fn hash_tokens(
 fn rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(hash_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_features, m)?)?;
     m.add("ModelFormatError", py.get_type::<ModelFormatError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
     m.add_class::<dataset::PyDataset>()?;

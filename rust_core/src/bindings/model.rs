@@ -25,24 +25,41 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Memory-maps a model file and verifies it completely.
+/// Memory-maps a model file and verifies it completely; with `huge_pages`, then copies the
+/// weights into private memory backed by transparent huge pages (load before forking
+/// workers so that they share the copy).
 #[pyfunction]
+#[pyo3(signature = (path, *, huge_pages=false))]
 #[expect(
     clippy::needless_pass_by_value,
     reason = "pyo3 extracts owned arguments"
 )]
-pub fn load_model(py: Python<'_>, path: PathBuf) -> PyResult<PyModel> {
-    let m = py.detach(|| Model::load(&path))?;
+pub fn load_model(py: Python<'_>, path: PathBuf, huge_pages: bool) -> PyResult<PyModel> {
+    let m = py.detach(|| {
+        if huge_pages {
+            Model::load_huge(&path)
+        } else {
+            Model::load(&path)
+        }
+    })?;
     Ok(PyModel { inner: Arc::new(m) })
 }
 
 #[pymethods]
 impl PyModel {
-    /// Calibrated probabilities of every row.
-    fn predict<'py>(&self, py: Python<'py>, dataset: &PyDataset) -> Bound<'py, PyArray1<f32>> {
+    /// Calibrated probabilities of every row; `kernel` names an FFM kernel to use instead
+    /// of the process's (tests, benchmarks).
+    #[pyo3(signature = (dataset, *, kernel=None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        dataset: &PyDataset,
+        kernel: Option<&str>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let kernel = super::kernel(kernel)?;
         let (m, d) = (Arc::clone(&self.inner), Arc::clone(&dataset.inner));
-        let p = py.detach(move || m.predict(&d));
-        PyArray1::from_vec(py, p)
+        let p = py.detach(move || m.predict_with(kernel, &d));
+        Ok(PyArray1::from_vec(py, p))
     }
 
     /// Calibrated probability of one row given as parallel sequences.
@@ -116,6 +133,18 @@ impl PyModel {
     #[getter]
     fn best_epoch(&self) -> Option<u32> {
         self.inner.best_epoch()
+    }
+
+    /// Floats per latent vector: k plus zero padding (0 for LR).
+    #[getter]
+    fn stride(&self) -> u32 {
+        self.inner.header().stride
+    }
+
+    /// Whether the weights are a private copy in huge pages (`load_model(huge_pages=True)`).
+    #[getter]
+    fn huge_pages(&self) -> bool {
+        self.inner.is_huge()
     }
 
     /// Whether the weights are a memory-mapped file.

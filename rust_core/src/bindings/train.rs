@@ -118,7 +118,7 @@ pub fn lr_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 #[pyfunction]
 #[pyo3(signature = (train, valid=None, *, k=4, eta=0.2, l2=2e-5, epochs=15, auto_stop=false,
                     normalize=true, threads=1, seed=0, bits=None, fingerprint="",
-                    downsample_rate=1.0, progress=None))]
+                    downsample_rate=1.0, progress=None, kernel=None))]
 #[expect(
     clippy::too_many_arguments,
     reason = "mirrors the Python keyword arguments"
@@ -139,6 +139,7 @@ pub fn train_ffm(
     fingerprint: &str,
     downsample_rate: f64,
     progress: Option<Py<PyAny>>,
+    kernel: Option<&str>,
 ) -> PyResult<PyModel> {
     let common = common(
         epochs,
@@ -154,6 +155,7 @@ pub fn train_ffm(
         eta,
         l2,
         normalize,
+        kernel: Some(super::kernel(kernel)?),
         common,
     };
     let (t, v) = (

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::hash::MAX_BITS;
 
 pub const MAGIC: &[u8; 8] = b"BIDSCORE";
-pub const VERSION: u32 = 1;
+/// The version this build writes. Version 1 (no latent stride: `stride == k`) is read too.
+pub const VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 128;
 pub const MAX_K: u32 = 256;
 const FLAG_NORMALIZE: u32 = 1;
@@ -30,15 +31,28 @@ pub fn encode(h: &Header, payload_len: u64, sum: u64) -> [u8; HEADER_LEN] {
     b[16..20].copy_from_slice(&h.bits.to_le_bytes());
     b[20..24].copy_from_slice(&h.fields.to_le_bytes());
     b[24..28].copy_from_slice(&h.k.to_le_bytes());
+    b[96..100].copy_from_slice(&h.stride.to_le_bytes());
     let flags = if h.normalize { FLAG_NORMALIZE } else { 0 };
     b[28..32].copy_from_slice(&flags.to_le_bytes());
     b[32..64].copy_from_slice(&h.fingerprint);
     b[64..72].copy_from_slice(&h.downsample_rate.to_le_bytes());
     b[72..80].copy_from_slice(&payload_len.to_le_bytes());
     b[80..88].copy_from_slice(&sum.to_le_bytes());
-    let header_sum = xxh3_64(&b[..88]);
+    let header_sum = header_checksum(&b, VERSION);
     b[88..96].copy_from_slice(&header_sum.to_le_bytes());
     b
+}
+
+/// The header checksum: XXH3-64 of bytes 0..88 (version 1), or of bytes 0..88 followed by
+/// 96..128 (version 2, which stores the latent stride at 96).
+fn header_checksum(b: &[u8], version: u32) -> u64 {
+    if version == 1 {
+        return xxh3_64(&b[..88]);
+    }
+    let mut covered = [0u8; HEADER_LEN - 8];
+    covered[..88].copy_from_slice(&b[..88]);
+    covered[88..].copy_from_slice(&b[96..HEADER_LEN]);
+    xxh3_64(&covered)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -92,12 +106,12 @@ pub fn parse_header(b: &[u8]) -> Result<(Header, u64, u64)> {
         return Err(bad("not a bidscore model file (bad magic)"));
     }
     let version = u32_at(b, 8);
-    if version != VERSION {
+    if version != 1 && version != VERSION {
         return Err(bad(format_args!(
-            "unsupported model format version {version} (this build reads version {VERSION})"
+            "unsupported model format version {version} (this build reads versions 1 and {VERSION})"
         )));
     }
-    if u64_at(b, 88) != xxh3_64(&b[..88]) {
+    if u64_at(b, 88) != header_checksum(b, version) {
         return Err(bad("corrupted model file: header checksum mismatch"));
     }
     let algorithm = match u32_at(b, 12) {
@@ -142,14 +156,31 @@ pub fn parse_header(b: &[u8]) -> Result<(Header, u64, u64)> {
             "downsampling rate {downsample_rate} out of range (0, 1]"
         )));
     }
-    if b[96..].iter().any(|&x| x != 0) {
+    // Version 1 has no stride: its latent vectors are unpadded.
+    let (stride, reserved) = if version == 1 {
+        (k, &b[96..])
+    } else {
+        (u32_at(b, 96), &b[100..])
+    };
+    if reserved.iter().any(|&x| x != 0) {
         return Err(bad("reserved header bytes are not zero"));
+    }
+    let padded = k.div_ceil(4) * 4;
+    let stride_ok = match algorithm {
+        Algorithm::Lr => stride == 0,
+        Algorithm::Ffm => stride == k || stride == padded,
+    };
+    if !stride_ok {
+        return Err(bad(format_args!(
+            "latent stride {stride} in model header, expected {k} or {padded} for k {k}"
+        )));
     }
     let header = Header {
         algorithm,
         bits,
         fields,
         k,
+        stride,
         normalize: flags & FLAG_NORMALIZE != 0,
         fingerprint,
         downsample_rate,

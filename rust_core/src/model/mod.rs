@@ -18,6 +18,8 @@ use memmap2::Mmap;
 
 use crate::dataset::{Dataset, Row};
 use crate::error::{Error, Result};
+use crate::hugemem::HugeBuf;
+use crate::simd::Kernel;
 use crate::{ffm, lr, math};
 use format::HEADER_LEN;
 
@@ -47,6 +49,9 @@ pub struct Header {
     pub fields: u32,
     /// Latent size; 0 for LR.
     pub k: u32,
+    /// Floats per latent vector, `k` plus zero padding (`k` rounded up to a multiple of 4
+    /// when trained by this version; `k` in version-1 files); 0 for LR.
+    pub stride: u32,
     /// FFM instance normalisation.
     pub normalize: bool,
     /// SHA-256 of the feature spec.
@@ -74,6 +79,7 @@ impl Header {
             bits: self.bits,
             fields: self.fields,
             k: self.k,
+            stride: self.stride,
             normalize: self.normalize,
         }
     }
@@ -82,6 +88,8 @@ impl Header {
 enum Weights {
     Owned(Vec<f32>),
     Mapped(Mmap),
+    /// A private copy in memory advised for huge pages (see [`Model::load_huge`]).
+    Huge(HugeBuf),
 }
 
 /// A model ready to score. `Send + Sync`: scoring only reads.
@@ -120,7 +128,7 @@ impl Model {
         let checksum = format::checksum(payload);
         // Validating through the file parser keeps one definition of a valid model.
         format::parse_header(&format::encode(&header, payload.len() as u64, checksum))?;
-        check_finite(&weights)?;
+        check_weights(&header, &weights)?;
         Ok(Model {
             header,
             weights: Weights::Owned(weights),
@@ -142,7 +150,7 @@ impl Model {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect::<Vec<_>>();
-        check_finite(&weights)?;
+        check_weights(&header, &weights)?;
         Ok(Model {
             header,
             weights: Weights::Owned(weights),
@@ -174,13 +182,33 @@ impl Model {
         // The header is 128 bytes and mappings are page-aligned, so the payload is aligned.
         let weights: &[f32] = bytemuck::try_cast_slice(&map[HEADER_LEN..])
             .map_err(|e| in_file(Error::Format(format!("misaligned payload: {e}"))))?;
-        check_finite(weights).map_err(in_file)?;
+        check_weights(&header, weights).map_err(in_file)?;
         Ok(Model {
             header,
             weights: Weights::Mapped(map),
             checksum,
             best_epoch: None,
         })
+    }
+
+    /// Loads a model file like [`Model::load`], then copies the weights into private memory
+    /// advised for transparent huge pages ([`crate::hugemem`]): scoring a large table then
+    /// misses the TLB far less. The copy is private to the process, so a server loads it
+    /// before forking its workers, which then share its pages copy-on-write.
+    pub fn load_huge(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let mapped = Model::load(path)?;
+        let copy = HugeBuf::copy_of(mapped.weights()).map_err(|e| Error::io(path, e))?;
+        Ok(Model {
+            weights: Weights::Huge(copy),
+            ..mapped
+        })
+    }
+
+    /// Whether the weights are a huge-page copy ([`Model::load_huge`]).
+    #[must_use]
+    pub fn is_huge(&self) -> bool {
+        matches!(self.weights, Weights::Huge(_))
     }
 
     /// Writes the model atomically: a temporary file in the same directory, fsync, rename.
@@ -262,6 +290,7 @@ impl Model {
             // `load` checked this cast (length and alignment) and the mapping is immutable,
             // so it cannot fail here.
             Weights::Mapped(m) => bytemuck::cast_slice(&m[HEADER_LEN..]),
+            Weights::Huge(b) => b,
         }
     }
 
@@ -269,6 +298,13 @@ impl Model {
     #[inline]
     #[must_use]
     pub fn raw_score(&self, row: Row<'_>) -> f32 {
+        self.raw_score_with(Kernel::active(), row)
+    }
+
+    /// [`Model::raw_score`] with a given FFM kernel (tests, benchmarks).
+    #[inline]
+    #[must_use]
+    pub fn raw_score_with(&self, kernel: Kernel, row: Row<'_>) -> f32 {
         let w = self.weights();
         let h = &self.header;
         match h.algorithm {
@@ -280,7 +316,7 @@ impl Model {
                 },
                 row,
             ),
-            Algorithm::Ffm => ffm::score(w, &h.ffm_shape(), row),
+            Algorithm::Ffm => ffm::score_with(kernel, w, &h.ffm_shape(), row),
         }
     }
 
@@ -306,19 +342,25 @@ impl Model {
     /// Calibrated probabilities of every row of a dataset.
     #[must_use]
     pub fn predict(&self, data: &Dataset) -> Vec<f32> {
+        self.predict_with(Kernel::active(), data)
+    }
+
+    /// [`Model::predict`] with a given FFM kernel (tests, benchmarks).
+    #[must_use]
+    pub fn predict_with(&self, kernel: Kernel, data: &Dataset) -> Vec<f32> {
         let w = self.header.downsample_rate;
-        self.raw_scores(data, |t| calibrate(math::sigmoid(t), w))
+        self.raw_scores(kernel, data, |t| calibrate(math::sigmoid(t), w))
     }
 
     /// Uncalibrated probabilities of every row (the training objective's scale).
     #[must_use]
     pub fn predict_uncalibrated(&self, data: &Dataset) -> Vec<f32> {
-        self.raw_scores(data, math::sigmoid)
+        self.raw_scores(Kernel::active(), data, math::sigmoid)
     }
 
     /// `f(raw score)` of every row. FFM batches go through [`ffm::score_batch`], which
     /// prefetches upcoming rows' weights; the scores equal [`Model::raw_score`]'s.
-    fn raw_scores(&self, data: &Dataset, f: impl Fn(f32) -> f32) -> Vec<f32> {
+    fn raw_scores(&self, kernel: Kernel, data: &Dataset, f: impl Fn(f32) -> f32) -> Vec<f32> {
         let mut out = Vec::with_capacity(data.num_rows());
         match self.header.algorithm {
             Algorithm::Lr => {
@@ -326,18 +368,33 @@ impl Model {
             }
             Algorithm::Ffm => {
                 let shape = self.header.ffm_shape();
-                ffm::score_batch(self.weights(), &shape, data, |t| out.push(f(t)));
+                ffm::score_batch(kernel, self.weights(), &shape, data, |t| out.push(f(t)));
             }
         }
         out
     }
 }
 
-fn check_finite(w: &[f32]) -> Result<()> {
-    match w.iter().position(|x| !x.is_finite()) {
-        Some(i) => Err(Error::Format(format!("weight {i} is not finite"))),
-        None => Ok(()),
+/// Every weight is finite and every padding lane of a latent vector is zero (padding that
+/// is not zero would change scores: the file is corrupt).
+fn check_weights(h: &Header, w: &[f32]) -> Result<()> {
+    if let Some(i) = w.iter().position(|x| !x.is_finite()) {
+        return Err(Error::Format(format!("weight {i} is not finite")));
     }
+    if h.algorithm == Algorithm::Ffm && h.stride > h.k {
+        let v0 = (1usize << h.bits) + 1;
+        let (k, stride) = (h.k as usize, h.stride as usize);
+        let latent = w.get(v0..).unwrap_or_default();
+        if let Some(n) = latent
+            .chunks_exact(stride)
+            .position(|v| v[k..].iter().any(|&x| x.to_bits() != 0))
+        {
+            return Err(Error::Format(format!(
+                "latent vector {n} has non-zero padding (lanes {k}..{stride})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn temp_path(path: &Path) -> PathBuf {

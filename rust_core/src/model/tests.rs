@@ -1,6 +1,7 @@
 use super::format::{self, HEADER_LEN};
 use super::*;
 use crate::rng::SplitMix64;
+use crate::simd::Kernel;
 
 fn ffm_model(seed: u64) -> Model {
     let header = Header {
@@ -8,6 +9,7 @@ fn ffm_model(seed: u64) -> Model {
         bits: 4,
         fields: 3,
         k: 2,
+        stride: 2,
         normalize: true,
         fingerprint: [7; 32],
         downsample_rate: 0.25,
@@ -23,6 +25,7 @@ fn lr_model() -> Model {
         bits: 3,
         fields: 2,
         k: 0,
+        stride: 0,
         normalize: false,
         fingerprint: [0; 32],
         downsample_rate: 1.0,
@@ -80,7 +83,7 @@ fn round_trip_through_a_mapped_file() {
 fn header_layout_is_pinned() {
     let b = image(&ffm_model(1));
     assert_eq!(&b[0..8], b"BIDSCORE");
-    assert_eq!(b[8..12], 1u32.to_le_bytes());
+    assert_eq!(b[8..12], 2u32.to_le_bytes());
     assert_eq!(b[12..16], 2u32.to_le_bytes());
     assert_eq!(b[16..20], 4u32.to_le_bytes());
     assert_eq!(b[20..24], 3u32.to_le_bytes());
@@ -91,7 +94,8 @@ fn header_layout_is_pinned() {
     let payload_len = (b.len() - HEADER_LEN) as u64;
     assert_eq!(b[72..80], payload_len.to_le_bytes());
     assert_eq!(b[80..88], format::checksum(&b[HEADER_LEN..]).to_le_bytes());
-    assert!(b[96..128].iter().all(|&x| x == 0));
+    assert_eq!(b[96..100], 2u32.to_le_bytes());
+    assert!(b[100..128].iter().all(|&x| x == 0));
 }
 
 #[test]
@@ -138,11 +142,11 @@ fn foreign_and_future_files_are_refused_clearly() {
         .to_string()
         .contains("bad magic"));
     let mut version = b.clone();
-    version[8..12].copy_from_slice(&2u32.to_le_bytes());
+    version[8..12].copy_from_slice(&3u32.to_le_bytes());
     assert!(Model::from_bytes(&version)
         .unwrap_err()
         .to_string()
-        .contains("version 2"));
+        .contains("version 3"));
     // A consistent header (checksums recomputed) with impossible dimensions.
     let h = Header {
         bits: 31,
@@ -214,4 +218,180 @@ fn batch_and_single_row_agree() {
             m.predict_row(r.fields, r.indices, r.values).to_bits()
         );
     }
+}
+
+/// Files written by format version 1 (`tests/fixtures/v1_*.bin`, trained and saved by the
+/// code of that version) with that code's predictions on `v1_rows.libffm`.
+fn v1_fixture(name: &str) -> (Model, Vec<f32>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let model = Model::load(dir.join(format!("v1_{name}.bin"))).unwrap();
+    let scores = std::fs::read_to_string(dir.join(format!("v1_{name}.scores"))).unwrap();
+    let scores = scores
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| f32::from_bits(u32::from_str_radix(l.trim(), 16).unwrap()))
+        .collect();
+    (model, scores)
+}
+
+fn v1_rows() -> Dataset {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    crate::libffm::read_path(&dir.join("v1_rows.libffm")).unwrap()
+}
+
+#[test]
+fn version_1_files_load_and_score_as_they_did() {
+    let rows = v1_rows();
+    for name in ["ffm_k3", "ffm_k4", "lr"] {
+        let (model, want) = v1_fixture(name);
+        assert_eq!(model.header().stride, model.k());
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.available()) {
+            let got = model.predict_with(kernel, &rows);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                // The kernels of version 1 (legacy, sse; and every path for an unpadded k
+                // off the 4-lane grain) give the same bits; the others round differently.
+                let same_kernel = matches!(kernel, Kernel::Legacy | Kernel::Sse)
+                    || (model.k() % 4 != 0 && kernel != Kernel::Scalar);
+                if same_kernel {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{name} {kernel:?} row {i}: {g} vs {w}"
+                    );
+                } else {
+                    assert!(
+                        (g - w).abs() <= 1e-6 * w.abs(),
+                        "{name} {kernel:?} row {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+        // Saved again, a version-1 model becomes a version-2 file that scores the same.
+        let dir = tempdir("v1-resave");
+        model.save(dir.join("m.bin")).unwrap();
+        let again = Model::load(dir.join("m.bin")).unwrap();
+        assert_eq!(again.checksum(), model.checksum());
+        let bits = |m: &Model| {
+            m.predict(&rows)
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&again), bits(&model));
+    }
+}
+
+/// An FFM with random weights in LIBFFM's initial range (latent weights within
+/// `1/sqrt(k)` of 0, linear weights within 0.5), padding lanes zero.
+fn padded_model(k: u32, stride: u32, seed: u64) -> Model {
+    let header = Header {
+        algorithm: Algorithm::Ffm,
+        bits: 6,
+        fields: 5,
+        k,
+        stride,
+        normalize: seed.is_multiple_of(2),
+        fingerprint: [1; 32],
+        downsample_rate: 1.0,
+    };
+    let mut rng = SplitMix64::new(seed);
+    let v0 = (1usize << header.bits) + 1;
+    let w = (0..header.payload_len().unwrap())
+        .map(|i| {
+            if i < v0 {
+                rng.next_f32() - 0.5
+            } else if (i - v0) % stride as usize >= k as usize {
+                0.0
+            } else {
+                (2.0 * rng.next_f32() - 1.0) / (k as f32).sqrt()
+            }
+        })
+        .collect();
+    Model::new(header, w).unwrap()
+}
+
+fn random_rows(n: usize, fields: u32, nnz: usize, seed: u64) -> Dataset {
+    let mut rng = SplitMix64::new(seed);
+    let mut indptr = vec![0u64];
+    let (mut f, mut j, mut x) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        for q in 0..nnz {
+            // Mostly one feature per field, sometimes a repeated field or feature; values in
+            // [0, 1) like LIBFFM's normalised features.
+            f.push(if rng.next_f32() < 0.1 {
+                0
+            } else {
+                q as u32 % fields
+            });
+            j.push(if rng.next_f32() < 0.05 {
+                7
+            } else {
+                (rng.next_f64() * 1000.0) as u32
+            });
+            x.push(rng.next_f32());
+        }
+        indptr.push(f.len() as u64);
+    }
+    let y = vec![0.0f32; n];
+    Dataset::from_owned(indptr, f, j, x, y, None).unwrap()
+}
+
+#[test]
+fn every_kernel_agrees_with_the_scalar_reference_for_every_k() {
+    let rows = random_rows(200, 5, 9, 3);
+    for k in 1..=17u32 {
+        for stride in [k, k.div_ceil(4) * 4] {
+            let m = padded_model(k, stride, u64::from(k));
+            let want = m.predict_with(Kernel::Scalar, &rows);
+            for kernel in Kernel::ALL.into_iter().filter(|k| k.available()) {
+                let got = m.predict_with(kernel, &rows);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-6 * w.abs(),
+                        "k {k} stride {stride} {kernel:?} row {i}: {g} vs {w}"
+                    );
+                }
+                // Single rows score like the batch.
+                let one = m.raw_score_with(kernel, rows.row(5));
+                let p = calibrate(math::sigmoid(one), 1.0);
+                assert_eq!(p.to_bits(), got[5].to_bits(), "k {k} {kernel:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn padding_is_recorded_and_checked() {
+    let m = padded_model(3, 4, 1);
+    let b = image(&m);
+    assert_eq!(b[96..100], 4u32.to_le_bytes());
+    let back = Model::from_bytes(&b).unwrap();
+    assert_eq!((back.k(), back.header().stride), (3, 4));
+    // A stride that is neither k nor k rounded up to 4 lanes, with consistent checksums.
+    for stride in [0, 2, 5, 8, 400] {
+        let h = Header {
+            stride,
+            ..m.header().clone()
+        };
+        let payload = &b[HEADER_LEN..];
+        let mut c = format::encode(&h, payload.len() as u64, format::checksum(payload)).to_vec();
+        c.extend_from_slice(payload);
+        let e = Model::from_bytes(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("latent stride") || e.contains("payload length"),
+            "{stride}: {e}"
+        );
+    }
+    // A non-zero padding lane, with consistent checksums.
+    let mut w = m.weights().to_vec();
+    let v0 = (1usize << 6) + 1;
+    w[v0 + 4 * 7 + 3] = 0.5;
+    let payload: &[u8] = bytemuck::cast_slice(&w);
+    let mut c =
+        format::encode(m.header(), payload.len() as u64, format::checksum(payload)).to_vec();
+    c.extend_from_slice(payload);
+    let e = Model::from_bytes(&c).unwrap_err().to_string();
+    assert!(e.contains("non-zero padding"), "{e}");
+    assert!(Model::new(m.header().clone(), w).is_err());
 }

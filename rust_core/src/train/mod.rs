@@ -2,12 +2,15 @@
 //! single-threaded (bit-for-bit reproducible) or Hogwild across threads, per-epoch train
 //! and validation log loss, and early stopping that keeps the best epoch's weights.
 
+use std::ops::DerefMut;
+
 use crate::dataset::{Dataset, Row};
 use crate::error::{Error, Result};
 use crate::hash::MAX_BITS;
 use crate::model::format::MAX_K;
 use crate::model::{Algorithm, Header, Model};
 use crate::rng::SplitMix64;
+use crate::simd::Kernel;
 use crate::slots::{self, as_atomic, as_cells, as_pairs};
 use crate::{ffm, lr, metrics};
 
@@ -48,6 +51,8 @@ pub struct FfmParams {
     pub eta: f32,
     pub l2: f32,
     pub normalize: bool,
+    /// The kernel to train with; `None`: the process's ([`Kernel::active`]).
+    pub kernel: Option<Kernel>,
     pub common: Common,
 }
 
@@ -58,6 +63,7 @@ impl Default for FfmParams {
             eta: 0.2,
             l2: 2e-5,
             normalize: true,
+            kernel: None,
             common: Common::default(),
         }
     }
@@ -178,17 +184,30 @@ pub fn train_ffm(
         format!("k must be in 1..={MAX_K}, got {}", p.k)
     })?;
     let (bits, fields) = dims(train, &p.common)?;
+    let kernel = p.kernel.unwrap_or_else(Kernel::active).or_fallback();
+    // Latent vectors padded to whole 4-lane chunks (except on the legacy path, which
+    // reproduces format version 1's training).
+    let stride = if kernel.pads() {
+        p.k.div_ceil(4) * 4
+    } else {
+        p.k
+    };
     let shape = ffm::Shape {
         bits,
         fields,
         k: p.k,
+        stride,
         normalize: p.normalize,
     };
-    let header = header(Algorithm::Ffm, (bits, fields, p.k, p.normalize), &p.common);
+    let header = header(
+        Algorithm::Ffm,
+        (bits, fields, p.k, stride, p.normalize),
+        &p.common,
+    );
     let mut rng = SplitMix64::new(p.common.seed);
     // FFM keeps weights and squared-gradient sums interleaved in one array (the first of the
     // driver's two state arrays); the second stays empty.
-    let (state, mut st) = ffm::TrainState::new(&shape).ok_or_else(too_big)?;
+    let (state, mut st) = ffm::TrainState::new(&shape, kernel).ok_or_else(too_big)?;
     state.init(&mut st, base_rate(train), &mut rng);
     let sgd = ffm::Sgd {
         eta: p.eta,
@@ -198,9 +217,8 @@ pub fn train_ffm(
         single: &|st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
             let st = as_cells(st);
             let mut bias = state.bias(st);
-            let prefetch = |row: Row<'_>| state.prefetch(st, row);
-            let loss = pass(train, row_ids, prefetch, |row, y, wt| {
-                state.train_row(st, &mut bias, sgd, row, y, wt)
+            let loss = pass(train, row_ids, |row, next, y, wt| {
+                state.train_row(st, &mut bias, sgd, (row, next), y, wt)
             });
             state.set_bias(st, bias);
             loss
@@ -215,9 +233,8 @@ pub fn train_ffm(
             ) -> f64 {
                 let before = state.bias(st);
                 let mut bias = before;
-                let prefetch = |row: Row<'_>| state.prefetch(st, row);
-                let loss = pass(train, row_ids, prefetch, |row, y, wt| {
-                    state.train_row(st, &mut bias, sgd, row, y, wt)
+                let loss = pass(train, row_ids, |row, next, y, wt| {
+                    state.train_row(st, &mut bias, sgd, (row, next), y, wt)
                 });
                 state.add_bias(st, before, bias);
                 loss
@@ -271,28 +288,22 @@ pub fn train_lr(
     }
     let (bits, fields) = dims(train, &p.common)?;
     let shape = lr::Shape { bits, fields };
-    let header = header(Algorithm::Lr, (bits, fields, 0, false), &p.common);
+    let header = header(Algorithm::Lr, (bits, fields, 0, 0, false), &p.common);
     let len = shape.payload_len().ok_or_else(too_big)?;
     let mut rng = SplitMix64::new(p.common.seed);
     let learner = Learner {
         single: &|z: &mut [f32], n: &mut [f32], row_ids: &[u32]| {
             let (z, n) = (as_cells(z), as_cells(n));
-            pass(
-                train,
-                row_ids,
-                |_| {},
-                |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
-            )
+            pass(train, row_ids, |row, _, y, wt| {
+                f.train_row(z, n, &shape, row, y, wt)
+            })
         },
         shared: &|z: &mut [f32], n: &mut [f32], order: &[u32], threads: usize| {
             let (z, n) = (as_atomic(z), as_atomic(n));
             hogwild(order, threads, |row_ids| {
-                pass(
-                    train,
-                    row_ids,
-                    |_| {},
-                    |row, y, wt| f.train_row(z, n, &shape, row, y, wt),
-                )
+                pass(train, row_ids, |row, _, y, wt| {
+                    f.train_row(z, n, &shape, row, y, wt)
+                })
             })
         },
         weights: &|z: &[f32], n: &[f32]| f.materialize(z, n),
@@ -318,13 +329,12 @@ struct Learner<'a> {
 }
 
 /// One pass of `step` over `row_ids`. Rows come in shuffled order, so each is a cache miss:
-/// while row `i` trains, row `i + 2`'s features and row `i + 1`'s weights (`prefetch`) are
-/// already on their way.
+/// while row `i` trains, row `i + 2`'s features are on their way, and `step` gets row
+/// `i + 1` to start fetching its weights (FFM does).
 fn pass(
     data: &Dataset,
     row_ids: &[u32],
-    mut prefetch: impl FnMut(Row<'_>),
-    mut step: impl FnMut(Row<'_>, f32, f32) -> f64,
+    mut step: impl FnMut(Row<'_>, Option<Row<'_>>, f32, f32) -> f64,
 ) -> f64 {
     let labels = data.labels();
     let mut loss = 0.0;
@@ -332,11 +342,9 @@ fn pass(
         if let Some(&next) = row_ids.get(n + 2) {
             data.prefetch_row(next as usize);
         }
-        if let Some(&next) = row_ids.get(n + 1) {
-            prefetch(data.row(next as usize));
-        }
+        let next = row_ids.get(n + 1).map(|&j| data.row(j as usize));
         let i = i as usize;
-        loss += step(data.row(i), labels[i], data.weight(i));
+        loss += step(data.row(i), next, labels[i], data.weight(i));
     }
     loss
 }
@@ -372,12 +380,12 @@ fn hogwild(order: &[u32], threads: usize, pass: impl Fn(&[u32]) -> f64 + Sync) -
 }
 
 #[expect(clippy::too_many_arguments, reason = "internal driver, called twice")]
-fn run(
+fn run<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
     train: &Dataset,
     valid: Option<&Dataset>,
     c: &Common,
     header: &Header,
-    state: (Vec<f32>, Vec<f32>),
+    state: (A, B),
     learner: &Learner<'_>,
     rng: &mut SplitMix64,
     progress: Progress<'_>,
@@ -481,14 +489,15 @@ fn dims(train: &Dataset, c: &Common) -> Result<(u32, u32)> {
     Ok((bits, train.num_fields()))
 }
 
-/// The header of a model with dimensions `(bits, fields, k, normalize)`.
-fn header(algorithm: Algorithm, dims: (u32, u32, u32, bool), c: &Common) -> Header {
-    let (bits, fields, k, normalize) = dims;
+/// The header of a model with dimensions `(bits, fields, k, stride, normalize)`.
+fn header(algorithm: Algorithm, dims: (u32, u32, u32, u32, bool), c: &Common) -> Header {
+    let (bits, fields, k, stride, normalize) = dims;
     Header {
         algorithm,
         bits,
         fields,
         k,
+        stride,
         normalize,
         fingerprint: c.fingerprint,
         downsample_rate: c.downsample_rate,

@@ -76,6 +76,7 @@ fn planted_ffm_data(n_train: usize, n_test: usize, seed: u64) -> Planted {
         bits: 7,
         fields: 6,
         k: 4,
+        stride: 4,
         normalize: true,
     };
     let truth_w = planted_ffm(&shape, seed);
@@ -244,10 +245,12 @@ fn hogwild_threads_learn_too() {
 
 #[test]
 fn hogwild_with_a_latent_size_off_the_pair_grain_learns() {
-    // k = 3 takes the element-wise atomic view instead of the 64-bit pairs.
+    // An unpadded k = 3 takes the element-wise atomic view instead of the 64-bit pairs.
     let d = planted_ffm_data(20_000, 5_000, 22);
     let p = FfmParams {
         k: 3,
+        // Unpadded (legacy): 3 lanes are off the pair grain.
+        kernel: Some(Kernel::Legacy),
         common: Common {
             epochs: 6,
             threads: 2,
@@ -344,6 +347,7 @@ fn recorded_downsampling_rate_calibrates_the_mean() {
         bits: 7,
         fields: 6,
         k: 4,
+        stride: 4,
         normalize: true,
     };
     let mut truth_w = planted_ffm(&shape, 4);

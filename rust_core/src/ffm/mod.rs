@@ -2,7 +2,11 @@
 //! linear terms.
 //!
 //! A model's weights are laid out like the model file's payload:
-//! `bias, w[2^bits], v[2^bits][fields][k]`. For a row of kept features `(f_i, j_i, x_i)`
+//! `bias, w[2^bits], v[2^bits][fields][stride]`: each latent vector holds `k` weights and
+//! `stride - k` zeros. Training pads `k` up to a multiple of 4 lanes (LIBFFM's choice), so
+//! that every kernel works in whole SIMD chunks; zero lanes add exact zeros to every dot
+//! product and get zero gradients, so they never change a score. Files of format version 1
+//! have `stride == k`. For a row of kept features `(f_i, j_i, x_i)`
 //! (field below the model's field count, index reduced modulo `2^bits`):
 //!
 //! `t = bias + sum_i w[j_i] x_i + r * sum_{i<l} <v[j_i][f_l], v[j_l][f_i]> x_i x_l`
@@ -26,9 +30,15 @@
 // forcing them inline is what lets the literals reach the inner loops.
 #![expect(clippy::inline_always, reason = "see above")]
 
+mod avx2;
+mod avx512;
+mod scalar;
+
 use crate::dataset::{prefetch_lines, Dataset, Row};
+use crate::hugemem::HugeBuf;
 use crate::math::{logloss, sigmoid};
 use crate::rng::SplitMix64;
+use crate::simd::Kernel;
 use crate::slots::{Read, Write};
 
 /// The dimensions of an FFM model.
@@ -37,6 +47,8 @@ pub struct Shape {
     pub bits: u32,
     pub fields: u32,
     pub k: u32,
+    /// Floats per latent vector: `k` plus zero padding.
+    pub stride: u32,
     pub normalize: bool,
 }
 
@@ -44,10 +56,13 @@ impl Shape {
     /// Number of f32 weights, or `None` if it does not fit in memory addresses.
     #[must_use]
     pub fn payload_len(&self) -> Option<usize> {
+        if self.stride < self.k {
+            return None;
+        }
         let n = 1usize.checked_shl(self.bits)?;
         let v = n
             .checked_mul(self.fields as usize)?
-            .checked_mul(self.k as usize)?;
+            .checked_mul(self.stride as usize)?;
         v.checked_add(n)?.checked_add(1)
     }
 
@@ -57,12 +72,12 @@ impl Shape {
         Dims {
             mask: n - 1,
             fields: self.fields as usize,
-            k: self.k as usize,
+            k: self.stride as usize,
             bias: 0,
             lin0: 1,
             lin_stride: 1,
             v0: 1 + n,
-            slot: self.k as usize,
+            slot: self.stride as usize,
         }
     }
 }
@@ -74,6 +89,7 @@ impl Shape {
 struct Dims {
     mask: usize,
     fields: usize,
+    /// Lanes the kernels process per latent vector: the stride (padding included).
     k: usize,
     bias: usize,
     lin0: usize,
@@ -124,6 +140,68 @@ thread_local! {
     /// Per-thread scratch for [`Feat`]s: single-row calls and training steps reuse it
     /// instead of allocating.
     static FEATS: std::cell::RefCell<Vec<Feat>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The upcoming row's resolved features, whose blocks a kernel prefetches a few at a time
+/// between the current row's features ([`Ahead::step`]) rather than all at once: a burst of
+/// hundreds of prefetches fills the line-fill buffers and stalls the core until the memory
+/// system drains them (the profile of the burst showed a quarter of training time stalled
+/// on `prefetcht0`); spread out, the misses overlap the current row's arithmetic.
+#[derive(Clone, Copy)]
+pub(crate) struct Ahead<'a> {
+    feats: &'a [Feat],
+    /// Bytes of one feature's latent blocks.
+    bytes: usize,
+}
+
+impl<'a> Ahead<'a> {
+    pub(crate) const NONE: Ahead<'static> = Ahead {
+        feats: &[],
+        bytes: 0,
+    };
+
+    fn new(d: Dims, feats: &'a [Feat]) -> Ahead<'a> {
+        Ahead {
+            feats,
+            bytes: d.fields * d.slot * 4,
+        }
+    }
+
+    /// At step `i` of `n` (the current row's outer loop), prefetches upcoming feature `i`,
+    /// and at the last step every upcoming feature from `n` on: all of them over the loop.
+    /// (No division: this runs once per feature of every row.) Only hints: nothing is
+    /// read, nothing can fault.
+    #[inline(always)]
+    pub(crate) fn step<S: Read + ?Sized>(&self, s: &S, i: usize, n: usize) {
+        if let Some(f) = self.feats.get(i) {
+            self.one(s, f);
+        }
+        if i + 1 == n {
+            for f in self.feats.get(n..).unwrap_or_default() {
+                self.one(s, f);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn one<S: Read + ?Sized>(&self, s: &S, f: &Feat) {
+        prefetch_lines(s.addr(f.base).cast(), self.bytes);
+        prefetch_lines(s.addr(f.lin).cast(), 4);
+    }
+}
+
+thread_local! {
+    /// Per-thread scratch for the next row's [`Feat`]s (training).
+    static NEXT: std::cell::RefCell<Vec<Feat>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch for the next row.
+#[inline(always)]
+fn with_next_scratch<R>(f: impl FnOnce(&mut Vec<Feat>) -> R) -> R {
+    NEXT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => f(&mut v),
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Runs `f` with this thread's scratch. Reentrant calls (none today) get a fresh vector
@@ -193,9 +271,18 @@ fn prefetch_row<S: Read + ?Sized>(s: &S, d: Dims, row: Row<'_>) {
     }
 }
 
-/// The raw score `t` (before the sigmoid) of a row, from payload-layout weights.
+/// The raw score `t` (before the sigmoid) of a row, from payload-layout weights, with the
+/// process's kernel ([`Kernel::active`]).
 #[inline]
 pub fn score<S: Read + ?Sized>(s: &S, shape: &Shape, row: Row<'_>) -> f32 {
+    score_with(Kernel::active(), s, shape, row)
+}
+
+/// [`score`] with a given kernel (`kernel.available()` or it falls back, see
+/// [`Kernel::or_fallback`]).
+#[inline]
+pub fn score_with<S: Read + ?Sized>(kernel: Kernel, s: &S, shape: &Shape, row: Row<'_>) -> f32 {
+    let kernel = kernel.or_fallback();
     let d = shape.dims();
     check_len(s, d);
     with_scratch(|feats| {
@@ -204,7 +291,7 @@ pub fn score<S: Read + ?Sized>(s: &S, shape: &Shape, row: Row<'_>) -> f32 {
         // other: ask for all its blocks at once instead of one pair at a time.
         prefetch_feats(s, d, feats);
         // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
-        s.at(d.bias) + unsafe { score_feats(s, d.k, r, feats) }
+        s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, r, feats, Ahead::NONE) }
     })
 }
 
@@ -215,18 +302,26 @@ const AHEAD: usize = 2;
 /// [`score`]; row `i + AHEAD` is resolved, and its weights prefetched, while row `i` is
 /// scored, so the cache misses of upcoming rows overlap the arithmetic of the current one.
 pub fn score_batch<S: Read + ?Sized>(
+    kernel: Kernel,
     s: &S,
     shape: &Shape,
     data: &Dataset,
     mut out: impl FnMut(f32),
 ) {
+    let kernel = kernel.or_fallback();
     let d = shape.dims();
     check_len(s, d);
     let rows = data.num_rows();
     let mut ring: [(Vec<Feat>, f32); AHEAD + 1] = std::array::from_fn(|_| (Vec::new(), 1.0));
+    // The legacy kernel prefetches a row's blocks in one burst when it resolves it (as
+    // format version 1's code did); the others spread them over the scoring of the row
+    // `AHEAD` rows earlier (see `Ahead`).
+    let burst = kernel == Kernel::Legacy;
     let prepare = |i: usize, (feats, r): &mut (Vec<Feat>, f32)| {
         *r = resolve(d, shape.normalize, data.row(i), feats);
-        prefetch_feats(s, d, feats);
+        if burst || i < AHEAD {
+            prefetch_feats(s, d, feats);
+        }
     };
     for (i, slot) in ring.iter_mut().enumerate().take(rows.min(AHEAD)) {
         prepare(i, slot);
@@ -236,8 +331,13 @@ pub fn score_batch<S: Read + ?Sized>(
             prepare(i + AHEAD, &mut ring[(i + AHEAD) % (AHEAD + 1)]);
         }
         let (feats, r) = &ring[i % (AHEAD + 1)];
+        let ahead = if burst || i + AHEAD >= rows {
+            Ahead::NONE
+        } else {
+            Ahead::new(d, &ring[(i + AHEAD) % (AHEAD + 1)].0)
+        };
         // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
-        out(s.at(d.bias) + unsafe { score_feats(s, d.k, *r, feats) });
+        out(s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, *r, feats, ahead) });
     }
 }
 
@@ -251,7 +351,52 @@ fn prefetch_feats<S: Read + ?Sized>(s: &S, d: Dims, feats: &[Feat]) {
     }
 }
 
-/// The pairwise and linear terms of a resolved row. Latent vectors are processed in chunks
+/// The pairwise and linear terms of a resolved row with `kernel` (which is available).
+/// Latent sizes that are not a multiple of 4 (unpadded files of format version 1) take the
+/// legacy one-lane path on every kernel but the scalar reference, as they always did.
+///
+/// # Safety
+/// As for [`score_feats`], and `kernel.available()`.
+#[inline(always)]
+unsafe fn score_dispatch<S: Read + ?Sized>(
+    kernel: Kernel,
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    // SAFETY: passed on from our caller; the AVX kernels run only when the CPU has them.
+    unsafe {
+        match kernel {
+            Kernel::Scalar => {
+                ahead.step(s, 0, 1);
+                scalar::score(s, k, r, feats)
+            }
+            Kernel::Legacy | Kernel::Sse => score_feats(s, k, r, feats, ahead),
+            _ if !k.is_multiple_of(4) => score_feats(s, k, r, feats, ahead),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => match k {
+                4 => avx2::score4(s, r, feats, ahead),
+                8 => avx2::score::<S, 8>(s, k, r, feats, ahead),
+                16 => avx2::score::<S, 16>(s, k, r, feats, ahead),
+                _ => avx2::score::<S, 0>(s, k, r, feats, ahead),
+            },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => match k {
+                4 => avx2::score4(s, r, feats, ahead),
+                8 => avx2::score::<S, 8>(s, k, r, feats, ahead),
+                16 => avx512::score::<S, 16>(s, k, r, feats, ahead),
+                _ => avx512::score::<S, 0>(s, k, r, feats, ahead),
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 | Kernel::Avx512 => score_feats(s, k, r, feats, ahead),
+        }
+    }
+}
+
+/// The legacy kernels (format version 1's, and the `sse`/`legacy` paths): the pairwise and
+/// linear terms of a resolved row. Latent vectors are processed in chunks
 /// of C lanes held in registers; a literal C and k let the compiler unroll and vectorise.
 /// A model always takes the same arm, whatever the layout, so batch, single-row and
 /// training scores agree bit for bit.
@@ -260,15 +405,21 @@ fn prefetch_feats<S: Read + ?Sized>(s: &S, d: Dims, feats: &[Feat]) {
 /// `feats` comes from [`resolve`] with dims `d` such that `d.k == k` and
 /// `s.slots() >= d.end()` (see [`check_len`]).
 #[inline(always)]
-unsafe fn score_feats<S: Read + ?Sized>(s: &S, k: usize, r: f32, feats: &[Feat]) -> f32 {
+unsafe fn score_feats<S: Read + ?Sized>(
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
     // SAFETY: passed on from our caller.
     unsafe {
         match k {
-            4 => score_k::<S, 4>(s, 4, r, feats),
-            8 => score_k::<S, 8>(s, 8, r, feats),
-            k if k % 8 == 0 => score_k::<S, 8>(s, k, r, feats),
-            k if k % 4 == 0 => score_k::<S, 4>(s, k, r, feats),
-            k => score_k::<S, 1>(s, k, r, feats),
+            4 => score_k::<S, 4>(s, 4, r, feats, ahead),
+            8 => score_k::<S, 8>(s, 8, r, feats, ahead),
+            k if k % 8 == 0 => score_k::<S, 8>(s, k, r, feats, ahead),
+            k if k % 4 == 0 => score_k::<S, 4>(s, k, r, feats, ahead),
+            k => score_k::<S, 1>(s, k, r, feats, ahead),
         }
     }
 }
@@ -284,10 +435,12 @@ unsafe fn score_k<S: Read + ?Sized, const C: usize>(
     k: usize,
     r: f32,
     feats: &[Feat],
+    ahead: Ahead<'_>,
 ) -> f32 {
     let mut t = 0.0f32;
     let mut acc = [[0.0f32; C]; 2];
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
         t += s.at(a.lin) * a.x;
         let xr = a.x * r;
         let mut partners = feats[i + 1..].chunks_exact(2);
@@ -337,7 +490,7 @@ unsafe fn dot_into<S: Read + ?Sized, const C: usize>(
         // SAFETY: `c + C <= k`, so both ranges end by `a + k` and `b + k` (our contract).
         let (va, vb) = unsafe { (s.load_unchecked::<C>(a + c), s.load_unchecked::<C>(b + c)) };
         #[cfg(target_arch = "x86_64")]
-        if C % 4 == 0 {
+        if C.is_multiple_of(4) {
             // Left to itself the compiler handles `[f32; 4]` as two 64-bit halves: twice
             // the loads and multiplications. Same operations, same order, same rounding.
             for q in (0..C).step_by(4) {
@@ -358,25 +511,34 @@ unsafe fn dot_into<S: Read + ?Sized, const C: usize>(
 pub struct TrainState {
     shape: Shape,
     dims: Dims,
+    kernel: Kernel,
 }
 
 impl TrainState {
     /// The layout and a zeroed state array for it (weights 0, squared-gradient sums 1),
-    /// padded so that latent blocks start on a 64-byte boundary. `None` if too large.
+    /// padded so that latent blocks start on a 64-byte boundary, in memory advised for huge
+    /// pages (see [`crate::hugemem`]). Trained with `kernel` (falling back to what the CPU
+    /// has). `None` if too large.
     #[must_use]
-    pub fn new(shape: &Shape) -> Option<(TrainState, Vec<f32>)> {
+    pub fn new(shape: &Shape, kernel: Kernel) -> Option<(TrainState, HugeBuf)> {
+        if shape.stride < shape.k {
+            return None;
+        }
         let n = 1usize.checked_shl(shape.bits)?;
-        let slot = 2 * shape.k as usize;
+        let slot = 2 * shape.stride as usize;
         let v = n.checked_mul(shape.fields as usize)?.checked_mul(slot)?;
         let len = v.checked_add(2 * n)?.checked_add(2 + 16)?;
-        let mut st = vec![1.0f32; len];
+        // The legacy path reproduces the training before huge pages too (its state was a
+        // heap allocation in ordinary pages): it is the benchmarks' baseline.
+        let mut st = HugeBuf::zeroed_in(len, kernel != Kernel::Legacy).ok()?;
+        st.fill(1.0);
         // Pad the front so that v0 (= pad + 2 + 2n) is 64-byte aligned.
         let v0_addr = st.as_ptr() as usize + (2 + 2 * n) * 4;
         let pad = ((64 - v0_addr % 64) % 64) / 4;
         let dims = Dims {
             mask: n - 1,
             fields: shape.fields as usize,
-            k: shape.k as usize,
+            k: shape.stride as usize,
             bias: pad,
             lin0: pad + 2,
             lin_stride: 2,
@@ -386,6 +548,7 @@ impl TrainState {
         let layout = TrainState {
             shape: *shape,
             dims,
+            kernel: kernel.or_fallback(),
         };
         layout.fill(&mut st, |_| 0.0);
         Some((layout, st))
@@ -412,15 +575,18 @@ impl TrainState {
     }
 
     /// LIBFFM's initialisation plus ours: bias at the logit of the base rate, linear terms 0,
-    /// latent weights uniform in `[0, 1/sqrt(k))` drawn in payload order.
+    /// latent weights uniform in `[0, 1/sqrt(k))` drawn in payload order; padding lanes 0
+    /// (drawing nothing, so a padded and an unpadded layout start from the same weights).
     pub fn init(&self, st: &mut [f32], base_rate: f64, rng: &mut SplitMix64) {
         let rate = base_rate.clamp(1e-6, 1.0 - 1e-6);
         let bias = (rate / (1.0 - rate)).ln() as f32;
         let scale = 1.0 / (self.shape.k as f32).sqrt();
         let v0 = 1 + self.dims.mask + 1;
+        let (k, stride) = (self.shape.k as usize, self.dims.k);
         self.fill(st, |i| match i {
             0 => bias,
             i if i < v0 => 0.0,
+            i if (i - v0) % stride >= k => 0.0,
             _ => scale * rng.next_f32(),
         });
     }
@@ -460,6 +626,12 @@ impl TrainState {
         w
     }
 
+    /// The model's shape (with the stride training chose).
+    #[must_use]
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
     /// One `AdaGrad` step on a row: forward, then in-place updates of the bias, the linear
     /// terms and every pair's two latent vectors. Returns the row's weighted log loss before
     /// the update.
@@ -468,39 +640,87 @@ impl TrainState {
     /// updates them, so Hogwild threads sharing them would fight over one cache line on every
     /// row. Each thread works on its own copy and the driver adds the deltas back
     /// ([`TrainState::bias`], [`TrainState::add_bias`]).
+    ///
+    /// `next` is the row the caller will train next: its weights are prefetched along the
+    /// way (see [`Ahead`]).
     #[inline]
     pub fn train_row<S: Write + ?Sized>(
         &self,
         st: &S,
         bias: &mut [f32; 2],
         sgd: Sgd,
-        row: Row<'_>,
+        (row, next): (Row<'_>, Option<Row<'_>>),
         y: f32,
         weight: f32,
     ) -> f64 {
         let (d, nz) = (self.dims, self.shape.normalize);
         check_len(st, d);
-        with_scratch(|feats| {
-            let r = resolve(d, nz, row, feats);
-            let f: &[Feat] = feats;
-            // SAFETY: `f` comes from `resolve` with `d`, and `check_len` passed.
-            unsafe {
-                match d.k {
-                    4 => train_k::<S, 4>(st, bias, Dims { k: 4, ..d }, r, sgd, f, y, weight),
-                    8 => train_k::<S, 8>(st, bias, Dims { k: 8, ..d }, r, sgd, f, y, weight),
-                    k if k % 8 == 0 => train_k::<S, 8>(st, bias, d, r, sgd, f, y, weight),
-                    k if k % 4 == 0 => train_k::<S, 4>(st, bias, d, r, sgd, f, y, weight),
-                    _ => train_k::<S, 1>(st, bias, d, r, sgd, f, y, weight),
-                }
+        if self.kernel == Kernel::Legacy {
+            // Format version 1's training: the next row's blocks in one burst, here.
+            if let Some(next) = next {
+                prefetch_row(st, d, next);
             }
+            return with_scratch(|feats| {
+                let r = resolve(d, nz, row, feats);
+                let args = (r, sgd, &feats[..], y, weight, Ahead::NONE);
+                // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
+                unsafe { train_legacy::<S, false>(st, bias, d, args) }
+            });
+        }
+        with_next_scratch(|upcoming| {
+            upcoming.clear();
+            if let Some(next) = next {
+                resolve(d, nz, next, upcoming);
+            }
+            self.train_resolved(st, bias, sgd, row, (y, weight), Ahead::new(d, upcoming))
         })
     }
 
-    /// Starts fetching the weights and squared-gradient sums a row will touch (see
-    /// [`prefetch_row`]): the training driver calls it one row ahead.
-    #[inline]
-    pub fn prefetch<S: Read + ?Sized>(&self, st: &S, row: Row<'_>) {
-        prefetch_row(st, self.dims, row);
+    /// [`TrainState::train_row`] for the non-legacy kernels, the next row's blocks to
+    /// prefetch along the way in `ahead`.
+    #[inline(always)]
+    fn train_resolved<S: Write + ?Sized>(
+        &self,
+        st: &S,
+        bias: &mut [f32; 2],
+        sgd: Sgd,
+        row: Row<'_>,
+        (y, weight): (f32, f32),
+        ahead: Ahead<'_>,
+    ) -> f64 {
+        let (d, nz) = (self.dims, self.shape.normalize);
+        with_scratch(|feats| {
+            let r = resolve(d, nz, row, feats);
+            let f: &[Feat] = feats;
+            let args = (r, sgd, f, y, weight, ahead);
+            // SAFETY: `f` comes from `resolve` with `d`, and `check_len` passed; the AVX
+            // kernels run only where the CPU has them (`kernel` went through
+            // `or_fallback`).
+            unsafe {
+                match (self.kernel, d.k) {
+                    (Kernel::Legacy, _) => train_legacy::<S, false>(st, bias, d, args),
+                    (Kernel::Scalar, _) => train_k::<S, 1, true>(st, bias, d, args),
+                    (_, k) if k % 4 != 0 => train_k::<S, 1, true>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx2, 4) => avx2::train::<S, 4>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx2, 8) => avx2::train::<S, 8>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx2, 16) => avx2::train::<S, 16>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx2, _) => avx2::train::<S, 0>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, 4) => avx2::train::<S, 4>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, 8) => avx2::train::<S, 8>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, 16) => avx512::train::<S, 16>(st, bias, d, args),
+                    #[cfg(target_arch = "x86_64")]
+                    (Kernel::Avx512, _) => avx512::train::<S, 0>(st, bias, d, args),
+                    _ => train_legacy::<S, true>(st, bias, d, args),
+                }
+            }
+        })
     }
 
     /// Whether, in `st` (the array built with this layout), every weight chunk the
@@ -513,10 +733,10 @@ impl TrainState {
     pub fn pairs_aligned(&self, st: &[f32]) -> bool {
         let d = self.dims;
         st.as_ptr().align_offset(8) == 0
-            && d.k % 4 == 0
-            && d.bias % 2 == 0
-            && d.lin0 % 2 == 0
-            && d.v0 % 2 == 0
+            && d.k.is_multiple_of(4)
+            && d.bias.is_multiple_of(2)
+            && d.lin0.is_multiple_of(2)
+            && d.v0.is_multiple_of(2)
     }
 
     /// The bias and its squared-gradient sum.
@@ -537,6 +757,29 @@ impl TrainState {
     }
 }
 
+/// `1 / sqrt(x)` for `x >= 1` (squared-gradient sums start at 1): the CPU's 12-bit
+/// approximation refined by one Newton step, `y (1.5 - (x/2 y) y)`, about 1e-7 relative
+/// error. The approximate `AdaGrad` step of the `scalar` and `sse` paths, lane for lane the
+/// same arithmetic as [`pair_step_sse`]'s.
+#[inline(always)]
+pub(crate) fn rsqrt_nr(x: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_cvtss_f32, _mm_rsqrt_ss, _mm_set_ss};
+        // SAFETY: register-only SSE arithmetic; SSE is part of the x86-64 baseline.
+        let y = unsafe { _mm_cvtss_f32(_mm_rsqrt_ss(_mm_set_ss(x))) };
+        y * (1.5 - (0.5 * x * y) * y)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        1.0 / x.sqrt()
+    }
+}
+
+/// The arguments of a training step after the row is resolved: pair scale `r`, the
+/// hyper-parameters, the kept features, label and importance weight.
+pub(crate) type StepArgs<'a> = (f32, Sgd, &'a [Feat], f32, f32, Ahead<'a>);
+
 /// `AdaGrad` on the weight at `i` whose squared-gradient sum is at `i + 1`.
 #[inline(always)]
 fn adagrad<S: Write + ?Sized>(st: &S, i: usize, grad: f32, eta: f32) {
@@ -555,7 +798,7 @@ fn adagrad<S: Write + ?Sized>(st: &S, i: usize, grad: f32, eta: f32) {
 /// resolved features in the training layout (`slot` = 2k), `base + foff + c + k + C <=
 /// block(j, f) + 2k <= end` (see [`dot_into`]).
 #[inline(always)]
-unsafe fn pair_update<S: Write + ?Sized, const C: usize>(
+unsafe fn pair_update<S: Write + ?Sized, const C: usize, const APPROX: bool>(
     st: &S,
     k: usize,
     a: usize,
@@ -579,7 +822,7 @@ unsafe fn pair_update<S: Write + ?Sized, const C: usize>(
     unsafe {
         let (wa, wb) = (st.load_unchecked::<C>(a), st.load_unchecked::<C>(b));
         let (mut sa, mut sb) = (st.load_unchecked::<C>(a + k), st.load_unchecked::<C>(b + k));
-        let (na, nb) = pair_step(wa, wb, &mut sa, &mut sb, kx, sgd);
+        let (na, nb) = pair_step::<C, APPROX>(wa, wb, &mut sa, &mut sb, kx, sgd);
         st.store_unchecked(a + k, sa);
         st.store_unchecked(b + k, sb);
         st.store_unchecked(a, na);
@@ -592,8 +835,10 @@ unsafe fn pair_update<S: Write + ?Sized, const C: usize>(
 /// element-wise atomic loads (Hogwild) the compiler will not vectorise the arithmetic by
 /// itself and would issue eight scalar square roots and divisions per chunk. Both paths
 /// round identically (IEEE add, mul, div and sqrt; no fused operations).
+/// With `APPROX`, `1 / sqrt` is [`rsqrt_nr`]'s approximation on every lane instead of a
+/// square root and a division.
 #[inline(always)]
-fn pair_step<const C: usize>(
+fn pair_step<const C: usize, const APPROX: bool>(
     wa: [f32; C],
     wb: [f32; C],
     sa: &mut [f32; C],
@@ -603,9 +848,9 @@ fn pair_step<const C: usize>(
 ) -> ([f32; C], [f32; C]) {
     let (mut na, mut nb) = ([0.0f32; C], [0.0f32; C]);
     #[cfg(target_arch = "x86_64")]
-    if C % 4 == 0 {
+    if C.is_multiple_of(4) {
         for q in (0..C).step_by(4) {
-            let r = pair_step_sse(
+            let r = pair_step_sse::<APPROX>(
                 [wa[q], wa[q + 1], wa[q + 2], wa[q + 3]],
                 [wb[q], wb[q + 1], wb[q + 2], wb[q + 3]],
                 [sa[q], sa[q + 1], sa[q + 2], sa[q + 3]],
@@ -626,8 +871,13 @@ fn pair_step<const C: usize>(
         let gb = l2 * wb[q] + kx * wa[q];
         sa[q] += ga * ga;
         sb[q] += gb * gb;
-        na[q] = wa[q] - eta * ga / sa[q].sqrt();
-        nb[q] = wb[q] - eta * gb / sb[q].sqrt();
+        if APPROX {
+            na[q] = wa[q] - (eta * ga) * rsqrt_nr(sa[q]);
+            nb[q] = wb[q] - (eta * gb) * rsqrt_nr(sb[q]);
+        } else {
+            na[q] = wa[q] - eta * ga / sa[q].sqrt();
+            nb[q] = wb[q] - eta * gb / sb[q].sqrt();
+        }
     }
     (na, nb)
 }
@@ -646,7 +896,7 @@ fn mul_add4(acc: [f32; 4], a: [f32; 4], b: [f32; 4], x: f32) -> [f32; 4] {
 /// Four lanes of [`pair_step`] in SSE registers: `[sa, sb, na, nb]` after the step.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn pair_step_sse(
+fn pair_step_sse<const APPROX: bool>(
     wa: [f32; 4],
     wb: [f32; 4],
     sa: [f32; 4],
@@ -655,8 +905,8 @@ fn pair_step_sse(
     sgd: Sgd,
 ) -> [[f32; 4]; 4] {
     use std::arch::x86_64::{
-        __m128, _mm_add_ps, _mm_div_ps, _mm_mul_ps, _mm_set1_ps, _mm_setr_ps, _mm_sqrt_ps,
-        _mm_sub_ps,
+        __m128, _mm_add_ps, _mm_div_ps, _mm_mul_ps, _mm_rsqrt_ps, _mm_set1_ps, _mm_setr_ps,
+        _mm_sqrt_ps, _mm_sub_ps,
     };
     // SAFETY: these intrinsics only compute on values in registers (no memory access), and
     // they need SSE, which every x86-64 CPU has (it is part of the target's baseline, so it
@@ -670,33 +920,66 @@ fn pair_step_sse(
         let gb = _mm_add_ps(_mm_mul_ps(l2, wb), _mm_mul_ps(kx, wa));
         let sa = _mm_add_ps(sa, _mm_mul_ps(ga, ga));
         let sb = _mm_add_ps(sb, _mm_mul_ps(gb, gb));
-        let na = _mm_sub_ps(wa, _mm_div_ps(_mm_mul_ps(eta, ga), _mm_sqrt_ps(sa)));
-        let nb = _mm_sub_ps(wb, _mm_div_ps(_mm_mul_ps(eta, gb), _mm_sqrt_ps(sb)));
+        let (na, nb) = if APPROX {
+            // y (1.5 - (x/2 y) y), as in `rsqrt_nr`.
+            let rs = |x: __m128| {
+                let y = _mm_rsqrt_ps(x);
+                let h = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(0.5), x), y);
+                _mm_mul_ps(y, _mm_sub_ps(_mm_set1_ps(1.5), _mm_mul_ps(h, y)))
+            };
+            (
+                _mm_sub_ps(wa, _mm_mul_ps(_mm_mul_ps(eta, ga), rs(sa))),
+                _mm_sub_ps(wb, _mm_mul_ps(_mm_mul_ps(eta, gb), rs(sb))),
+            )
+        } else {
+            (
+                _mm_sub_ps(wa, _mm_div_ps(_mm_mul_ps(eta, ga), _mm_sqrt_ps(sa))),
+                _mm_sub_ps(wb, _mm_div_ps(_mm_mul_ps(eta, gb), _mm_sqrt_ps(sb))),
+            )
+        };
         [a(sa), a(sb), a(na), a(nb)]
     }
 }
 
-/// One `AdaGrad` step on a resolved row (see [`TrainState::train_row`]).
+/// The legacy training kernels (chunks of 8, 4 or 1 lanes by latent size, SSE), with the
+/// exact `AdaGrad` step (`legacy`) or the approximate one (`sse`).
 ///
 /// # Safety
 /// As for [`score_k`].
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the hot loop takes its inputs unbundled"
-)]
 #[inline(always)]
-unsafe fn train_k<S: Write + ?Sized, const C: usize>(
+unsafe fn train_legacy<S: Write + ?Sized, const APPROX: bool>(
     st: &S,
     bias: &mut [f32; 2],
     d: Dims,
-    r: f32,
-    sgd: Sgd,
-    feats: &[Feat],
-    y: f32,
-    weight: f32,
+    args: StepArgs<'_>,
 ) -> f64 {
     // SAFETY: passed on from our caller.
-    let p = sigmoid(bias[0] + unsafe { score_k::<S, C>(st, d.k, r, feats) });
+    unsafe {
+        match d.k {
+            4 => train_k::<S, 4, APPROX>(st, bias, Dims { k: 4, ..d }, args),
+            8 => train_k::<S, 8, APPROX>(st, bias, Dims { k: 8, ..d }, args),
+            k if k % 8 == 0 => train_k::<S, 8, APPROX>(st, bias, d, args),
+            k if k % 4 == 0 => train_k::<S, 4, APPROX>(st, bias, d, args),
+            _ => train_k::<S, 1, APPROX>(st, bias, d, args),
+        }
+    }
+}
+
+/// One `AdaGrad` step on a resolved row (see [`TrainState::train_row`]): chunks of `C`
+/// lanes, exact or approximate (`APPROX`) steps on the latent weights. The bias and linear
+/// weights (one per feature, not per pair and lane) always take the exact step.
+///
+/// # Safety
+/// As for [`score_k`].
+#[inline(always)]
+unsafe fn train_k<S: Write + ?Sized, const C: usize, const APPROX: bool>(
+    st: &S,
+    bias: &mut [f32; 2],
+    d: Dims,
+    (r, sgd, feats, y, weight, ahead): StepArgs<'_>,
+) -> f64 {
+    // SAFETY: passed on from our caller.
+    let p = sigmoid(bias[0] + unsafe { score_k::<S, C>(st, d.k, r, feats, Ahead::NONE) });
     let loss = logloss(p, y, weight);
     if weight == 0.0 {
         return loss;
@@ -706,6 +989,7 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize>(
     bias[1] += kappa * kappa;
     bias[0] -= eta * kappa / bias[1].sqrt();
     for (i, a) in feats.iter().enumerate() {
+        ahead.step(st, i, feats.len());
         adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
@@ -714,7 +998,7 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize>(
             for c in (0..d.k).step_by(C) {
                 // SAFETY: `pa + c` and `pb + c` are chunks of resolved features' blocks in
                 // the training layout, and `check_len` passed (our contract).
-                unsafe { pair_update::<S, C>(st, d.k, pa + c, pb + c, kx, sgd) };
+                unsafe { pair_update::<S, C, APPROX>(st, d.k, pa + c, pb + c, kx, sgd) };
             }
         }
     }
@@ -727,10 +1011,19 @@ mod tests {
     use crate::rng::SplitMix64;
     use crate::slots::as_cells;
 
+    /// Random weights in [-0.5, 0.5), padding lanes zero.
     fn random_model(shape: &Shape, seed: u64) -> Vec<f32> {
         let mut rng = SplitMix64::new(seed);
+        let v0 = (1usize << shape.bits) + 1;
+        let (k, stride) = (shape.k as usize, shape.stride as usize);
         (0..shape.payload_len().unwrap())
-            .map(|_| rng.next_f32() - 0.5)
+            .map(|i| {
+                if i >= v0 && (i - v0) % stride >= k {
+                    0.0
+                } else {
+                    rng.next_f32() - 0.5
+                }
+            })
             .collect()
     }
 
@@ -760,11 +1053,19 @@ mod tests {
         // With squared-gradient sums of 1e12 and eta 1e3 an `AdaGrad` step is -1e-3 * gradient
         // (to 1e-12 relative), so the real training code yields its own gradient. One
         // feature per field: no latent slot is shared by two pairs of the row.
-        for (normalize, l2, k) in [(true, 0.0, 4), (false, 0.05, 3), (true, 0.01, 8)] {
+        let cases = [
+            (true, 0.0, 4),
+            (false, 0.05, 3),
+            (true, 0.01, 8),
+            (true, 0.01, 15),
+        ];
+        let kernels = Kernel::ALL.into_iter().filter(|k| k.available());
+        for (kernel, (normalize, l2, k)) in kernels.flat_map(|kr| cases.map(|c| (kr, c))) {
             let shape = Shape {
                 bits: 4,
                 fields: 4,
                 k,
+                stride: if kernel.pads() { k.div_ceil(4) * 4 } else { k },
                 normalize,
             };
             let w0 = random_model(&shape, 7);
@@ -774,13 +1075,13 @@ mod tests {
                 values: &[1.0, 0.5, -1.5, 2.0],
             };
             for (y, weight) in [(1.0, 1.0), (0.0, 2.5)] {
-                let (state, mut st) = TrainState::new(&shape).unwrap();
+                let (state, mut st) = TrainState::new(&shape, kernel).unwrap();
                 state.set_weights(&mut st, &w0);
                 state.set_grad_sums(&mut st, 1e12);
                 let sgd = Sgd { eta: 1e3, l2 };
                 let cells = as_cells(&mut st);
                 let mut bias = state.bias(cells);
-                state.train_row(cells, &mut bias, sgd, row, y, weight);
+                state.train_row(cells, &mut bias, sgd, (row, Some(row)), y, weight);
                 state.set_bias(cells, bias);
                 let w = state.weights(&st);
                 assert_eq!(w.len(), w0.len());
@@ -811,6 +1112,7 @@ mod tests {
             bits: 3,
             fields: 2,
             k: 4,
+            stride: 4,
             normalize: true,
         };
         let w = random_model(&shape, 1);

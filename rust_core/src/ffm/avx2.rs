@@ -1,0 +1,492 @@
+//! AVX2 + FMA kernels: latent vectors in chunks of 8 lanes, a trailing half chunk of 4
+//! (k = 4, 12, ...) in 128-bit registers. Training uses the approximate `AdaGrad` step
+//! (`rsqrt` plus one Newton step, fused), the same on every call, so single-threaded
+//! training on this path is bit-for-bit reproducible.
+//!
+//! The functions are `#[target_feature(enable = "avx2,fma")]`: calling them is sound only
+//! on a CPU that has both, which the dispatcher checks ([`crate::simd::Kernel::available`]).
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::{
+    __m128, __m256, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps,
+    _mm256_fnmadd_ps, _mm256_mul_ps, _mm256_rsqrt_ps, _mm256_set1_ps, _mm256_set_m128,
+    _mm256_setzero_ps, _mm_add_ps, _mm_cvtss_f32, _mm_fmadd_ps, _mm_fnmadd_ps, _mm_movehdup_ps,
+    _mm_movehl_ps, _mm_mul_ps, _mm_rsqrt_ps, _mm_set1_ps, _mm_setzero_ps,
+};
+
+use super::{adagrad, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
+use crate::math::{logloss, sigmoid};
+use crate::slots::{Read, Write};
+
+/// 8 weights from `i`.
+///
+/// # Safety
+/// `i + 8 <= s.slots()`.
+#[inline(always)]
+pub(super) unsafe fn load8<S: Read + ?Sized>(s: &S, i: usize) -> __m256 {
+    // SAFETY: the range is in bounds (our contract).
+    bytemuck::cast(unsafe { s.load_unchecked::<8>(i) })
+}
+
+/// 4 weights from `i`.
+///
+/// # Safety
+/// `i + 4 <= s.slots()`.
+#[inline(always)]
+pub(super) unsafe fn load4<S: Read + ?Sized>(s: &S, i: usize) -> __m128 {
+    // SAFETY: the range is in bounds (our contract).
+    bytemuck::cast(unsafe { s.load_unchecked::<4>(i) })
+}
+
+/// Sum of 4 lanes, always in the same order.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn hsum4(v: __m128) -> f32 {
+    let pairs = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    _mm_cvtss_f32(_mm_add_ps(pairs, _mm_movehdup_ps(pairs)))
+}
+
+/// Sum of 8 lanes, always in the same order.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn hsum8(v: __m256) -> f32 {
+    hsum4(_mm_add_ps(
+        _mm256_castps256_ps128(v),
+        _mm256_extractf128_ps::<1>(v),
+    ))
+}
+
+/// `acc8/acc4 += v[pa..pa+k] * v[pb..pb+k] * x`, 8 lanes at a time, then 4.
+///
+/// # Safety
+/// `pa + k` and `pb + k` are at most `s.slots()`; `k` is a multiple of 4.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dot<S: Read + ?Sized>(
+    s: &S,
+    k: usize,
+    (pa, pb): (usize, usize),
+    x: f32,
+    acc8: &mut __m256,
+    acc4: &mut __m128,
+) {
+    let mut c = 0;
+    while c + 8 <= k {
+        // SAFETY: `c + 8 <= k` (our contract).
+        let (va, vb) = unsafe { (load8(s, pa + c), load8(s, pb + c)) };
+        *acc8 = _mm256_fmadd_ps(_mm256_mul_ps(va, vb), _mm256_set1_ps(x), *acc8);
+        c += 8;
+    }
+    if c < k {
+        // SAFETY: `k` is a multiple of 4, so `c + 4 <= k`.
+        let (va, vb) = unsafe { (load4(s, pa + c), load4(s, pb + c)) };
+        *acc4 = _mm_fmadd_ps(_mm_mul_ps(va, vb), _mm_set1_ps(x), *acc4);
+    }
+}
+
+/// The pairwise and linear terms of a resolved row: for each feature `a`, the partners'
+/// products `<v_a, v_b> x_b` accumulate lane-wise in two register sets (alternating
+/// partners), and are scaled by `x_a r` once per `a`.
+///
+/// # Safety
+/// As for [`super::score_feats`] (`k` is a multiple of 4); the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn score<S: Read + ?Sized, const K: usize>(
+    s: &S,
+    k: usize,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    // A literal latent size (K > 0) lets the compiler unroll the chunk loops.
+    let k = if K == 0 { k } else { K };
+    let mut t = 0.0f32;
+    let (mut tot8, mut tot4) = (_mm256_setzero_ps(), _mm_setzero_ps());
+    for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
+        t += s.at(a.lin) * a.x;
+        let (mut p0, mut p1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut q0, mut q1) = (_mm_setzero_ps(), _mm_setzero_ps());
+        let mut partners = feats[i + 1..].chunks_exact(2);
+        for two in &mut partners {
+            let (b0, b1) = (&two[0], &two[1]);
+            // SAFETY: blocks of resolved features (see `super::dot_into`).
+            unsafe {
+                dot(
+                    s,
+                    k,
+                    (a.base + b0.foff, b0.base + a.foff),
+                    b0.x,
+                    &mut p0,
+                    &mut q0,
+                );
+                dot(
+                    s,
+                    k,
+                    (a.base + b1.foff, b1.base + a.foff),
+                    b1.x,
+                    &mut p1,
+                    &mut q1,
+                );
+            }
+        }
+        if let [b] = partners.remainder() {
+            // SAFETY: as above.
+            unsafe {
+                dot(
+                    s,
+                    k,
+                    (a.base + b.foff, b.base + a.foff),
+                    b.x,
+                    &mut p0,
+                    &mut q0,
+                );
+            };
+        }
+        let xr = a.x * r;
+        tot8 = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), _mm256_set1_ps(xr), tot8);
+        tot4 = _mm_fmadd_ps(_mm_add_ps(q0, q1), _mm_set1_ps(xr), tot4);
+    }
+    t + (hsum8(tot8) + hsum4(tot4))
+}
+
+/// [`score`] for `k = 4` (a stride of 4): two partners per 256-bit register (each half one
+/// pair's four lanes), so a pair costs half the vector instructions of one 128-bit step.
+///
+/// # Safety
+/// As for [`score`] with `k == 4`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn score4<S: Read + ?Sized>(
+    s: &S,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    let mut t = 0.0f32;
+    let mut tot = _mm256_setzero_ps();
+    let mut tail = _mm_setzero_ps();
+    for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, feats.len());
+        t += s.at(a.lin) * a.x;
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut partners = feats[i + 1..].chunks_exact(4);
+        for four in &mut partners {
+            // SAFETY: blocks of resolved features (see `super::dot_into`), 4 lanes each.
+            unsafe {
+                acc0 = two_pairs(s, a, (&four[0], &four[1]), acc0);
+                acc1 = two_pairs(s, a, (&four[2], &four[3]), acc1);
+            }
+        }
+        let mut rest = partners.remainder().chunks_exact(2);
+        for two in &mut rest {
+            // SAFETY: as above.
+            acc0 = unsafe { two_pairs(s, a, (&two[0], &two[1]), acc0) };
+        }
+        let mut q = _mm_setzero_ps();
+        if let [b] = rest.remainder() {
+            // SAFETY: as above.
+            let (va, vb) = unsafe { (load4(s, a.base + b.foff), load4(s, b.base + a.foff)) };
+            q = _mm_mul_ps(_mm_mul_ps(va, vb), _mm_set1_ps(b.x));
+        }
+        let xr = a.x * r;
+        tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(xr), tot);
+        tail = _mm_fmadd_ps(q, _mm_set1_ps(xr), tail);
+    }
+    t + (hsum8(tot) + hsum4(tail))
+}
+
+/// `acc + [v_a[f_b0] * v_b0[f_a] * x_b0, v_a[f_b1] * v_b1[f_a] * x_b1]`.
+///
+/// # Safety
+/// The four 4-lane vectors are in bounds (blocks of resolved features, stride 4).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn two_pairs<S: Read + ?Sized>(
+    s: &S,
+    a: &Feat,
+    (b0, b1): (&Feat, &Feat),
+    acc: __m256,
+) -> __m256 {
+    // SAFETY: our contract.
+    let (a0, a1, v0, v1) = unsafe {
+        (
+            load4(s, a.base + b0.foff),
+            load4(s, a.base + b1.foff),
+            load4(s, b0.base + a.foff),
+            load4(s, b1.base + a.foff),
+        )
+    };
+    let va = _mm256_set_m128(a1, a0);
+    let vb = _mm256_set_m128(v1, v0);
+    let x = _mm256_set_m128(_mm_set1_ps(b1.x), _mm_set1_ps(b0.x));
+    _mm256_fmadd_ps(_mm256_mul_ps(va, vb), x, acc)
+}
+
+/// `y (1.5 - (x/2 y) y)` with `y` the 12-bit `rsqrt` of `x`: `1/sqrt(x)` to about 1e-7.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn rsqrt8(x: __m256) -> __m256 {
+    let y = _mm256_rsqrt_ps(x);
+    let h = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5), x), y);
+    _mm256_mul_ps(y, _mm256_fnmadd_ps(h, y, _mm256_set1_ps(1.5)))
+}
+
+/// [`rsqrt8`] on 4 lanes.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn rsqrt4(x: __m128) -> __m128 {
+    let y = _mm_rsqrt_ps(x);
+    let h = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(0.5), x), y);
+    _mm_mul_ps(y, _mm_fnmadd_ps(h, y, _mm_set1_ps(1.5)))
+}
+
+/// One pair chunk of 8 lanes: weights at `a`, `b`, squared-gradient sums at `+k`.
+///
+/// # Safety
+/// `a + k + 8` and `b + k + 8` are at most `st.slots()`; `a != b`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) unsafe fn pair8<S: Write + ?Sized>(
+    st: &S,
+    k: usize,
+    (a, b): (usize, usize),
+    kx: f32,
+    sgd: Sgd,
+) {
+    // SAFETY: every chunk ends by `a + k + 8` or `b + k + 8` (our contract).
+    unsafe {
+        let (wa, wb) = (load8(st, a), load8(st, b));
+        let (sa, sb) = (load8(st, a + k), load8(st, b + k));
+        let (l2, kx, eta) = (
+            _mm256_set1_ps(sgd.l2),
+            _mm256_set1_ps(kx),
+            _mm256_set1_ps(sgd.eta),
+        );
+        let ga = _mm256_fmadd_ps(l2, wa, _mm256_mul_ps(kx, wb));
+        let gb = _mm256_fmadd_ps(l2, wb, _mm256_mul_ps(kx, wa));
+        let sa = _mm256_fmadd_ps(ga, ga, sa);
+        let sb = _mm256_fmadd_ps(gb, gb, sb);
+        let na = _mm256_fnmadd_ps(_mm256_mul_ps(eta, ga), rsqrt8(sa), wa);
+        let nb = _mm256_fnmadd_ps(_mm256_mul_ps(eta, gb), rsqrt8(sb), wb);
+        let arr = |v: __m256| -> [f32; 8] { bytemuck::cast(v) };
+        st.store_unchecked(a + k, arr(sa));
+        st.store_unchecked(b + k, arr(sb));
+        st.store_unchecked(a, arr(na));
+        st.store_unchecked(b, arr(nb));
+    }
+}
+
+/// [`pair8`] on 4 lanes.
+///
+/// # Safety
+/// `a + k + 4` and `b + k + 4` are at most `st.slots()`; `a != b`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) unsafe fn pair4<S: Write + ?Sized>(
+    st: &S,
+    k: usize,
+    (a, b): (usize, usize),
+    kx: f32,
+    sgd: Sgd,
+) {
+    // SAFETY: every chunk ends by `a + k + 4` or `b + k + 4` (our contract).
+    unsafe {
+        let (wa, wb) = (load4(st, a), load4(st, b));
+        let (sa, sb) = (load4(st, a + k), load4(st, b + k));
+        let (l2, kx, eta) = (_mm_set1_ps(sgd.l2), _mm_set1_ps(kx), _mm_set1_ps(sgd.eta));
+        let ga = _mm_fmadd_ps(l2, wa, _mm_mul_ps(kx, wb));
+        let gb = _mm_fmadd_ps(l2, wb, _mm_mul_ps(kx, wa));
+        let sa = _mm_fmadd_ps(ga, ga, sa);
+        let sb = _mm_fmadd_ps(gb, gb, sb);
+        let na = _mm_fnmadd_ps(_mm_mul_ps(eta, ga), rsqrt4(sa), wa);
+        let nb = _mm_fnmadd_ps(_mm_mul_ps(eta, gb), rsqrt4(sb), wb);
+        let arr = |v: __m128| -> [f32; 4] { bytemuck::cast(v) };
+        st.store_unchecked(a + k, arr(sa));
+        st.store_unchecked(b + k, arr(sb));
+        st.store_unchecked(a, arr(na));
+        st.store_unchecked(b, arr(nb));
+    }
+}
+
+/// The pair updates of feature `a` with its `partners` at k = 4: two pairs per 256-bit
+/// register when their four latent vectors are distinct (then neither pair reads what the
+/// other writes, and each lane's arithmetic is [`pair4`]'s, so the result is bit for bit
+/// that of two [`pair4`] steps), else one pair at a time.
+///
+/// # Safety
+/// As for [`train`] with k = 4: `a` and `partners` are resolved features of the row.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn update4<S: Write + ?Sized>(st: &S, a: &Feat, partners: &[Feat], kr: f32, sgd: Sgd) {
+    let one = |b: &Feat| {
+        let (pa, pb) = (a.base + b.foff, b.base + a.foff);
+        // SAFETY: our contract (see `train`).
+        unsafe {
+            if pa == pb {
+                pair_update::<S, 4, true>(st, 4, pa, pb, kr * b.x, sgd);
+            } else {
+                pair4(st, 4, (pa, pb), kr * b.x, sgd);
+            }
+        }
+    };
+    let mut two = partners.chunks_exact(2);
+    for p in &mut two {
+        let (b0, b1) = (&p[0], &p[1]);
+        let slots = [
+            a.base + b0.foff,
+            b0.base + a.foff,
+            a.base + b1.foff,
+            b1.base + a.foff,
+        ];
+        let distinct = slots[0] != slots[1]
+            && slots[0] != slots[2]
+            && slots[0] != slots[3]
+            && slots[1] != slots[2]
+            && slots[1] != slots[3]
+            && slots[2] != slots[3];
+        if distinct {
+            // SAFETY: our contract; the four slots are distinct.
+            unsafe { pair4x2(st, slots, (kr * b0.x, kr * b1.x), sgd) };
+        } else {
+            one(b0);
+            one(b1);
+        }
+    }
+    if let [b] = two.remainder() {
+        one(b);
+    }
+}
+
+/// Two [`pair4`] steps in 256-bit registers: pairs `(slots[0], slots[1])` with `kx.0` and
+/// `(slots[2], slots[3])` with `kx.1` (weights at the slot, squared-gradient sums at +4).
+///
+/// # Safety
+/// Every `slot + 8 <= st.slots()`, and the four slots are distinct.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn pair4x2<S: Write + ?Sized>(st: &S, slots: [usize; 4], kx: (f32, f32), sgd: Sgd) {
+    let [a0, b0, a1, b1] = slots;
+    // SAFETY: every chunk ends by `slot + 8` (our contract).
+    unsafe {
+        let two = |lo: usize, hi: usize| _mm256_set_m128(load4(st, hi), load4(st, lo));
+        let (wa, wb) = (two(a0, a1), two(b0, b1));
+        let (sa, sb) = (two(a0 + 4, a1 + 4), two(b0 + 4, b1 + 4));
+        let kx = _mm256_set_m128(_mm_set1_ps(kx.1), _mm_set1_ps(kx.0));
+        let (l2, eta) = (_mm256_set1_ps(sgd.l2), _mm256_set1_ps(sgd.eta));
+        let ga = _mm256_fmadd_ps(l2, wa, _mm256_mul_ps(kx, wb));
+        let gb = _mm256_fmadd_ps(l2, wb, _mm256_mul_ps(kx, wa));
+        let sa = _mm256_fmadd_ps(ga, ga, sa);
+        let sb = _mm256_fmadd_ps(gb, gb, sb);
+        let na = _mm256_fnmadd_ps(_mm256_mul_ps(eta, ga), rsqrt8(sa), wa);
+        let nb = _mm256_fnmadd_ps(_mm256_mul_ps(eta, gb), rsqrt8(sb), wb);
+        let halves = |v: __m256| -> [[f32; 4]; 2] { bytemuck::cast(v) };
+        let ([sa0, sa1], [sb0, sb1]) = (halves(sa), halves(sb));
+        let ([na0, na1], [nb0, nb1]) = (halves(na), halves(nb));
+        st.store_unchecked(a0 + 4, sa0);
+        st.store_unchecked(b0 + 4, sb0);
+        st.store_unchecked(a0, na0);
+        st.store_unchecked(b0, nb0);
+        st.store_unchecked(a1 + 4, sa1);
+        st.store_unchecked(b1 + 4, sb1);
+        st.store_unchecked(a1, na1);
+        st.store_unchecked(b1, nb1);
+    }
+}
+
+/// One `AdaGrad` step on a resolved row (see [`super::train_k`]) with AVX2 pair updates.
+///
+/// # Safety
+/// As for [`super::train_k`] (`d.k` is a multiple of 4); the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
+    st: &S,
+    bias: &mut [f32; 2],
+    d: Dims,
+    (r, sgd, feats, y, weight, ahead): StepArgs<'_>,
+) -> f64 {
+    let k = if K == 0 { d.k } else { K };
+    // SAFETY: passed on from our caller.
+    let t = unsafe {
+        if k == 4 {
+            score4(st, r, feats, Ahead::NONE)
+        } else {
+            score::<S, K>(st, k, r, feats, Ahead::NONE)
+        }
+    };
+    let p = sigmoid(bias[0] + t);
+    let loss = logloss(p, y, weight);
+    if weight == 0.0 {
+        return loss;
+    }
+    let kappa = (p - y) * weight;
+    let Sgd { eta, l2 } = sgd;
+    bias[1] += kappa * kappa;
+    bias[0] -= eta * kappa / bias[1].sqrt();
+    for (i, a) in feats.iter().enumerate() {
+        ahead.step(st, i, feats.len());
+        adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
+        let kr = kappa * a.x * r;
+        let partners = &feats[i + 1..];
+        if k == 4 {
+            // SAFETY: as below, with k = 4.
+            unsafe { update4(st, a, partners, kr, sgd) };
+            continue;
+        }
+        for b in partners {
+            let kx = kr * b.x;
+            let (pa, pb) = (a.base + b.foff, b.base + a.foff);
+            // SAFETY: chunks of resolved features' blocks in the training layout (see
+            // `super::pair_update`); the same block goes one lane at a time.
+            unsafe {
+                if pa == pb {
+                    for c in (0..k).step_by(4) {
+                        pair_update::<S, 4, true>(st, k, pa + c, pb + c, kx, sgd);
+                    }
+                    continue;
+                }
+                let mut c = 0;
+                while c + 8 <= k {
+                    pair8(st, k, (pa + c, pb + c), kx, sgd);
+                    c += 8;
+                }
+                if c < k {
+                    pair4(st, k, (pa + c, pb + c), kx, sgd);
+                }
+            }
+        }
+    }
+    loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+    use crate::simd::Kernel;
+    use crate::slots::as_cells;
+
+    #[test]
+    fn two_pairs_per_register_give_the_bits_of_one_pair_at_a_time() {
+        if !Kernel::Avx2.available() {
+            return;
+        }
+        let mut rng = SplitMix64::new(9);
+        let base: Vec<f32> = (0..64).map(|_| rng.next_f32() + 0.5).collect();
+        let sgd = Sgd { eta: 0.2, l2: 1e-3 };
+        let slots = [0usize, 16, 40, 24];
+        let (mut x2, mut one) = (base.clone(), base.clone());
+        // SAFETY: AVX2 and FMA checked above; all slots + 8 <= 64 and distinct.
+        unsafe {
+            pair4x2(as_cells(&mut x2), slots, (0.3, -0.7), sgd);
+            let cells = as_cells(&mut one);
+            pair4(cells, 4, (slots[0], slots[1]), 0.3, sgd);
+            pair4(cells, 4, (slots[2], slots[3]), -0.7, sgd);
+        }
+        assert_eq!(
+            x2.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            one.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_ne!(x2, base);
+    }
+}
