@@ -42,4 +42,6 @@ def for_writing(value: str | None) -> Iterator[Registry]:
                     Path(name).unlink()
         raise
     if created:
-        err_console.print(f"created a new registry at {path}", markup=False, highlight=False)
+        err_console.print(
+            f"created a new registry at {path}", markup=False, highlight=False, soft_wrap=True
+        )
