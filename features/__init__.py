@@ -7,10 +7,11 @@ features that become a model's fields. `features.tokenize` runs them through `ru
 from features.errors import FeatureError
 from features.schema import FeatureSchema, candidate, context
 from features.spec import Field, ModelSpec, Target, categorical, numeric
-from features.transforms import Bucketize, Cross, DayOfWeek, HourOfDay, LogBucket, Lower
+from features.transforms import Bucketize, Clip, Cross, DayOfWeek, HourOfDay, LogBucket, Lower
 
 __all__ = [
     "Bucketize",
+    "Clip",
     "Cross",
     "DayOfWeek",
     "FeatureError",

@@ -128,6 +128,32 @@ class Bucketize(Transform):
         return bisect.bisect_right(self.edges, float(values[0]))
 
 
+class Clip(Transform):
+    """`min(max(x, lo), hi)`: a numeric feature held to the range its model was trained on,
+    so that a client sending micros instead of dollars moves the score no further than the
+    edge of that range. Use it as a `numeric(...)` field."""
+
+    op = "clip"
+
+    def __init__(self, feature: str, lo: float, hi: float) -> None:
+        super().__init__(feature)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise FeatureError(f"Clip: needs finite lo <= hi, got {lo}, {hi}")
+        self.lo, self.hi = float(lo), float(hi)
+
+    def params(self) -> dict[str, Any]:
+        return {"lo": self.lo, "hi": self.hi}
+
+    def output_type(self) -> RawType:
+        return "float"
+
+    def check_inputs(self, types: Sequence[RawType]) -> None:
+        self._require(types, {"int", "float"}, "a numeric")
+
+    def apply(self, *values: Any) -> float:
+        return min(max(float(values[0]), self.lo), self.hi)
+
+
 class LogBucket(Transform):
     """`floor(log_base(1 + max(x, 0)))`: coarse buckets for heavy-tailed amounts."""
 

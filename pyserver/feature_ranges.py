@@ -5,12 +5,11 @@ training data (control/profile.py). A value outside that range is counted per mo
 feature (`bidscore_feature_out_of_range_total`): the model never saw such a value, and a
 spike there is the first sign of a client sending dollars as micros. A value that is not finite
 once converted to f32 (`bid_price="1e39"`: a finite f64, an infinite f32) is counted in
-`bidscore_feature_not_finite_total`; with --strict-features it is INVALID_ARGUMENT naming the
-feature and the candidate.
+`bidscore_feature_not_finite_total`; rust_core then refuses the request (INVALID_ARGUMENT
+naming the feature and the candidate), with or without --strict-features.
 
 Only the requests `feature_keys.UnknownFeatures` parses are looked at (every request with
---strict-features, one in 32 without): rust_core parses and converts the values of every
-request, and refusing a non-finite f32 in every request needs a change there.
+--strict-features, one in 32 without).
 """
 
 from __future__ import annotations

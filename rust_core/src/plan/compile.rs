@@ -238,7 +238,7 @@ impl FeaturePlan {
         }
         let types_ok = inputs.iter().all(|&(_, ty)| match op {
             Op::HourOfDay | Op::DayOfWeek => ty == ValueType::Int,
-            Op::Bucketize(_) | Op::LogBucket(_) => ty != ValueType::Str,
+            Op::Bucketize(_) | Op::LogBucket(_) | Op::Clip(..) => ty != ValueType::Str,
             Op::Lower => ty == ValueType::Str,
             Op::Cross => true,
         });
@@ -384,6 +384,16 @@ fn parse_op(
             _ => {
                 return Err(bad(&format!(
                     "feature {name:?}: log_bucket needs a base > 1"
+                )))
+            }
+        },
+        "clip" => match (number("lo"), number("hi")) {
+            (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() && lo <= hi => {
+                Op::Clip(lo, hi)
+            }
+            _ => {
+                return Err(bad(&format!(
+                    "feature {name:?}: clip needs finite lo <= hi"
                 )))
             }
         },

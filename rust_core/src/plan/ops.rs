@@ -14,6 +14,8 @@ pub enum Op {
     Bucketize(Vec<f64>),
     /// `floor(ln(1 + max(x, 0)) / ln(base))`; holds `ln(base)`.
     LogBucket(f64),
+    /// `min(max(x, lo), hi)` as a float: a numeric feature held to the range the model knows.
+    Clip(f64, f64),
     /// Unicode lower case (`str::to_lowercase`).
     Lower,
     /// Texts of 2 or 3 inputs joined by `^`.
@@ -26,6 +28,7 @@ impl Op {
     pub fn output(&self) -> ValueType {
         match self {
             Op::Lower | Op::Cross => ValueType::Str,
+            Op::Clip(..) => ValueType::Float,
             _ => ValueType::Int,
         }
     }
@@ -70,6 +73,9 @@ impl Op {
             Op::LogBucket(ln_base) => {
                 let x = slots[first].number(first_ty).max(0.0);
                 slots[out].int = ((1.0 + x).ln() / ln_base).floor() as i64;
+            }
+            Op::Clip(lo, hi) => {
+                slots[out].float = slots[first].number(first_ty).clamp(*lo, *hi);
             }
             Op::Lower => {
                 scratch.clear();
@@ -147,6 +153,22 @@ mod tests {
         assert_eq!(run_int(&op, ValueType::Float, 0, 0.1), 1);
         assert_eq!(run_int(&op, ValueType::Float, 0, 0.7), 2);
         assert_eq!(run_int(&op, ValueType::Int, 5, 0.0), 3);
+    }
+
+    #[test]
+    fn clip_holds_values_to_the_range() {
+        let op = Op::Clip(0.25, 21.0);
+        assert_eq!(op.output(), ValueType::Float);
+        for (x, want) in [(-1000.0, 0.25), (3.5, 3.5), (1000.0, 21.0), (21.0, 21.0)] {
+            let mut slots = vec![Slot::default(), Slot::default()];
+            slots[0].float = x;
+            op.eval(&mut slots, &[(0, ValueType::Float)], 1, &mut String::new());
+            assert_eq!(slots[1].float, want, "{x}");
+        }
+        let mut slots = vec![Slot::default(), Slot::default()];
+        slots[0].int = 99;
+        op.eval(&mut slots, &[(0, ValueType::Int)], 1, &mut String::new());
+        assert_eq!(slots[1].float, 21.0);
     }
 
     #[test]

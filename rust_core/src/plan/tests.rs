@@ -341,14 +341,18 @@ fn bad_plans_are_refused() {
 }
 
 #[test]
-fn numeric_values_are_clamped_to_finite_f32() {
+fn numeric_values_beyond_f32_are_refused_naming_feature_and_candidate() {
     let plan = FeaturePlan::from_json(PLAN).unwrap();
     let ctx = map(&[]);
-    let cands = [
-        Cand("a".into(), map(&[("bid_price", "1e300")])),
-        Cand("b".into(), map(&[("bid_price", "-1e39")])),
-    ];
-    let rows = serve(&plan, "cvr", &ctx, &cands, &PythonValues::new()).unwrap();
-    assert_eq!(rows[0].2[1].to_bits(), f32::MAX.to_bits());
-    assert_eq!(rows[1].2[1].to_bits(), f32::MIN.to_bits());
+    for text in ["1e300", "-1e39"] {
+        let cands = [
+            Cand("a".into(), map(&[("bid_price", "2.5")])),
+            Cand("b".into(), map(&[("bid_price", text)])),
+        ];
+        let err = serve(&plan, "cvr", &ctx, &cands, &PythonValues::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bid_price") && err.contains("float32 range"), "{err}");
+        assert!(err.contains("candidate 1") || err.contains("\"b\""), "{err}");
+    }
 }

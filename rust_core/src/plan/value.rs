@@ -38,13 +38,15 @@ pub enum Value {
     Float(f64),
 }
 
-/// Why a text did not parse as its declared type: not an int, not a float, or a float that
-/// is NaN or infinite.
+/// Why a text did not parse as its declared type: not an int, not a float, a float that is
+/// NaN or infinite, or one beyond the f32 range (finite as f64, infinite as the f32 the
+/// models compute with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParseFault {
     Int,
     Float,
     NonFinite,
+    BeyondF32,
 }
 
 impl ParseFault {
@@ -53,6 +55,7 @@ impl ParseFault {
             Self::Int => format!("{text:?} does not parse as int"),
             Self::Float => format!("{text:?} does not parse as float"),
             Self::NonFinite => format!("{text:?} is not a finite float"),
+            Self::BeyondF32 => format!("{text:?} is beyond the float32 range (|x| > 3.4e38)"),
         }
     }
 }
@@ -94,11 +97,15 @@ impl Slot {
         Ok(())
     }
 
-    /// Stores a float, refusing NaN and infinities: they would poison a numeric weight and
-    /// have no useful bucket.
+    /// Stores a float, refusing NaN and infinities, and values that only f64 holds: they
+    /// would poison a numeric weight and have no useful bucket. Training and serving both
+    /// store through here, so both refuse the same values.
     pub(crate) fn set_float(&mut self, f: f64) -> Result<(), ParseFault> {
         if !f.is_finite() {
             return Err(ParseFault::NonFinite);
+        }
+        if (f as f32).is_infinite() {
+            return Err(ParseFault::BeyondF32);
         }
         self.float = f;
         Ok(())
@@ -178,6 +185,15 @@ mod tests {
         assert_eq!(slot.parse(ValueType::Int, "1.5"), Err(ParseFault::Int));
         assert_eq!(slot.parse(ValueType::Int, " 1"), Err(ParseFault::Int));
         assert_eq!(slot.parse(ValueType::Float, "abc"), Err(ParseFault::Float));
+        assert_eq!(
+            slot.parse(ValueType::Float, "1e39"),
+            Err(ParseFault::BeyondF32)
+        );
+        assert_eq!(
+            slot.parse(ValueType::Float, "-1e39"),
+            Err(ParseFault::BeyondF32)
+        );
+        assert_eq!(slot.parse(ValueType::Float, "3e38"), Ok(()));
         assert_eq!(
             slot.parse(ValueType::Float, "nan"),
             Err(ParseFault::NonFinite)
