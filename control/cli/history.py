@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bidscore.registry import NotFoundError, open_registry
@@ -38,7 +39,7 @@ def history(
             move.from_version or "-",
             move.to_version,
             move.actor,
-            move.reason,
+            escape(move.reason),  # a reason is text, never rich markup
         )
     console.print(table)
     if not moves:

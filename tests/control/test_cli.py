@@ -84,10 +84,10 @@ def test_full_cycle(backends: tuple[str, str], small_logs: Path, medium_logs: Pa
     assert [v["aliases"] for v in listed] == [[], ["production"]]
 
     history = ok_json("history", "ctr", *urls[:2])
-    assert [(m["from_version"], m["to_version"], m["reason"]) for m in history] == [
-        (None, "1", "promote"),
-        ("1", "2", "fresh data"),
-    ]
+    assert [(m["from_version"], m["to_version"]) for m in history] == [(None, "1"), ("1", "2")]
+    assert history[0]["reason"] == "promote"
+    # --force records the gates it overrode (if any) after the operator's reason.
+    assert history[1]["reason"].startswith("fresh data")
     back = ok_json("rollback", "ctr", *urls)
     assert (back["previous_version"], back["alias"]["version"]) == ("2", "1")
     history = ok_json("history", "ctr", *urls[:2])
@@ -216,6 +216,58 @@ def test_promotion_refused_by_a_gate_exits_4(
     result = invoke("promote", "ctr", "2", *sqlite_urls)
     assert result.exit_code == 4
     one_line_error(result, "gate logloss", "0.500000", "0.400000")
+
+
+def test_a_first_version_below_the_base_rate_is_refused_unless_forced(
+    trained_ctr, sqlite_urls: list[str], publish_claiming
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish_claiming(trained_ctr, registry, store, ne=1.1)
+    result = invoke("promote", "ctr", "1", *sqlite_urls)
+    assert result.exit_code == 4
+    one_line_error(result, "gate base rate", "ne v1 1.1000", "--force")
+    forced = invoke("promote", "ctr", "1", "--force", *sqlite_urls)
+    assert forced.exit_code == 0, forced.stderr
+    assert "forced past failed gates (recorded in the history): base rate" in forced.stdout
+    [move] = ok_json("history", "ctr", *sqlite_urls[:2])
+    assert "forced past base rate gate" in move["reason"]
+    assert "forced past base rate gate" in invoke("history", "ctr", *sqlite_urls[:2]).stdout
+
+
+def test_promote_scores_both_versions_on_the_same_rows(
+    trained_ctr, sqlite_urls: list[str], medium_logs: Path
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", "--data", str(medium_logs), *sqlite_urls)
+    assert result.exit_code == 0, result.stderr
+    assert "measured on the same 30,000 log rows" in result.stdout
+    assert "candidate v2" in result.stdout
+    assert "current v1" in result.stdout
+    assert "different rows" not in result.stdout
+    # Without --data: the candidate's own validation rows, re-read from its logs.
+    publish(trained_ctr, registry, store)
+    moved = ok_json("promote", "ctr", "3", *sqlite_urls)
+    evaluation = moved["evaluation"]
+    assert evaluation["same_rows"]
+    assert "v3's validation rows" in evaluation["rows"]
+    assert evaluation["candidate"]["metrics"]["rows"] == evaluation["current"]["metrics"]["rows"]
+
+
+def test_promote_says_when_the_metrics_come_from_different_rows(
+    trained_ctr, sqlite_urls: list[str], publish_claiming
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish_claiming(trained_ctr, registry, store, logloss=0.40, auc=0.75)
+    publish_claiming(trained_ctr, registry, store, logloss=0.39, auc=0.76)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", *sqlite_urls)
+    assert result.exit_code == 0, result.stderr
+    assert "note: " in result.stdout
+    assert "different rows" in result.stdout
+    assert "--data" in result.stdout
 
 
 def test_entry_point_race_of_eight_processes(trained_ctr, tmp_path: Path) -> None:
