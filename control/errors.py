@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bidscore.errors import BidscoreError, InputError
+from bidscore.errors import BidscoreError, InputError, NotFoundError
 
 
 class GateError(BidscoreError):
@@ -11,3 +11,7 @@ class GateError(BidscoreError):
 
 class TrainingInputError(InputError):
     """Training data that cannot produce a model (empty, one label value, bad options)."""
+
+
+class UnknownAliasError(NotFoundError):
+    """A promotion to an alias the model does not have, without `--create-alias`."""

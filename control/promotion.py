@@ -33,6 +33,7 @@ apply: a rollback is the way back from a bad promotion.
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -43,8 +44,9 @@ import rust_core
 from bidscore.errors import BidscoreError, ConflictError, IntegrityError, NotFoundError, StoreError
 from bidscore.manifest import Manifest, verify_artifact
 from bidscore.registry import Alias, Registry, Version, effective_stack
+from bidscore.settings import DEFAULT_ALIAS
 from bidscore.store import ArtifactStore
-from control.errors import GateError
+from control.errors import GateError, UnknownAliasError
 from features.catalog import Catalog
 
 # Relative increase of held-out logloss allowed over the current version (0.5 %).
@@ -271,10 +273,11 @@ def promote(
     model: str,
     version: str,
     *,
-    alias: str = "production",
+    alias: str = DEFAULT_ALIAS,
     actor: str,
     reason: str = "",
     force: bool = False,
+    create_alias: bool = False,
     check_gates: bool = True,
     rows: RowSource | None = None,
     expected_generation: int | None = None,
@@ -285,6 +288,8 @@ def promote(
     """Verify, measure, gate and compare-and-set `alias` of `model` to `version` (module
     docstring).
 
+    An alias the model does not have yet is created only when it is `DEFAULT_ALIAS` or
+    `create_alias` is set (UnknownAliasError otherwise: a typo must not create a new pointer).
     `force` turns failed gates into a record in the alias history instead of a refusal;
     `check_gates=False` is for a caller that decided the gates itself (control retrain, on a
     shared holdout). `rows` scores both versions on the same rows (else manifests' metrics).
@@ -295,6 +300,8 @@ def promote(
     """
     candidate = registry.get_version(model, version)
     current_alias = registry.get_alias(model, alias)
+    if current_alias is None and not create_alias and alias != DEFAULT_ALIAS:
+        raise UnknownAliasError(unknown_alias_message(registry, model, alias))
     if expected_version is not None:
         now = current_alias.version if current_alias else "none"
         if now != expected_version:
@@ -378,6 +385,18 @@ def _history_reason(reason: str, force: bool, overridden: list[GateResult]) -> s
     return text
 
 
+def unknown_alias_message(registry: Registry, model: str, alias: str) -> str:
+    """Which aliases `model` has, the closest to `alias`, and how to create it."""
+    existing = [a.alias for a in registry.list_aliases(model)]
+    known = ", ".join(existing) if existing else "none yet"
+    close = difflib.get_close_matches(alias, [*existing, DEFAULT_ALIAS], n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"{model} has no alias {alias!r} (its aliases: {known}); {hint}"
+        "pass --create-alias to create it"
+    )
+
+
 def rollback_target(registry: Registry, model: str, alias: str) -> tuple[Alias, str]:
     """The alias now and the version a rollback would move it to."""
     current = registry.get_alias(model, alias)
@@ -396,7 +415,7 @@ def rollback(
     store: ArtifactStore,
     model: str,
     *,
-    alias: str = "production",
+    alias: str = DEFAULT_ALIAS,
     actor: str,
     reason: str = "",
     catalog: Catalog | None = None,

@@ -22,10 +22,8 @@ def _aliases_by_version(
     """Which aliases point at each (model, version), for the listing's alias column."""
     names: dict[tuple[str, str], list[str]] = {}
     for model in sorted({v.model for v in versions}):
-        for alias in ("production", "canary", "staging"):
-            pointer = registry.get_alias(model, alias)
-            if pointer is not None:
-                names.setdefault((model, pointer.version), []).append(alias)
+        for pointer in registry.list_aliases(model):
+            names.setdefault((model, pointer.version), []).append(pointer.alias)
     return names
 
 

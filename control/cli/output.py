@@ -18,8 +18,8 @@ from rich.console import Console
 
 import rust_core
 from bidscore.errors import BidscoreError, ConflictError, IntegrityError
-from control.errors import GateError
-from control.exits import EXIT_CONFLICT, EXIT_ERROR, EXIT_REFUSED
+from control.errors import GateError, UnknownAliasError
+from control.exits import EXIT_CONFLICT, EXIT_ERROR, EXIT_REFUSED, EXIT_USAGE
 from features.errors import FeatureError
 
 # rust_core's data and model-format errors and the features package's errors (FeatureError,
@@ -72,9 +72,12 @@ def user_errors() -> Iterator[None]:
 
 
 def exit_code_for(exc: BidscoreError) -> int:
-    """3 for a lost race (worth a retry), 4 for a refused promotion, 1 for the rest."""
+    """3 for a lost race (worth a retry), 4 for a refused promotion, 2 for an alias that does
+    not exist (a usage error), 1 for the rest."""
     if isinstance(exc, ConflictError):
         return EXIT_CONFLICT
+    if isinstance(exc, UnknownAliasError):
+        return EXIT_USAGE
     if isinstance(exc, GateError | IntegrityError):
         return EXIT_REFUSED
     return EXIT_ERROR

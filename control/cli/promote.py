@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bidscore import settings
 from bidscore.registry import open_registry
+from bidscore.settings import DEFAULT_ALIAS
 from bidscore.store import open_store
 from control.cli.options import (
     AliasOpt,
@@ -117,6 +118,14 @@ def promote(
             help="Refuse (exit 3) unless the alias points at this version now ('none' = unset).",
         ),
     ] = None,
+    create_alias: Annotated[
+        bool,
+        typer.Option(
+            "--create-alias",
+            help=f"Create --alias if the model does not have it yet ({DEFAULT_ALIAS!r} needs no"
+            " flag). Without it, an unknown alias is an error (exit 2) naming the existing ones.",
+        ),
+    ] = False,
     reason: ReasonOpt = "",
     registry: RegistryOpt = None,
     store: StoreOpt = None,
@@ -131,7 +140,8 @@ def promote(
     alias's current version, both scored on the same rows: logloss <= +{ll:.1%} (relative),
     AUC >= -{auc}.
 
-    Exit codes: 1 error, 3 the alias moved meanwhile (retry), 4 refused by a gate or a check.
+    Exit codes: 1 error, 2 an alias that does not exist (see --create-alias), 3 the alias moved
+    meanwhile (retry), 4 refused by a gate or a check.
     """
     with user_errors():
         reg = open_registry(registry_url(registry))
@@ -150,6 +160,7 @@ def promote(
             actor=settings.default_actor(),
             reason=reason,
             force=force,
+            create_alias=create_alias,
             rows=rows,
             expected_version=expect_version,
             extra_gates=[promotion_gate],

@@ -291,6 +291,8 @@ class _Run:
                     actor=f"{req.actor} ({self.recorder.run_id})",
                     reason=compare.summary(comparison),
                     check_gates=False,
+                    # A scheduled run names its alias in its configuration, reviewed once.
+                    create_alias=True,
                     expected_generation=expected,
                     catalog=self.catalog,
                 )

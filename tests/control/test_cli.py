@@ -20,6 +20,7 @@ from bidscore.registry import open_registry
 from bidscore.store import open_store
 from control.cli.app import app
 from control.cli.progress import RichObserver
+from control.exits import EXIT_USAGE
 from control.promotion import promote
 from control.training import publish
 
@@ -339,3 +340,21 @@ def test_corrupted_artifact_refused_by_the_cli_even_with_force(
     assert result.exit_code == 4
     one_line_error(result, "checksum mismatch")
     assert registry.get_alias("ctr", "production") is None
+
+
+def test_promote_to_an_unknown_alias_suggests_the_closest(
+    trained_ctr, sqlite_urls: list[str]
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", "--alias", "prodution", *sqlite_urls)
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(
+        result, "its aliases: production", "did you mean 'production'?", "--create-alias"
+    )
+    created = invoke("promote", "ctr", "2", "--alias", "canary", "--create-alias", *sqlite_urls)
+    assert created.exit_code == 0, created.stderr
+    listed = ok_json("models", "list", "ctr", *sqlite_urls[:2])
+    assert [v["aliases"] for v in listed] == [["production"], ["canary"]]

@@ -16,7 +16,7 @@ from bidscore.errors import ConflictError, IntegrityError, NotFoundError
 from bidscore.manifest import Manifest
 from bidscore.registry import Registry, Version, open_registry
 from bidscore.store import ArtifactStore, open_store
-from control.errors import GateError
+from control.errors import GateError, UnknownAliasError
 from control.promotion import (
     AUC_TOLERANCE,
     LOGLOSS_TOLERANCE,
@@ -329,3 +329,31 @@ def test_the_candidates_validation_rows_are_re_read(trained_ctr, backend) -> Non
     # The split is reproduced from the recorded fraction and seed: the training metrics again.
     assert evaluation.candidate["rows"] == trained_ctr.metrics.rows
     assert evaluation.candidate["logloss"] == pytest.approx(trained_ctr.metrics.logloss)
+
+
+# --- aliases that do not exist ------------------------------------------------------------
+
+
+def test_an_alias_the_model_lacks_needs_create_alias(trained_ctr, backend) -> None:
+    registry, store = backend
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    # The default alias is created by a first promotion without ceremony.
+    promote(registry, store, "ctr", "1", actor="t")
+    with pytest.raises(UnknownAliasError) as refused:
+        promote(registry, store, "ctr", "2", alias="prodution", actor="t")
+    message = str(refused.value)
+    assert "ctr has no alias 'prodution' (its aliases: production)" in message
+    assert "did you mean 'production'?" in message
+    assert "--create-alias" in message
+    assert registry.get_alias("ctr", "prodution") is None
+    moved = promote(registry, store, "ctr", "2", alias="canary", actor="t", create_alias=True)
+    assert (moved.alias.alias, moved.alias.version) == ("canary", "2")
+    # Once it exists, no flag is needed, and it is offered as a suggestion.
+    promote(registry, store, "ctr", "1", alias="canary", actor="t", force=True)
+    with pytest.raises(
+        UnknownAliasError, match=r"its aliases: canary, production\); did you mean 'canary'"
+    ):
+        promote(registry, store, "ctr", "2", alias="canery", actor="t")
+    with pytest.raises(UnknownAliasError, match=r"no alias 'blue'.*pass --create-alias"):
+        promote(registry, store, "ctr", "2", alias="blue", actor="t")
