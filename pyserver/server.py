@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_reflection.v1alpha import reflection
@@ -45,7 +46,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
     loop = asyncio.get_running_loop()
     metrics = Metrics()
     metrics_port = config.metrics_port_for(worker)
-    metrics_server = metrics.serve(config.host, metrics_port)[0] if metrics_port else None
+    metrics_server = _serve_metrics(metrics, config.host, metrics_port)
 
     # Per worker, after the fork: the log owns a writer thread.
     predlog = (
@@ -131,6 +132,15 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         if metrics_server is not None:
             metrics_server.shutdown()
         log.info("worker %d stopped", worker)
+
+
+def _serve_metrics(metrics: Metrics, host: str, port: int) -> WSGIServer | None:
+    if not port:
+        return None
+    try:
+        return metrics.serve(host, port)[0]
+    except OSError as exc:  # taken since run_server checked it
+        raise ConfigError(f"--metrics-port: cannot listen on {host}:{port}: {exc}") from exc
 
 
 async def _mark_ready(health: Health, metrics: Metrics) -> None:

@@ -22,6 +22,7 @@ from types import FrameType
 import uvloop
 
 from pyserver.config import ServerConfig
+from pyserver.ports import check_ports_free
 from pyserver.server import serve
 from pyserver.serving_features import ServingFeatures
 
@@ -41,7 +42,9 @@ def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0)
 
 def run_server(config: ServerConfig) -> int:
     """The server's entry point: load the feature code, fork the workers, serve until
-    signalled; the process exit code. Raises ConfigError for settings that cannot work."""
+    signalled; the process exit code. Raises ConfigError for settings that cannot work,
+    including a port already in use."""
+    check_ports_free(config)
     features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
     return run(config, features)
 

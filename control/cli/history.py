@@ -20,7 +20,7 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """Who moved the alias, when, from which version to which, and why (oldest first)."""
-    with user_errors():
+    with user_errors(json_out):
         reg = open_registry(registry_url(registry))
         moves = reg.alias_history(model, alias)
         if not moves and not reg.list_versions(model):

@@ -108,7 +108,7 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
 ) -> None:
     """Load a scoring server with ghz and print QPS, mean, p50, p95, p99 and errors by status."""
     model_names = parse_models(models)
-    with user_errors():
+    with user_errors(as_json):
         # Bad settings fail here, before a server is started or payloads are generated.
         GhzSettings(duration, concurrency, connections, rps, skip_first)
         payloads = _payloads(logs, requests, candidates, seed, model_names)

@@ -40,12 +40,21 @@ def list_models(
     json_out: JsonOpt = False,
 ) -> None:
     """List registered versions with their held-out metrics and aliases."""
-    with user_errors():
+    with user_errors(json_out):
         reg = open_registry(registry_url(registry))
         versions = reg.list_versions(model)
         if model is not None and not versions:
             raise NotFoundError(f"unknown model {model!r}: no version registered")
         aliases = _aliases_by_version(reg, versions)
+    if not versions and not json_out:
+        console.print(
+            f"no versions yet in {reg.url}: run `control train --model ctr --data LOGS`"
+            " (`control datagen --out LOGS` writes sample logs), then `control promote ctr 1`",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     if json_out:
         print_json(
             [
@@ -101,7 +110,7 @@ def show_model(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one version: metrics, training parameters, data and the profile summary."""
-    with user_errors():
+    with user_errors(json_out):
         found = open_registry(registry_url(registry)).get_version(model, version)
     manifest = found.manifest
     if json_out:

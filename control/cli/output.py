@@ -1,11 +1,14 @@
 """How `control` commands talk to people and scripts.
 
 Results go to stdout (a rich table, or JSON with `--json`); errors go to stderr as one line
-and leave through `typer.Exit` with a code scripts can branch on.
+and leave through `typer.Exit` with a code scripts can branch on. Under `--json` an error is
+also printed on stdout as `{"error": "...", "exit_code": N}`, so a script reads one JSON
+document whatever happened.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import sys
@@ -44,9 +47,16 @@ console = Console(width=_PIPE_WIDTH)
 err_console = Console(stderr=True)
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    """Print `error: message` as one line on stderr and exit with `code`."""
+# Set by `user_errors(json_out=True)`: a `fail` inside it answers in JSON on stdout as well.
+_json_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("json_errors", default=False)
+
+
+def fail(message: str, code: int = EXIT_ERROR, *, json_out: bool | None = None) -> NoReturn:
+    """Print `error: message` as one line on stderr (and, for `--json`, the error as JSON on
+    stdout) and exit with `code`."""
     one_line = " ".join(str(message).split())
+    if json_out if json_out is not None else _json_errors.get():
+        print(json.dumps({"error": one_line, "exit_code": code}, sort_keys=True))
     err_console.print(f"error: {one_line}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -57,18 +67,22 @@ def print_json(data: Any) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the control plane's expected failures into one-line errors and exit codes.
+def user_errors(json_out: bool = False) -> Iterator[None]:
+    """Turn the control plane's expected failures into one-line errors and exit codes (and
+    JSON errors on stdout when `json_out`, for `fail` calls inside the block too).
 
     Only error types that describe bad input or an unreachable service are caught; anything
     else is a bug and keeps its traceback.
     """
+    token = _json_errors.set(json_out)
     try:
         yield
     except BidscoreError as exc:
         fail(str(exc), exit_code_for(exc))
     except _INPUT_ERRORS as exc:
         fail(str(exc), EXIT_ERROR)
+    finally:
+        _json_errors.reset(token)
 
 
 def exit_code_for(exc: BidscoreError) -> int:

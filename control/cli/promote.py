@@ -143,7 +143,7 @@ def promote(
     Exit codes: 1 error, 2 an alias that does not exist (see --create-alias), 3 the alias moved
     meanwhile (retry), 4 refused by a gate or a check.
     """
-    with user_errors():
+    with user_errors(json_out):
         reg = open_registry(registry_url(registry))
         models = catalog.load(specs)
         rows = (
@@ -194,7 +194,7 @@ def rollback(
 
     The target's artifact is integrity-checked; metric gates do not apply.
     """
-    with user_errors():
+    with user_errors(json_out):
         result = rollback_alias(
             open_registry(registry_url(registry)),
             open_store(store_url(store)),

@@ -19,7 +19,7 @@ from control.cli.options import (
     store_url,
 )
 from control.cli.output import console, print_json, user_errors
-from control.cli.progress import RichObserver
+from control.cli.progress import observer as progress_observer
 from control.training import load_data, publish, train_tables
 from features import catalog
 
@@ -115,7 +115,7 @@ def train(
         "auto_stop": auto_stop,
         "normalize": normalize,
     }
-    with user_errors(), RichObserver() as observer:
+    with user_errors(json_out), progress_observer(json_out) as observer:
         # Open the backends first: an unreachable registry should fail before minutes of work.
         reg = open_registry(registry_url(registry))
         artifacts = open_store(store_url(store))
