@@ -104,6 +104,14 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
         bool,
         typer.Option("--allow-remote", help="Allow a --target that is not a loopback address."),
     ] = False,
+    ready_timeout: Annotated[
+        float,
+        typer.Option(
+            "--ready-timeout",
+            help="Seconds to wait for --target to listen and report SERVING (a server started"
+            " just before is still loading its models).",
+        ),
+    ] = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Load a scoring server with ghz and print QPS, mean, p50, p95, p99 and errors by status."""
@@ -123,6 +131,7 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
                 skip_first=skip_first,
                 ghz=ghz,
                 allow_remote=allow_remote,
+                ready_timeout_s=ready_timeout,
             )
     if as_json:
         print_json(report.to_json())

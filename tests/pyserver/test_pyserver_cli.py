@@ -7,12 +7,16 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
 from control.cli.app import app
-from tests.pyserver.serve_harness import HERE
+from control.cli.serve import missing_aliases
+from pyserver.config import ServerConfig
+from tests.pyserver.serve_harness import HERE, Published, TrainedModel
 
 
 def test_control_serve_help_lists_the_options() -> None:
@@ -81,3 +85,19 @@ def _control_serve(args: list[str]) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def test_the_fix_for_a_model_without_the_alias_is_the_exact_command(
+    bidscore_home: Path, trained: dict[str, list[TrainedModel]]
+) -> None:
+    """On the embedded defaults the commands carry no --registry/--store: pasted, they work."""
+    config = ServerConfig(models=("ctr", "cvr"))
+    published = Published(config.registry_url, config.store_url, open_registry(config.registry_url))
+    entry = trained["ctr"][0]  # ctr has a version (not promoted), cvr has none
+    published.publish(
+        "ctr", entry.path, checksum=entry.model.checksum, fingerprint=entry.model.fingerprint
+    )
+    assert missing_aliases(config) == {
+        "ctr": "`control promote ctr 1`",
+        "cvr": "`control train --model cvr --data LOGS` then `control promote cvr 1`",
+    }
