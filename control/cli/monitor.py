@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bidscore.registry import open_registry
 from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt, registry_url
-from control.cli.output import console, fail, print_json, user_errors
+from control.cli.output import console, fail, needs_extra, print_json, user_errors
 from control.exits import EXIT_ALARM
 from control.monitor.attribution import DEFAULT_WINDOW_SECONDS, AttributionWindows
 from control.monitor.cells import (
@@ -346,7 +346,8 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
     specs: SpecsOpt = None,
 ) -> None:
     """Write one self-contained HTML report: flags, then plots of metrics, calibration and drift."""
-    from control.monitor import report as html_report  # noqa: PLC0415 - matplotlib is slow to import
+    with needs_extra("monitor", "control monitor report"):
+        from control.monitor import report as html_report  # noqa: PLC0415 - matplotlib is slow
     from control.monitor.collect import drift_reports, offline_reports, registered_models  # noqa: PLC0415
     from control.monitor.predictions import read_predictions  # noqa: PLC0415
 

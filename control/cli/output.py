@@ -85,6 +85,16 @@ def user_errors(json_out: bool = False) -> Iterator[None]:
         _json_errors.reset(token)
 
 
+@contextmanager
+def needs_extra(extra: str, command: str) -> Iterator[None]:
+    """Around the lazy imports of a command whose packages come with an optional extra
+    (pyproject.toml): a missing one is a one-line error naming what to install."""
+    try:
+        yield
+    except ImportError as exc:
+        fail(f"{command} needs the [{extra}] extra ({exc}): pip install 'bidscore[{extra}]'")
+
+
 def exit_code_for(exc: BidscoreError) -> int:
     """3 for a lost race (worth a retry), 4 for a refused promotion, 2 for an alias that does
     not exist (a usage error), 1 for the rest."""

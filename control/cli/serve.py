@@ -21,6 +21,7 @@ from bidscore.errors import BidscoreError
 from bidscore.registry import Registry, open_registry
 from control.cli.defaults import default_of
 from control.cli.options import RegistryOpt, SpecsOpt, StoreOpt, registry_url, store_url
+from control.cli.output import needs_extra
 from pyserver.config import ServerConfig, parse_models
 from pyserver.errors import ConfigError
 
@@ -145,8 +146,10 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     ] = default_of(_C, "predlog_features"),
 ) -> None:
     """Serve the models over gRPC (bidscore.v1.Scorer), following their registry alias."""
-    # Imported here so `control --help` does not pay for grpc and rust_core.
-    from pyserver.workers import run_server  # noqa: PLC0415
+    # Imported here so `control --help` does not pay for grpc and rust_core, and works
+    # without the [serve] extra.
+    with needs_extra("serve", "control serve"):
+        from pyserver.workers import run_server  # noqa: PLC0415
 
     logging.basicConfig(
         level=log_level.upper(),
