@@ -16,6 +16,9 @@ HOME_ENV = "BIDSCORE_HOME"
 REGISTRY_ENV = "BIDSCORE_REGISTRY"
 STORE_ENV = "BIDSCORE_STORE"
 ACTOR_ENV = "BIDSCORE_ACTOR"
+# The alias `control serve` follows and `control promote` moves unless told otherwise; the
+# one alias a first promotion may create without `--create-alias`.
+DEFAULT_ALIAS = "production"
 
 
 def bidscore_home() -> Path:

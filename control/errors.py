@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bidscore.errors import BidscoreError, InputError
+from bidscore.errors import BidscoreError, InputError, NotFoundError
 
 
 class GateError(BidscoreError):
@@ -15,3 +15,7 @@ class TrainingInputError(InputError):
 
 class TuningError(TrainingInputError):
     """A search that cannot run or produced nothing (bad options, no trial completed)."""
+
+
+class UnknownAliasError(NotFoundError):
+    """A promotion to an alias the model does not have, without `--create-alias`."""

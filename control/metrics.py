@@ -1,7 +1,7 @@
 """Offline metrics of a CTR/CVR model on held-out rows.
 
 - `logloss`: mean negative log-likelihood (weighted when rows carry weights);
-- `auc`: area under the ROC curve;
+- `auc`: area under the ROC curve (tied predictions count one half);
 - `ne`: normalised entropy = logloss / entropy of the base rate, i.e. the logloss relative to
   always predicting the average rate (below 1 means the model knows something);
 - `calibration`: mean predicted probability / observed rate (1 is perfect);
@@ -9,6 +9,10 @@
 
 Weights are the inverse sampling rates of downsampled negatives, so weighted metrics estimate
 what the model does on the original, un-downsampled traffic.
+
+Both are computed with numpy alone, so training, promotion and retraining need no
+scikit-learn at runtime; the test suite checks them against scikit-learn's `log_loss` and
+`roc_auc_score` (a dev dependency only).
 """
 
 from __future__ import annotations
@@ -48,6 +52,44 @@ def binary_entropy(p: float) -> float:
     return -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))
 
 
+def weighted_logloss(
+    labels: npt.NDArray[np.float64],
+    predictions: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None = None,
+) -> float:
+    """Mean (weighted) negative log-likelihood of 0/1 `labels` under clipped `predictions`."""
+    p = np.clip(predictions, EPS, 1.0 - EPS)
+    losses = -(labels * np.log(p) + (1.0 - labels) * np.log1p(-p))
+    return float(np.average(losses, weights=weights))
+
+
+def weighted_auc(
+    labels: npt.NDArray[np.float64],
+    predictions: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64] | None = None,
+) -> float:
+    """Area under the ROC curve: the (weighted) share of (positive, negative) pairs the
+    predictions rank correctly, a tie counting one half (the trapezoidal ROC area).
+
+    One sort, O(n log n); rows with equal predictions form one group so that ties are exact.
+    """
+    w = np.ones_like(labels) if weights is None else weights
+    order = np.argsort(predictions, kind="mergesort")
+    sorted_p = predictions[order]
+    pos_w = (w * labels)[order]
+    neg_w = (w * (1.0 - labels))[order]
+    # Group boundaries: the first index of every run of equal predictions.
+    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])
+    pos_per_group = np.add.reduceat(pos_w, starts)
+    neg_per_group = np.add.reduceat(neg_w, starts)
+    neg_below = np.cumsum(neg_per_group) - neg_per_group
+    total = pos_per_group.sum() * neg_per_group.sum()
+    if total <= 0:
+        return math.nan
+    correct = pos_per_group @ neg_below + 0.5 * (pos_per_group @ neg_per_group)
+    return float(correct / total)
+
+
 def evaluate(
     labels: npt.ArrayLike,
     predictions: npt.ArrayLike,
@@ -71,20 +113,17 @@ def evaluate(
         raise TrainingInputError("labels must be 0 or 1")
     if not np.isfinite(p).all():
         raise TrainingInputError("predictions contain NaN")
-    # scikit-learn takes seconds to import; only evaluation needs it, not every CLI start.
-    from sklearn.metrics import log_loss, roc_auc_score  # noqa: PLC0415
-
     positives = int(y.sum())
     if positives in (0, y.size):
         raise TrainingInputError(
             f"evaluation rows have only one label value ({int(y[0])}); AUC is undefined"
         )
     base_rate = float(np.average(y, weights=w))
-    logloss = float(log_loss(y, p, sample_weight=w, labels=[0.0, 1.0]))
+    logloss = weighted_logloss(y, p, w)
     entropy = binary_entropy(base_rate)
     return Metrics(
         logloss=logloss,
-        auc=float(roc_auc_score(y, p, sample_weight=w)),
+        auc=weighted_auc(y, p, w),
         ne=logloss / entropy if entropy > 0 else math.inf,
         calibration=float(np.average(p, weights=w)) / base_rate,
         rows=int(y.size),

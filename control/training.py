@@ -294,7 +294,10 @@ def train_tables(
     check_labels(data.train, target.label, "training rows")
     check_labels(data.valid, target.label, "validation rows")
 
-    obs.stage("profiling")
+    obs.stage(
+        f"profiling {data.train.num_rows:,} training rows"
+        f" ({data.valid.num_rows:,} held out for validation)"
+    )
     profile = profile_table(data.train, spec_features(spec))
 
     # The logs' recorded rate is of click negatives: a target trained on clicked rows only
@@ -304,12 +307,12 @@ def train_tables(
     extra_rate = downsample if downsample is not None else 1.0
     train = downsample_negatives(data.train, target.label, extra_rate, seed)
     check_labels(train, target.label, "training rows after downsampling")
-    obs.stage("tokenising")
+    obs.stage(f"tokenising {train.num_rows:,} training and {data.valid.num_rows:,} validation rows")
     train_set = tokenize_table(train, spec, target.label, WEIGHT_COLUMN if mixed_rates else None)
     valid_set = tokenize_table(data.valid, spec, target.label)
 
     epochs = int(hyper["epochs"])
-    obs.stage("training")
+    obs.stage(f"training {algo}: up to {epochs} epochs, {threads} thread(s)")
 
     def on_epoch(epoch: int, train_ll: float, valid_ll: float | None) -> None:
         obs.epoch(epoch, epochs, train_ll, valid_ll)
@@ -326,7 +329,7 @@ def train_tables(
     trainer = rust_core.train_ffm if algo == "ffm" else rust_core.train_lr
     trained = trainer(train_set, valid_set, **hyper, **common)
 
-    obs.stage("evaluating")
+    obs.stage(f"evaluating on {data.valid.num_rows:,} validation rows")
     predictions = trained.predict(valid_set)
     metrics = evaluate(data.valid[target.label].to_numpy(), predictions, _weights(data.valid))
     if not math.isfinite(metrics.logloss):

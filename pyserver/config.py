@@ -32,7 +32,7 @@ class ServerConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     # `module:attribute` naming a dict of ModelSpec: the feature code this server trusts.
     specs: str = dataclasses.field(default_factory=catalog.default_ref)
-    alias: str = "production"
+    alias: str = settings.DEFAULT_ALIAS
     poll_interval: float = 2.0
     # Upper bound of the exponential backoff while the registry or the store is unreachable.
     max_backoff: float = 30.0

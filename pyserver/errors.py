@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import grpc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: settings and their errors load without grpc
+    import grpc
 
 
 class ServerError(Exception):

@@ -1,7 +1,9 @@
 """Poll the registry alias of every served model; load, verify, warm up and swap on a change.
 
 Runs on its own thread so that downloads, checksum verification and warm-up never stall the
-event loop. Two kinds of failure are kept apart:
+event loop. A model whose alias is not set yet is left out (logged once) and the others are
+served; it joins the set as soon as its alias appears. Until every model that has an alias is
+loaded, nothing is swapped in. Two kinds of failure are kept apart:
 - an outage (registry or store unreachable, I/O error) keeps the current models and retries
   with exponential backoff;
 - a refused artifact (format, checksum, fingerprint, warm-up) is logged and counted, the
@@ -127,7 +129,9 @@ class Reloader:
             except RefusedArtifact as exc:
                 self._refuse(name, wanted[name], exc)
         candidate = {**self._loaded, **newly_loaded}
-        complete = all(name in candidate for name in self._config.models)
+        # Complete: every model with an alias is loaded (at least one). A model without an
+        # alias does not hold the others back.
+        complete = bool(wanted) and all(name in candidate for name in wanted)
         current = self._slot.current
         if not complete or (current is not None and not newly_loaded):
             self._loaded = candidate
@@ -136,7 +140,7 @@ class Reloader:
             return False
         try:
             scorer = self._features.build_scorer(candidate)
-            self._features.warm_up(scorer)
+            self._features.warm_up(scorer, [n for n in self._config.models if n in candidate])
         except Exception as exc:
             for name, loaded in newly_loaded.items():
                 self._refuse(name, loaded.version, RefusedArtifact("warmup", f"warm-up: {exc}"))
@@ -195,7 +199,13 @@ class Reloader:
             alias = registry.get_alias(name, self._config.alias)
             if alias is None:
                 if name not in self._missing_alias_logged:
-                    log.warning("model %s has no %r alias yet", name, self._config.alias)
+                    log.warning(
+                        "model %s has no %r alias yet: serving the others without it; it is"
+                        " loaded as soon as a version is promoted to %r",
+                        name,
+                        self._config.alias,
+                        self._config.alias,
+                    )
                     self._missing_alias_logged.add(name)
                 continue
             wanted[name] = alias.version

@@ -52,6 +52,8 @@ class ServingFeatures:
         self.max_candidates = max_candidates
         self.warmup_candidates = min(WARMUP_CANDIDATES, max_candidates)
         self.warmup_request = _warmup_request(self.schema, list(self.specs), self.warmup_candidates)
+        # Warm-up requests for subsets of the models (served while others have no alias yet).
+        self._warmup_requests = {tuple(self.specs): self.warmup_request}
 
     @classmethod
     def for_models(
@@ -86,14 +88,20 @@ class ServingFeatures:
         values = python.compute(python.parse(request)) if python is not None else None
         return bytes(scorer.score_request(request, values))
 
-    def warm_up(self, scorer: rust_core.Scorer) -> None:
-        """Score the warm-up batch; every model must give a probability per candidate.
+    def warm_up(self, scorer: rust_core.Scorer, models: Sequence[str] | None = None) -> None:
+        """Score the warm-up batch with `models` (default: all); every model must give a
+        probability per candidate.
 
         Touches the code paths and the model pages a first real request would, so that the
         first request after a swap is not the slow one.
         """
+        key = tuple(self.specs) if models is None else tuple(models)
+        if key not in self._warmup_requests:
+            self._warmup_requests[key] = _warmup_request(
+                self.schema, list(key), self.warmup_candidates
+            )
         response = scorer_pb2.ScoreResponse.FromString(
-            self.score_bytes(scorer, self.warmup_request)
+            self.score_bytes(scorer, self._warmup_requests[key])
         )
         if len(response.candidates) != self.warmup_candidates:
             raise WarmupError(

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvloop
@@ -26,6 +27,7 @@ from bidscore.registry import missing_registry
 from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
 from pyserver.metrics_endpoint import Aggregate, multiprocess_dir
+from pyserver.ports import check_ports_free
 from pyserver.serving_features import ServingFeatures
 
 log = logging.getLogger(__name__)
@@ -49,15 +51,25 @@ def run_worker(config: ServerConfig, features: ServingFeatures, worker: int = 0)
     return 0
 
 
-def run_server(config: ServerConfig) -> int:
+def run_server(
+    config: ServerConfig, before_start: Callable[[ServerConfig], None] | None = None
+) -> int:
     """The server's entry point: load the feature code, fork the workers, serve until
-    signalled; the process exit code. Raises ConfigError for settings that cannot work."""
+    signalled; the process exit code. Raises ConfigError for settings that cannot work,
+    including a port already in use.
+
+    `before_start` runs once the settings, feature code and ports checked out and before
+    anything starts (the caller's own checks, e.g. `control serve` asking the registry which
+    models have the alias); it may raise ConfigError too."""
     features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
     # A mistyped registry path would otherwise be created empty, and the server would wait
     # for aliases that never come; the path is in the message.
     missing = missing_registry(config.registry_url)
     if missing is not None:
         raise ConfigError(missing)
+    check_ports_free(config)
+    if before_start is not None:
+        before_start(config)
     return run(config, features)
 
 

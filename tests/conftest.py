@@ -158,6 +158,7 @@ _SERVER_SUITES = {
     "tests/pyserver/test_workers.py",
     "tests/pyserver/test_pyserver_cli.py",
     "tests/control/test_loadtest.py",
+    "tests/test_readme.py",
 }
 
 

@@ -43,8 +43,12 @@ def open_registry(url: str, *, clock: Clock = time.time, create: bool = True) ->
 
         return SqliteRegistry(url, clock=clock, create=create)
     if scheme == "dynamodb":
-        from bidscore.registry.dynamodb import DynamoRegistry  # noqa: PLC0415 -- boto3 is slow to import
-
+        try:
+            from bidscore.registry.dynamodb import DynamoRegistry  # noqa: PLC0415 -- boto3 is slow to import
+        except ImportError as exc:  # boto3 comes with the [aws] extra
+            raise RegistryError(
+                f"a dynamodb:// registry needs boto3 ({exc}): pip install 'bidscore[aws]'"
+            ) from None
         return DynamoRegistry(url, clock=clock)
     raise RegistryError(
         f"unsupported registry URL {url!r}: use sqlite:///path/registry.db or dynamodb://TABLE?region=.."

@@ -143,6 +143,10 @@ class Registry(Protocol):
         """The alias pointer, or None if it was never set."""
         ...
 
+    def list_aliases(self, model: str) -> list[Alias]:
+        """Every alias ever set for `model`, by name."""
+        ...
+
     def set_alias(
         self,
         model: str,

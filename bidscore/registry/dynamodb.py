@@ -264,6 +264,10 @@ class DynamoRegistry:
         item = self._get(f"MODEL#{model}", f"ALIAS#{alias}")
         return None if item is None else _alias(item)
 
+    def list_aliases(self, model: str) -> list[Alias]:
+        aliases = [_alias(item) for item in self._query(f"MODEL#{model}", "ALIAS#")]
+        return sorted(aliases, key=lambda a: a.alias)
+
     def set_alias(
         self,
         model: str,

@@ -235,6 +235,15 @@ class SqliteRegistry:
             ).fetchone()
         return None if row is None else Alias(*row)
 
+    def list_aliases(self, model: str) -> list[Alias]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT model, alias, version, generation, updated_at, updated_by FROM aliases"
+                " WHERE model = ? ORDER BY alias",
+                (model,),
+            ).fetchall()
+        return [Alias(*row) for row in rows]
+
     def set_alias(
         self,
         model: str,

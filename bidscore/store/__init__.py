@@ -22,7 +22,11 @@ def open_store(url: str) -> ArtifactStore:
 
         return FileStore(url)
     if url.startswith("s3://"):
-        from bidscore.store.s3 import S3Store  # noqa: PLC0415 -- boto3 is slow to import
-
+        try:
+            from bidscore.store.s3 import S3Store  # noqa: PLC0415 -- boto3 is slow to import
+        except ImportError as exc:  # boto3 comes with the [aws] extra
+            raise StoreError(
+                f"an s3:// store needs boto3 ({exc}): pip install 'bidscore[aws]'"
+            ) from None
         return S3Store(url)
     raise StoreError(f"unsupported store URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -6,6 +6,8 @@ Each command group lives in its own module under `control/cli/` and is joined he
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -17,6 +19,31 @@ app = typer.Typer(
     # and deserves its plain traceback rather than a multi-page rich rendering.
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        # The package version (and the git commit in a checkout), as manifests record it.
+        from bidscore.manifest import code_version  # noqa: PLC0415 -- only for --version
+
+        typer.echo(f"control (bidscore) {code_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the bidscore version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Train, evaluate, register, promote and roll back bidscore models."""
+
 
 # --- registrations: one line per command module -------------------------------------------
 # (imports follow the app on purpose: E402 is expected here)

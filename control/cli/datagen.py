@@ -103,10 +103,10 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
 
     first = _start(start)
     if days is None and (shift_from_day is not None or shrink_from_day is not None):
-        fail("--shift-from-day and --shrink-from-day need --days")
+        fail("--shift-from-day and --shrink-from-day need --days", json_out=as_json)
     problem = None if force else _occupied(out, partitioned=days is not None)
     if problem is not None:
-        fail(f"{out}: {problem}; pass --force to write there anyway")
+        fail(f"{out}: {problem}; pass --force to write there anyway", json_out=as_json)
     progress = Progress(
         TextColumn("writing days"),
         BarColumn(),
@@ -133,7 +133,7 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
                 progress=lambda done, _total: progress.update(task, completed=done),
             )
         except (ValueError, OSError) as exc:
-            fail(str(exc))
+            fail(str(exc), json_out=as_json)
     if as_json:
         print_json(
             {

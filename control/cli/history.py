@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bidscore.registry import NotFoundError
@@ -20,7 +21,7 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """Who moved the alias, when, from which version to which, and why (oldest first)."""
-    with user_errors():
+    with user_errors(json_out):
         reg = for_reading(registry)
         moves = reg.alias_history(model, alias)
         if not moves and not reg.list_versions(model):
@@ -39,7 +40,7 @@ def history(
             move.from_version or "-",
             move.to_version,
             move.actor,
-            move.reason,
+            escape(move.reason),  # a reason is text, never rich markup
         )
     console.print(table)
     if not moves:

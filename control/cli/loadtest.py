@@ -9,25 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from control.cli.options import JsonOpt
-from control.cli.output import console, fail, print_json, user_errors
+from control.cli.output import console, fail, needs_extra, print_json, user_errors
 from control.exits import EXIT_SLOW
-from control.loadtest import (
-    GhzSettings,
-    LoadReport,
-    generated_payloads,
-    local_server,
-    payloads_from_logs,
-    run_loadtest,
-)
-from control.loadtest.payloads import Payload
-from control.loadtest.table import errors_text, report_table
-from control.loadtest.tls import client_tls
 from pyserver.config import parse_models
+
+if TYPE_CHECKING:
+    from control.loadtest import LoadReport
+    from control.loadtest.payloads import Payload
 
 
 def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
@@ -112,16 +105,34 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
         Path | None, typer.Option(help="PEM client certificate (mTLS), with --tls-key.")
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    ready_timeout: Annotated[
+        float,
+        typer.Option(
+            "--ready-timeout",
+            help="Seconds to wait for --target to listen and report SERVING (a server started"
+            " just before is still loading its models).",
+        ),
+    ] = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Load a scoring server with ghz and print QPS, mean, p50, p95, p99 and errors by status."""
+    # grpc and ghz's helpers come with the [serve] extra: imported when the command runs, so
+    # that `control --help` and the rest of the CLI work without them.
+    with needs_extra("serve", "control loadtest"):
+        from control.loadtest import GhzSettings, run_loadtest  # noqa: PLC0415
+        from control.loadtest.table import report_table  # noqa: PLC0415
+        from control.loadtest.tls import client_tls  # noqa: PLC0415
+
     model_names = parse_models(models)
-    with user_errors():
+    with user_errors(as_json):
         # Bad settings fail here, before a server is started or payloads are generated.
         GhzSettings(duration, concurrency, connections, rps, skip_first)
         tls = client_tls(tls_ca, tls_cert, tls_key)
         if tls is not None and target is None:
-            fail("--tls-ca needs --target (the server loadtest starts itself is plaintext)")
+            fail(
+                "--tls-ca needs --target (the server loadtest starts itself is plaintext)",
+                json_out=as_json,
+            )
         payloads = _payloads(logs, requests, candidates, seed, model_names)
         with _server(target, model_names, workers, specs) as address:
             report = run_loadtest(
@@ -135,6 +146,7 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
                 ghz=ghz,
                 allow_remote=allow_remote,
                 tls=tls,
+                ready_timeout_s=ready_timeout,
             )
     if as_json:
         print_json(report.to_json())
@@ -146,6 +158,8 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
 def _payloads(
     logs: Path | None, requests: int, candidates: int, seed: int, models: tuple[str, ...]
 ) -> list[Payload]:
+    from control.loadtest import generated_payloads, payloads_from_logs  # noqa: PLC0415
+
     if logs is not None:
         return payloads_from_logs(logs, requests, models)
     return generated_payloads(requests, seed, candidates, models)
@@ -158,11 +172,15 @@ def _server(
     if target is not None:
         yield target
         return
+    from control.loadtest import local_server  # noqa: PLC0415
+
     with local_server(models, workers=workers, specs=specs) as server:
         yield server.target
 
 
 def _exit_for(report: LoadReport, max_p99_ms: float | None) -> None:
+    from control.loadtest.table import errors_text  # noqa: PLC0415
+
     if report.error_count:
         first = report.first_error() or "no message"
         fail(

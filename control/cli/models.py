@@ -24,10 +24,8 @@ def _aliases_by_version(
     """Which aliases point at each (model, version), for the listing's alias column."""
     names: dict[tuple[str, str], list[str]] = {}
     for model in sorted({v.model for v in versions}):
-        for alias in ("production", "canary", "staging"):
-            pointer = registry.get_alias(model, alias)
-            if pointer is not None:
-                names.setdefault((model, pointer.version), []).append(alias)
+        for pointer in registry.list_aliases(model):
+            names.setdefault((model, pointer.version), []).append(pointer.alias)
     return names
 
 
@@ -61,12 +59,21 @@ def list_models(
     json_out: JsonOpt = False,
 ) -> None:
     """List registered versions with their held-out metrics and aliases."""
-    with user_errors():
+    with user_errors(json_out):
         reg = for_reading(registry)
         versions = reg.list_versions(model)
         if model is not None and not versions:
             raise NotFoundError(f"unknown model {model!r}: no version registered")
         aliases = _aliases_by_version(reg, versions)
+    if not versions and not json_out:
+        console.print(
+            f"no versions yet in {reg.url}: run `control train --model ctr --data LOGS`"
+            " (`control datagen --out LOGS` writes sample logs), then `control promote ctr 1`",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     if json_out:
         print_json(
             [
@@ -123,7 +130,7 @@ def show_model(
 ) -> None:
     """Show one version: metrics, training parameters, data and the profile summary, and the
     model's saved tuned parameters (`control tune --save`), which training starts from."""
-    with user_errors():
+    with user_errors(json_out):
         reg = for_reading(registry)
         found = reg.get_version(model, version)
         saved = reg.get_params(model)

@@ -12,8 +12,9 @@ from rich.table import Table
 
 from control.cli.defaults import default_of
 from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt
-from control.cli.output import console, fail, print_json, user_errors
+from control.cli.output import console, fail, needs_extra, print_json, user_errors
 from control.cli.registries import for_reading
+from control.exits import EXIT_ALARM
 from control.monitor.attribution import DEFAULT_WINDOW_SECONDS, AttributionWindows
 from control.monitor.cells import (
     ACCURACY_COLUMNS,
@@ -108,7 +109,7 @@ def offline(  # noqa: PLR0917 -- Typer maps each parameter to one option
     """Metrics of every version of MODEL, flagging regressions against the version before."""
     from control.monitor.collect import offline_reports  # noqa: PLC0415 - keep --help fast
 
-    with user_errors():
+    with user_errors(json_out):
         tolerances = OfflineTolerances(
             auc_drop=auc_drop, logloss_rise=logloss_rise, rows_drop=rows_drop
         )
@@ -149,8 +150,11 @@ def online(  # noqa: PLR0917 -- Typer maps each parameter to one option
 ) -> None:
     """Online accuracy per model, version and time bucket from the prediction log and outcomes."""
     if not predictions or not outcomes:
-        fail("give the prediction log (--predictions) and the outcomes (--outcomes)")
-    with user_errors():
+        fail(
+            "give the prediction log (--predictions) and the outcomes (--outcomes)",
+            json_out=json_out,
+        )
+    with user_errors(json_out):
         from control.monitor.predictions import read_predictions  # noqa: PLC0415
 
         settings = _online_settings(bucket, window, calibration_band, logloss_margin, min_positives)
@@ -261,6 +265,13 @@ def drift(  # noqa: PLR0917 -- Typer maps each parameter to one option
     rows_drop: Annotated[
         float, typer.Option(help="Flag a training-row fall above this fraction.")
     ] = default_of(DriftThresholds, "rows_drop"),
+    fail_on_alarm: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-alarm",
+            help=f"Exit {EXIT_ALARM} when any feature is at alarm level (for schedulers and CI).",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -271,7 +282,7 @@ def drift(  # noqa: PLR0917 -- Typer maps each parameter to one option
     from control.monitor.collect import drift_reports  # noqa: PLC0415
     from control.monitor.predictions import read_predictions  # noqa: PLC0415
 
-    with user_errors():
+    with user_errors(json_out):
         thresholds = DriftThresholds(
             psi_flag=psi_flag,
             psi_alarm=psi_alarm,
@@ -282,10 +293,18 @@ def drift(  # noqa: PLR0917 -- Typer maps each parameter to one option
         (report,) = drift_reports(for_reading(registry), [model], thresholds, log)
     if json_out:
         print_json(report.to_dict())
-        return
-    console.print(_rows_table(report))
-    console.print(_psi_table(report, thresholds))
-    _print_flags(report.flags)
+    else:
+        console.print(_rows_table(report))
+        console.print(_psi_table(report, thresholds))
+        _print_flags(report.flags)
+    alarms = [f for f in report.flags if f.severity == "alarm"]
+    if fail_on_alarm and alarms:
+        # The report is printed (JSON included); the verdict is the exit code and one line.
+        fail(
+            f"{len(alarms)} drift alarm(s) for {model}: {alarms[0].subject} {alarms[0].message}",
+            EXIT_ALARM,
+            json_out=False,
+        )
 
 
 def _rows_table(report: DriftReport) -> Table:
@@ -338,7 +357,8 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
     specs: SpecsOpt = None,
 ) -> None:
     """Write one self-contained HTML report: flags, then plots of metrics, calibration and drift."""
-    from control.monitor import report as html_report  # noqa: PLC0415 - matplotlib is slow to import
+    with needs_extra("monitor", "control monitor report"):
+        from control.monitor import report as html_report  # noqa: PLC0415 - matplotlib is slow
     from control.monitor.collect import drift_reports, offline_reports, registered_models  # noqa: PLC0415
     from control.monitor.predictions import read_predictions  # noqa: PLC0415
 

@@ -1,9 +1,18 @@
-"""Rich progress bars for long work (reading, each training epoch, uploads), on stderr so that
-`--json` output stays clean, and only on a terminal so that logs and tests stay quiet."""
+"""Progress of long work (reading, each training epoch, uploads).
+
+- On a terminal: rich progress bars on stderr (`RichObserver`), so `--json` output stays clean.
+- Otherwise (a CI log, a scheduler, `| tee`): one plain line per stage and per epoch, with
+  counts, on stdout (`PlainObserver`), since nobody watches a bar in a log file; nothing under
+  `--json` when stderr is not a terminal either, so that stdout stays one JSON document.
+
+`observer(json_out)` picks one.
+"""
 
 from __future__ import annotations
 
+import sys
 from types import TracebackType
+from typing import IO
 
 from rich.console import Console
 from rich.progress import (
@@ -17,6 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from control.cli.output import console as out_console
 from control.cli.output import err_console
 
 
@@ -58,7 +68,7 @@ class RichObserver:
 
     def stage(self, name: str) -> None:
         self._finish_stage()
-        if name != "training":  # training has its own bar, one step per epoch
+        if not name.startswith("training"):  # training has its own bar, one step per epoch
             self._stage = self._progress.add_task(name, total=None)
 
     def epoch(
@@ -86,3 +96,54 @@ class RichObserver:
     def advance(self, nbytes: int) -> None:
         if self._bytes is not None:
             self._progress.advance(self._bytes, nbytes)
+
+
+class PlainObserver:
+    """A `control.training.Observer` printing one line per stage, epoch and upload."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+        self._upload: tuple[str, int] | None = None
+
+    def __enter__(self) -> PlainObserver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pass
+
+    def _line(self, text: str) -> None:
+        print(text, file=self._stream or sys.stdout, flush=True)
+
+    def stage(self, name: str) -> None:
+        self._line(name)
+
+    def epoch(
+        self, epoch: int, epochs: int, train_logloss: float, valid_logloss: float | None
+    ) -> None:
+        valid = "-" if valid_logloss is None else f"{valid_logloss:.5f}"
+        self._line(f"epoch {epoch}/{epochs}: train logloss {train_logloss:.5f}, valid {valid}")
+
+    def transfer(self, name: str, total_bytes: int) -> None:
+        self._line(f"uploading {name}: {total_bytes:,} bytes")
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+
+class _Silent(PlainObserver):
+    def _line(self, text: str) -> None:
+        pass
+
+
+def observer(json_out: bool = False) -> RichObserver | PlainObserver:
+    """Bars on a terminal, plain lines in a log, nothing that would break `--json` output."""
+    if err_console.is_terminal and (json_out or out_console.is_terminal):
+        return RichObserver()
+    if json_out:
+        return _Silent()
+    return PlainObserver()

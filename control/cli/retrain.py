@@ -101,7 +101,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
     from control.tuning.saved import check_source  # noqa: PLC0415
 
-    with user_errors():
+    with user_errors(json_out):
         try:
             request = RetrainRequest(
                 model=model,

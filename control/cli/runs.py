@@ -34,7 +34,7 @@ def list_runs(
     json_out: JsonOpt = False,
 ) -> None:
     """List a model's retraining runs, newest last."""
-    with user_errors():
+    with user_errors(json_out):
         runs = for_reading(registry).list_runs(model)
     runs = sorted(runs, key=lambda r: str(r.get("started_at", "")))
     if limit > 0:
@@ -69,7 +69,7 @@ def show_run(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one run: its inputs, each step's outcome and timing, the comparison and decision."""
-    with user_errors():
+    with user_errors(json_out):
         run = for_reading(registry).get_run(run_id)
     if json_out:
         print_json(run)

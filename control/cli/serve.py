@@ -2,6 +2,10 @@
 server's plain entry point (`pyserver.workers.run_server`). The server knows nothing of this CLI.
 
 Every default is the `ServerConfig` field's own (`default_of`), so the two cannot disagree.
+
+Before starting, the registry is asked which models have the alias: the others are reported
+once, each with the command that fixes it, and the server serves the rest (it picks a model
+up as soon as its alias is set); with none at all, there is nothing to serve and it refuses.
 """
 
 from __future__ import annotations
@@ -12,14 +16,69 @@ from typing import Annotated
 import typer
 
 from bidscore import settings
+from bidscore.errors import BidscoreError
+from bidscore.registry import Registry, open_registry
 from control.cli.defaults import default_of
 from control.cli.options import RegistryOpt, SpecsOpt, StoreOpt, registry_url, store_url
+from control.cli.output import needs_extra
 from pyserver.config import ServerConfig, parse_models
 from pyserver.errors import ConfigError
 from pyserver.logs import LOG_FORMATS
 from pyserver.logs import configure as configure_logs
 
 _C = ServerConfig
+
+
+def fix_command(registry: Registry, model: str, config: ServerConfig) -> str:
+    """The command(s) that give `model` the alias: promote its latest version, or train one
+    first; with the server's --registry/--store when they are not the defaults, so the
+    command works pasted as it is."""
+    backends = "".join(
+        f" {option} {url}"
+        for option, url, default in (
+            ("--registry", config.registry_url, settings.default_registry_url()),
+            ("--store", config.store_url, settings.default_store_url()),
+        )
+        if url != default
+    )
+    alias = config.alias
+    flags = "" if alias == settings.DEFAULT_ALIAS else f" --alias {alias} --create-alias"
+    versions = registry.list_versions(model)
+    if versions:
+        return f"`control promote {model} {versions[-1].version}{flags}{backends}`"
+    return (
+        f"`control train --model {model} --data LOGS{backends}` then"
+        f" `control promote {model} 1{flags}{backends}`"
+    )
+
+
+def report_missing_aliases(config: ServerConfig) -> None:
+    """Warn once per served model without the alias, with its fix; ConfigError if no model
+    has it (there would be nothing to serve)."""
+    missing = missing_aliases(config)
+    if len(missing) == len(config.models):
+        fixes = "; ".join(f"{m}: run {cmd}" for m, cmd in missing.items())
+        raise ConfigError(f"no model has a {config.alias!r} alias, nothing to serve: {fixes}")
+    for model, command in missing.items():
+        typer.echo(
+            f"warning: {model} has no {config.alias!r} alias: run {command}; serving"
+            f" {', '.join(m for m in config.models if m not in missing)} meanwhile",
+            err=True,
+        )
+
+
+def missing_aliases(config: ServerConfig) -> dict[str, str]:
+    """Each served model without the alias, with the command that fixes it. An unreachable
+    registry reports nothing: the server itself retries it."""
+    try:
+        registry = open_registry(config.registry_url)
+        return {
+            model: fix_command(registry, model, config)
+            for model in config.models
+            if registry.get_alias(model, config.alias) is None
+        }
+    except BidscoreError:
+        return {}
 
 
 def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them by name
@@ -122,8 +181,10 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     ] = None,
 ) -> None:
     """Serve the models over gRPC (bidscore.v1.Scorer), following their registry alias."""
-    # Imported here so `control --help` does not pay for grpc and rust_core.
-    from pyserver.workers import run_server  # noqa: PLC0415
+    # Imported here so `control --help` does not pay for grpc and rust_core, and works
+    # without the [serve] extra.
+    with needs_extra("serve", "control serve"):
+        from pyserver.workers import run_server  # noqa: PLC0415
 
     if log_format not in LOG_FORMATS:
         typer.echo(f"error: --log-format must be one of {', '.join(LOG_FORMATS)}", err=True)
@@ -159,7 +220,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             tls_key=tls_key,
             tls_client_ca=tls_client_ca,
         )
-        code = run_server(config)
+        code = run_server(config, before_start=report_missing_aliases)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

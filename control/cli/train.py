@@ -17,7 +17,7 @@ from control.cli.options import (
     store_url,
 )
 from control.cli.output import console, print_json, user_errors
-from control.cli.progress import RichObserver
+from control.cli.progress import observer as progress_observer
 from control.cli.registries import for_writing
 from control.retrain.params import parse_overrides
 from control.retrain.trainer import hyper_parameter_names
@@ -137,13 +137,17 @@ def train(
         "auto_stop": auto_stop,
         "normalize": normalize,
     }
-    with user_errors():
+    with user_errors(json_out):
         check_source(params_source)
         explicit = parse_overrides(param or [], hyper_parameter_names()) | {
             name: value for name, value in overrides.items() if value is not None
         }
     # Open the backends first: an unreachable registry should fail before minutes of work.
-    with user_errors(), RichObserver() as observer, for_writing(registry) as reg:
+    with (
+        user_errors(json_out),
+        progress_observer(json_out) as observer,
+        for_writing(registry) as reg,
+    ):
         artifacts = open_store(store_url(store))
         models = catalog.load(specs)
         saved = saved_for(reg, model, params_source)

@@ -33,13 +33,16 @@ def run_loadtest(
     skip_first: int = 0,
     call_timeout_s: float = 5.0,
     connect_timeout_s: float = 5.0,
+    ready_timeout_s: float = 60.0,
     ghz: str | os.PathLike[str] | None = None,
     allow_remote: bool = False,
     tls: ClientTls | None = None,
 ) -> LoadReport:
     """Send `payloads` round-robin to `target` with ghz for `duration_s` and report.
 
-    Raises LoadTestError when ghz is missing or fails, or the target does not answer. Failed
+    Waits up to `ready_timeout_s` for the target to report SERVING (health), so a load test
+    started right after `control serve &` measures the models, not their loading. Raises
+    LoadTestError when ghz is missing or fails, or the target does not answer. Failed
     calls do not raise: they are counted in the report's `errors` by status.
     """
     settings = GhzSettings(
@@ -55,7 +58,7 @@ def run_loadtest(
     parse_target(target, allow_remote=allow_remote)
     ghz_path = find_ghz(ghz)
     version = ghz_version(ghz_path)
-    wait_for_target(target, connect_timeout_s, tls)
+    wait_for_target(target, connect_timeout_s, ready_timeout_s, tls)
     with tempfile.TemporaryDirectory(prefix="bidscore-loadtest-") as tmp:
         data_file = write_data_file([dict(p) for p in payloads], Path(tmp) / "payloads.json")
         protoset = write_protoset(Path(tmp) / "scorer.protoset")

@@ -288,8 +288,8 @@ class _Run:
             with self.recorder.step("promote") as detail:
                 self.check_lock()
                 # The metric gates were decided above on the shared holdout, which is a
-                # fairer test than the two versions' own validation sets: `force` skips
-                # only promote()'s manifest gates, never its integrity checks, and the CAS
+                # fairer test than the two versions' own validation sets: `check_gates=False`
+                # skips only promote()'s gates, never its integrity checks, and the CAS
                 # expects the generation this run read before it started.
                 moved = promote(
                     self.registry,
@@ -299,7 +299,9 @@ class _Run:
                     alias=req.alias,
                     actor=f"{req.actor} ({self.recorder.run_id})",
                     reason=compare.summary(comparison),
-                    force=True,
+                    check_gates=False,
+                    # A scheduled run names its alias in its configuration, reviewed once.
+                    create_alias=True,
                     expected_generation=expected,
                     catalog=self.catalog,
                 )

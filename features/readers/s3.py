@@ -1,7 +1,9 @@
 """S3 access for the readers: list partition objects, fetch objects, read Parquet footers.
 
 URLs are `s3://bucket/prefix`, optionally `?endpoint_url=...&region=...` as for the artifact
-store; boto3 also honours `AWS_ENDPOINT_URL` and the usual credential chain.
+store; boto3 also honours `AWS_ENDPOINT_URL` and the usual credential chain. boto3 comes with
+the `bidscore[aws]` extra: without it, local logs read as usual and an `s3://` URL is a
+one-line LogReadError saying what to install.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pyarrow.parquet as pq
-from botocore.exceptions import BotoCoreError, ClientError
 
 from features.readers.cast import LogReadError
+
+try:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # no [aws] extra: `client` says so; the except clauses below catch nothing
+    boto3 = None  # type: ignore[assignment]  # checked in `client`
+    _CLIENT_ERRORS: tuple[type[Exception], ...] = ()
+    _AWS_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    _CLIENT_ERRORS = (ClientError,)
+    _AWS_ERRORS = (BotoCoreError, ClientError)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,10 @@ def parse_s3(url: str) -> S3Location:
 
 
 def client(loc: S3Location) -> Any:
+    if boto3 is None:
+        raise LogReadError(
+            f"{loc.name()}: reading s3:// logs needs boto3: pip install 'bidscore[aws]'"
+        )
     return boto3.client("s3", endpoint_url=loc.endpoint_url, region_name=loc.region)
 
 
@@ -67,7 +82,7 @@ def list_keys(loc: S3Location) -> list[tuple[str, int]]:
         )
         for page in pages:
             out.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
-    except (BotoCoreError, ClientError) as exc:
+    except _AWS_ERRORS as exc:
         raise LogReadError(f"{loc.name()}: cannot list objects ({exc})") from None
     return out
 
@@ -75,9 +90,9 @@ def list_keys(loc: S3Location) -> list[tuple[str, int]]:
 def object_exists(loc: S3Location) -> bool:
     try:
         client(loc).head_object(Bucket=loc.bucket, Key=loc.key)
-    except ClientError:
+    except _CLIENT_ERRORS:
         return False
-    except BotoCoreError as exc:
+    except _AWS_ERRORS as exc:
         raise LogReadError(f"{loc.name()}: cannot reach S3 ({exc})") from None
     return True
 
@@ -86,7 +101,7 @@ def fetch(loc: S3Location, key: str) -> bytes:
     try:
         body = client(loc).get_object(Bucket=loc.bucket, Key=key)["Body"]
         return bytes(body.read())
-    except (BotoCoreError, ClientError) as exc:
+    except _AWS_ERRORS as exc:
         raise LogReadError(f"{loc.name(key)}: cannot fetch ({exc})") from None
 
 
@@ -123,10 +138,14 @@ class _RangedObject(io.RawIOBase):
         return len(data)
 
 
+# A Parquet footer read over S3 fails with an S3 error or pyarrow's OSError/ValueError.
+_PARQUET_ERRORS: tuple[type[Exception], ...] = (*_AWS_ERRORS, OSError, ValueError)
+
+
 def parquet_rows(loc: S3Location, key: str, size: int) -> int:
     """Row count from the Parquet footer."""
     try:
         with _RangedObject(client(loc), loc.bucket, key, size) as obj:
             return int(pq.ParquetFile(obj).metadata.num_rows)
-    except (BotoCoreError, ClientError, OSError, ValueError) as exc:
+    except _PARQUET_ERRORS as exc:
         raise LogReadError(f"{loc.name(key)}: not a readable Parquet file ({exc})") from None

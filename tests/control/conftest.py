@@ -35,16 +35,23 @@ def medium_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Where claimed versions say they were trained: absent, so `control promote` cannot re-read
+# the rows and judges on the claimed (manifest) metrics.
+ABSENT_LOGS = "/nonexistent/claimed-logs.parquet"
+
+
 def _publish_claiming(
     trained: TrainedModel, registry: Registry, store: ArtifactStore, **metrics: Any
 ) -> Version:
     claimed = trained.metrics.to_dict() | metrics
-    return publish(trained, registry, store, extra={"metrics": claimed})
+    data = trained.data | {"paths": [ABSENT_LOGS], "valid_paths": []}
+    return publish(trained, registry, store, extra={"metrics": claimed, "data": data})
 
 
 @pytest.fixture
 def publish_claiming() -> Callable[..., Version]:
     """`publish_claiming(trained, registry, store, logloss=.., auc=..)`: publish a new version
-    whose manifest claims the given metrics (the gates compare manifests, so tests choose the
-    numbers while the artifact stays real)."""
+    whose manifest claims the given metrics and logs that no longer exist (without rows to
+    score both versions on, the gates compare manifests, so tests choose the numbers while the
+    artifact stays real)."""
     return _publish_claiming

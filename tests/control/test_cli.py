@@ -3,16 +3,19 @@ one-line errors, and the installed entry point racing itself in 8 processes."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import typer
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
@@ -20,6 +23,7 @@ from bidscore.registry import open_registry
 from bidscore.store import open_store
 from control.cli.app import app
 from control.cli.progress import RichObserver
+from control.exits import EXIT_USAGE
 from control.promotion import promote
 from control.training import publish
 
@@ -84,10 +88,10 @@ def test_full_cycle(backends: tuple[str, str], small_logs: Path, medium_logs: Pa
     assert [v["aliases"] for v in listed] == [[], ["production"]]
 
     history = ok_json("history", "ctr", *urls[:2])
-    assert [(m["from_version"], m["to_version"], m["reason"]) for m in history] == [
-        (None, "1", "promote"),
-        ("1", "2", "fresh data"),
-    ]
+    assert [(m["from_version"], m["to_version"]) for m in history] == [(None, "1"), ("1", "2")]
+    assert history[0]["reason"] == "promote"
+    # --force records the gates it overrode (if any) after the operator's reason.
+    assert history[1]["reason"].startswith("fresh data")
     back = ok_json("rollback", "ctr", *urls)
     assert (back["previous_version"], back["alias"]["version"]) == ("2", "1")
     history = ok_json("history", "ctr", *urls[:2])
@@ -275,6 +279,58 @@ def test_promotion_refused_by_a_gate_exits_4(
     one_line_error(result, "gate logloss", "0.500000", "0.400000")
 
 
+def test_a_first_version_below_the_base_rate_is_refused_unless_forced(
+    trained_ctr, sqlite_urls: list[str], publish_claiming
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish_claiming(trained_ctr, registry, store, ne=1.1)
+    result = invoke("promote", "ctr", "1", *sqlite_urls)
+    assert result.exit_code == 4
+    one_line_error(result, "gate base rate", "ne v1 1.1000", "--force")
+    forced = invoke("promote", "ctr", "1", "--force", *sqlite_urls)
+    assert forced.exit_code == 0, forced.stderr
+    assert "forced past failed gates (recorded in the history): base rate" in forced.stdout
+    [move] = ok_json("history", "ctr", *sqlite_urls[:2])
+    assert "forced past base rate gate" in move["reason"]
+    assert "forced past base rate gate" in invoke("history", "ctr", *sqlite_urls[:2]).stdout
+
+
+def test_promote_scores_both_versions_on_the_same_rows(
+    trained_ctr, sqlite_urls: list[str], medium_logs: Path
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", "--data", str(medium_logs), *sqlite_urls)
+    assert result.exit_code == 0, result.stderr
+    assert "measured on the same 30,000 log rows" in result.stdout
+    assert "candidate v2" in result.stdout
+    assert "current v1" in result.stdout
+    assert "different rows" not in result.stdout
+    # Without --data: the candidate's own validation rows, re-read from its logs.
+    publish(trained_ctr, registry, store)
+    moved = ok_json("promote", "ctr", "3", *sqlite_urls)
+    evaluation = moved["evaluation"]
+    assert evaluation["same_rows"]
+    assert "v3's validation rows" in evaluation["rows"]
+    assert evaluation["candidate"]["metrics"]["rows"] == evaluation["current"]["metrics"]["rows"]
+
+
+def test_promote_says_when_the_metrics_come_from_different_rows(
+    trained_ctr, sqlite_urls: list[str], publish_claiming
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish_claiming(trained_ctr, registry, store, logloss=0.40, auc=0.75)
+    publish_claiming(trained_ctr, registry, store, logloss=0.39, auc=0.76)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", *sqlite_urls)
+    assert result.exit_code == 0, result.stderr
+    assert "note: " in result.stdout
+    assert "different rows" in result.stdout
+    assert "--data" in result.stdout
+
+
 def test_entry_point_race_of_eight_processes(trained_ctr, tmp_path: Path) -> None:
     # Eight real `control` processes against one SQLite file (DynamoDB races run with threads
     # in test_promotion.py: each process start costs seconds of imports on a small machine).
@@ -344,3 +400,127 @@ def test_corrupted_artifact_refused_by_the_cli_even_with_force(
     assert result.exit_code == 4
     one_line_error(result, "checksum mismatch")
     assert registry.get_alias("ctr", "production") is None
+
+
+def test_promote_to_an_unknown_alias_suggests_the_closest(
+    trained_ctr, sqlite_urls: list[str]
+) -> None:
+    registry, store = open_registry(sqlite_urls[1]), open_store(sqlite_urls[3])
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    assert invoke("promote", "ctr", "1", *sqlite_urls).exit_code == 0
+    result = invoke("promote", "ctr", "2", "--alias", "prodution", *sqlite_urls)
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(
+        result, "its aliases: production", "did you mean 'production'?", "--create-alias"
+    )
+    created = invoke("promote", "ctr", "2", "--alias", "canary", "--create-alias", *sqlite_urls)
+    assert created.exit_code == 0, created.stderr
+    listed = ok_json("models", "list", "ctr", *sqlite_urls[:2])
+    assert [v["aliases"] for v in listed] == [["production"], ["canary"]]
+
+
+# --- output for scripts and logs ----------------------------------------------------------
+
+
+def test_training_in_a_log_prints_plain_progress_lines(
+    sqlite_urls: list[str], small_logs: Path
+) -> None:
+    # CliRunner's stdout is not a terminal, like a CI log or a scheduler's.
+    result = invoke("train", *CTR_LR, "--data", str(small_logs), *sqlite_urls)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"reading {small_logs}"
+    assert any(line.startswith("profiling ") and "training rows" in line for line in lines)
+    assert any(line.startswith("tokenising ") and "validation rows" in line for line in lines)
+    assert "training lr: up to 2 epochs, 1 thread(s)" in lines
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [e.split(":")[0] for e in epochs] == ["epoch 1/2", "epoch 2/2"]
+    assert any(line.startswith("uploading model: ") and "bytes" in line for line in lines)
+    assert "registered ctr version 1" in result.stdout
+    assert "\x1b[" not in result.stdout  # no bars, no colour codes in a log
+
+
+def test_plain_progress_stays_out_of_json(sqlite_urls: list[str], small_logs: Path) -> None:
+    result = invoke("train", *CTR_LR, "--data", str(small_logs), *sqlite_urls, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["version"] == "1"
+
+
+@pytest.fixture
+def blocked_registry(tmp_path: Path) -> str:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a directory")
+    return f"sqlite://{blocked}/r.db"
+
+
+def _failing_invocations(tmp_path: Path, dead: str) -> dict[str, list[str]]:
+    """One failing invocation of every command that has --json."""
+    absent = str(tmp_path / "absent.parquet")
+    return {
+        "train": ["train", "--model", "ctr", "--data", absent, "--registry", dead],
+        "models list": ["models", "list", "--registry", dead],
+        "models show": ["models", "show", "ctr", "1", "--registry", dead],
+        "promote": ["promote", "ctr", "1", "--registry", dead],
+        "rollback": ["rollback", "ctr", "--registry", dead],
+        "history": ["history", "ctr", "--registry", dead],
+        "datagen": ["datagen", "--rows", "10", "--out", absent, "--shift-from-day", "2"],
+        "loadtest": ["loadtest", "--target", "127.0.0.1:1", "--duration", "0"],
+        "retrain": ["retrain", "--model", "ctr", "--data", absent, "--registry", dead],
+        "runs list": ["runs", "list", "ctr", "--registry", dead],
+        "runs show": ["runs", "show", "no-such-run", "--registry", dead],
+        "monitor offline": ["monitor", "offline", "ctr", "--registry", dead],
+        "monitor online": ["monitor", "online"],
+        "monitor drift": ["monitor", "drift", "ctr", "--registry", dead],
+    }
+
+
+def _commands_with_json() -> set[str]:
+    found = set()
+
+    # Typer ships its own click: walk the command tree by its attributes.
+    def walk(command: Any, path: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is not None:
+            for name, sub in subcommands.items():
+                walk(sub, [*path, name])
+        elif any("--json" in p.opts for p in command.params):
+            found.add(" ".join(path))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_json_command_reports_errors_as_json(
+    tmp_path: Path, blocked_registry: str, bidscore_home: Path
+) -> None:
+    cases = _failing_invocations(tmp_path, blocked_registry)
+    assert set(cases) == _commands_with_json()  # a new --json command needs a case here
+    for name, args in cases.items():
+        result = invoke(*args, "--json")
+        assert result.exit_code not in (0, 2), (name, result.stdout, result.stderr)
+        error = json.loads(result.stdout)
+        assert set(error) == {"error", "exit_code"}, name
+        assert error["exit_code"] == result.exit_code, name
+        # The one line on stderr says the same, for people reading the log.
+        assert one_line_error(result) == f"error: {error['error']}", name
+
+
+def test_models_list_on_an_empty_registry_says_what_to_do(sqlite_urls: list[str]) -> None:
+    result = invoke("models", "list", *sqlite_urls[:2])
+    assert result.exit_code == 0
+    assert "no versions yet" in result.stdout
+    assert "run `control train --model ctr --data LOGS`" in result.stdout
+    assert ok_json("models", "list", *sqlite_urls[:2]) == []
+
+
+def test_version_from_the_package_metadata() -> None:
+    expected = importlib.metadata.version("bidscore")
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"control (bidscore) {expected}")
+    completed = subprocess.run(
+        [CONTROL, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(f"control (bidscore) {expected}")

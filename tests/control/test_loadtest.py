@@ -242,7 +242,7 @@ def test_explicit_ghz_that_is_not_executable(echo_target: str, tmp_path: Path) -
 def test_target_that_does_not_answer() -> None:
     silent = f"127.0.0.1:{free_port()}"
     started = time.monotonic()
-    code, _, stderr = invoke_json("--target", silent, *SHORT)
+    code, _, stderr = invoke_json("--target", silent, *SHORT, "--ready-timeout", "2")
     assert code == 1
     assert f"target {silent} does not answer" in stderr
     assert time.monotonic() - started < 30

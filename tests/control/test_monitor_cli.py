@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from bidscore.registry import open_registry
 from control import datagen
 from control.cli.app import app
+from control.exits import EXIT_ALARM
 
 SHIFT_DAY = 2
 ROWS_PER_DAY = 4000
@@ -58,6 +59,8 @@ def logs(tmp_path: Path) -> dict[str, list[Path]]:
 def test_shift_and_shrink_through_the_cli(logs: dict[str, list[Path]], bidscore_home: Path) -> None:
     assert train(logs["before"]) == "1"
     assert control("promote", "ctr", "1")[0] == 0
+    # One version, nothing to compare: no alarm, so --fail-on-alarm exits 0.
+    assert control("monitor", "drift", "ctr", "--fail-on-alarm")[0] == 0
     assert train(logs["after"]) == "2"
 
     # The version trained after the shift: PSI alarms on the shifted features, none elsewhere.
@@ -73,6 +76,12 @@ def test_shift_and_shrink_through_the_cli(logs: dict[str, list[Path]], bidscore_
             assert feature["psi"] < 0.25, feature
     alarms = {f["subject"] for f in drift["flags"] if f["severity"] == "alarm"}
     assert alarms == {"device_os", "device_model", "app_id", "app_category", "publisher_id"}
+    # --fail-on-alarm: the same report (still one JSON document), exit 4 and one line why.
+    code, out, err = control("monitor", "drift", "ctr", "--json", "--fail-on-alarm")
+    assert code == EXIT_ALARM == 4
+    assert json.loads(out)["flags"] == drift["flags"]
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: 5 drift alarm(s) for ctr:")
 
     # ... so the promotion gate refuses it, and --force overrides the gate.
     code, _, err = control("promote", "ctr", "2")

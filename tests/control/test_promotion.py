@@ -16,8 +16,16 @@ from bidscore.errors import ConflictError, IntegrityError, NotFoundError
 from bidscore.manifest import Manifest
 from bidscore.registry import Registry, Version, open_registry
 from bidscore.store import ArtifactStore, open_store
-from control.errors import GateError
-from control.promotion import AUC_TOLERANCE, LOGLOSS_TOLERANCE, promote, rollback
+from control.errors import GateError, UnknownAliasError
+from control.promotion import (
+    AUC_TOLERANCE,
+    LOGLOSS_TOLERANCE,
+    RowSource,
+    RowsUnavailable,
+    promote,
+    rollback,
+)
+from control.rescoring import candidate_validation_rows, rows_from_logs
 from control.training import publish
 from features.bid import SPECS
 from features.tokenize import tokenize_table
@@ -38,12 +46,14 @@ def _corrupt(store: ArtifactStore, version: Version, tmp_path: Path) -> None:
     store.put(local, version.manifest.key)
 
 
-def test_first_promotion_has_no_gates_and_records_history(trained_ctr, backend) -> None:
+def test_first_promotion_has_only_the_base_rate_gate_and_records_history(
+    trained_ctr, backend
+) -> None:
     registry, store = backend
     v1 = publish(trained_ctr, registry, store)
     result = promote(registry, store, "ctr", v1.version, actor="ann")
     assert (result.alias.version, result.alias.generation, result.previous) == ("1", 1, None)
-    assert result.gates == []
+    assert [(g.name, g.passed) for g in result.gates] == [("base rate", True)]
     [move] = registry.alias_history("ctr", "production")
     assert (move.from_version, move.to_version, move.actor, move.kind) == (
         None,
@@ -66,7 +76,11 @@ def test_metric_gates_name_the_gate_and_both_values(trained_ctr, backend, publis
         auc=0.75 - AUC_TOLERANCE / 2,
     )
     result = promote(registry, store, "ctr", "2", actor="t")
-    assert [g.passed for g in result.gates] == [True, True]
+    assert [(g.name, g.passed) for g in result.gates] == [
+        ("base rate", True),
+        ("logloss", True),
+        ("auc", True),
+    ]
     # Worse logloss: refused, with both values.
     publish_claiming(trained_ctr, registry, store, logloss=0.45, auc=0.80)
     with pytest.raises(GateError, match=r"gate logloss: logloss v3 0\.450000 vs v2 0\.401000"):
@@ -203,3 +217,143 @@ def test_manifest_that_disagrees_with_its_file_is_refused(
     )
     with pytest.raises(IntegrityError, match=message):
         promote(registry, store, "ctr", liar.version, actor="t", force=True)
+
+
+# --- the base-rate gate, forced overrides, and both versions on the same rows ---------------
+
+
+def test_a_first_version_must_beat_the_base_rate(trained_ctr, backend, publish_claiming) -> None:
+    registry, store = backend
+    publish_claiming(trained_ctr, registry, store, ne=1.02)
+    with pytest.raises(GateError, match=r"gate base rate: ne v1 1\.0200 \(must be < 1"):
+        promote(registry, store, "ctr", "1", actor="t")
+    assert registry.get_alias("ctr", "production") is None
+    # --force promotes, and the history says which gate it went past.
+    forced = promote(registry, store, "ctr", "1", actor="t", force=True, reason="bootstrap")
+    assert forced.forced
+    assert [g.name for g in forced.overridden] == ["base rate"]
+    [move] = registry.alias_history("ctr", "production")
+    assert move.reason.startswith("bootstrap; forced past base rate gate (ne v1 1.0200")
+
+
+def test_a_forced_promotion_that_passes_records_no_override(
+    trained_ctr, backend, publish_claiming
+) -> None:
+    registry, store = backend
+    publish_claiming(trained_ctr, registry, store, ne=0.9)
+    assert promote(registry, store, "ctr", "1", actor="t", force=True).overridden == []
+    assert registry.alias_history("ctr", "production")[0].reason == "promote --force"
+
+
+def _fixed_rows(metrics_by_version: dict[str, dict[str, float]]) -> RowSource:
+    def rescore(version: Version, _model: rust_core.Model) -> dict[str, float]:
+        return metrics_by_version[version.version]
+
+    return RowSource(rescore, "the same fixed rows")
+
+
+def test_relative_gates_compare_both_versions_on_the_same_rows(
+    trained_ctr, backend, publish_claiming
+) -> None:
+    registry, store = backend
+    publish_claiming(trained_ctr, registry, store, logloss=0.40, auc=0.75)
+    promote(registry, store, "ctr", "1", actor="t")
+    # The manifests say v2 is much worse, but scored on the same rows it is better: it passes.
+    publish_claiming(trained_ctr, registry, store, logloss=0.60, auc=0.60)
+    same = {
+        "1": {"logloss": 0.30, "auc": 0.70, "ne": 0.9},
+        "2": {"logloss": 0.29, "auc": 0.71, "ne": 0.88},
+    }
+    result = promote(registry, store, "ctr", "2", actor="t", rows=_fixed_rows(same))
+    assert result.evaluation is not None
+    assert result.evaluation.same_rows
+    assert (result.evaluation.candidate, result.evaluation.current) == (same["2"], same["1"])
+    assert [(g.name, g.passed) for g in result.gates] == [
+        ("base rate", True),
+        ("logloss", True),
+        ("auc", True),
+    ]
+    # And the other way round: fine manifests, worse on the same rows: refused with both values.
+    publish_claiming(trained_ctr, registry, store, logloss=0.10, auc=0.95)
+    worse = same | {"3": {"logloss": 0.35, "auc": 0.71, "ne": 0.95}}
+    with pytest.raises(GateError, match=r"logloss v3 0\.350000 vs v2 0\.290000"):
+        promote(registry, store, "ctr", "3", actor="t", rows=_fixed_rows(worse))
+
+
+def test_without_common_rows_the_manifests_are_used_and_that_is_said(
+    trained_ctr, backend, publish_claiming
+) -> None:
+    registry, store = backend
+    publish_claiming(trained_ctr, registry, store, logloss=0.40, auc=0.75)
+    promote(registry, store, "ctr", "1", actor="t")
+    publish_claiming(trained_ctr, registry, store, logloss=0.39, auc=0.76)
+
+    def unreadable(_version: Version, _model: rust_core.Model) -> dict[str, float]:
+        raise RowsUnavailable("the candidate's logs are not readable here (gone.parquet)")
+
+    result = promote(registry, store, "ctr", "2", actor="t", rows=RowSource(unreadable, "x"))
+    assert result.evaluation is not None
+    assert not result.evaluation.same_rows
+    assert "gone.parquet" in result.evaluation.rows
+    assert "different rows" in result.evaluation.rows
+    assert result.evaluation.candidate["logloss"] == 0.39
+
+
+def test_both_versions_scored_on_real_logs(trained_ctr, backend, medium_logs: Path) -> None:
+    registry, store = backend
+    publish(trained_ctr, registry, store)
+    promote(registry, store, "ctr", "1", actor="t")
+    publish(trained_ctr, registry, store)
+    result = promote(
+        registry, store, "ctr", "2", actor="t", rows=rows_from_logs("ctr", [medium_logs])
+    )
+    evaluation = result.evaluation
+    assert evaluation is not None
+    assert evaluation.same_rows
+    assert evaluation.current is not None
+    assert evaluation.candidate["rows"] == evaluation.current["rows"] == 30_000
+    # The same model file scored on the same rows: the same numbers.
+    assert evaluation.candidate["logloss"] == pytest.approx(evaluation.current["logloss"])
+
+
+def test_the_candidates_validation_rows_are_re_read(trained_ctr, backend) -> None:
+    registry, store = backend
+    publish(trained_ctr, registry, store)
+    promote(registry, store, "ctr", "1", actor="t")
+    v2 = publish(trained_ctr, registry, store)
+    result = promote(registry, store, "ctr", "2", actor="t", rows=candidate_validation_rows(v2))
+    evaluation = result.evaluation
+    assert evaluation is not None
+    assert evaluation.same_rows
+    assert "validation rows, re-read from" in evaluation.rows
+    # The split is reproduced from the recorded fraction and seed: the training metrics again.
+    assert evaluation.candidate["rows"] == trained_ctr.metrics.rows
+    assert evaluation.candidate["logloss"] == pytest.approx(trained_ctr.metrics.logloss)
+
+
+# --- aliases that do not exist ------------------------------------------------------------
+
+
+def test_an_alias_the_model_lacks_needs_create_alias(trained_ctr, backend) -> None:
+    registry, store = backend
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    # The default alias is created by a first promotion without ceremony.
+    promote(registry, store, "ctr", "1", actor="t")
+    with pytest.raises(UnknownAliasError) as refused:
+        promote(registry, store, "ctr", "2", alias="prodution", actor="t")
+    message = str(refused.value)
+    assert "ctr has no alias 'prodution' (its aliases: production)" in message
+    assert "did you mean 'production'?" in message
+    assert "--create-alias" in message
+    assert registry.get_alias("ctr", "prodution") is None
+    moved = promote(registry, store, "ctr", "2", alias="canary", actor="t", create_alias=True)
+    assert (moved.alias.alias, moved.alias.version) == ("canary", "2")
+    # Once it exists, no flag is needed, and it is offered as a suggestion.
+    promote(registry, store, "ctr", "1", alias="canary", actor="t", force=True)
+    with pytest.raises(
+        UnknownAliasError, match=r"its aliases: canary, production\); did you mean 'canary'"
+    ):
+        promote(registry, store, "ctr", "2", alias="canery", actor="t")
+    with pytest.raises(UnknownAliasError, match=r"no alias 'blue'.*pass --create-alias"):
+        promote(registry, store, "ctr", "2", alias="blue", actor="t")

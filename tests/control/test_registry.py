@@ -110,6 +110,11 @@ def test_alias_compare_and_set_and_history(registry: Registry) -> None:
     # Aliases are independent of each other, including by name prefix.
     registry.set_alias("ctr", "prod", "3", expected_generation=0, actor="c", reason="")
     assert len(registry.alias_history("ctr", "production")) == 2
+    assert [(a.alias, a.version) for a in registry.list_aliases("ctr")] == [
+        ("prod", "3"),
+        ("production", "2"),
+    ]
+    assert registry.list_aliases("cvr") == []
     assert registry.get_alias("ctr", "production") == second
 
 

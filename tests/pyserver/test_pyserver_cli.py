@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from bidscore.registry import open_registry
 from control.cli.app import app
-from tests.pyserver.serve_harness import HERE
+from control.cli.serve import missing_aliases
+from pyserver.config import ServerConfig
+from tests.pyserver.serve_harness import HERE, Published, TrainedModel
 
 
 def test_control_serve_help_lists_the_options() -> None:
@@ -42,8 +48,33 @@ def test_control_serve_help_lists_the_options() -> None:
     ],
 )
 def test_bad_settings_exit_1_with_one_line(args: list[str], message: str) -> None:
+    result = _control_serve(args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message)
+
+
+@pytest.mark.parametrize("option", ["--port", "--metrics-port"])
+def test_a_port_in_use_is_one_line(option: str, free_port: Callable[[], int]) -> None:
+    """Before: gRPC's C-core log line plus "Failed to bind", or a traceback for the metrics
+    port. Now: one line naming the option and the port, before anything starts."""
+    ports = {"--port": free_port(), "--metrics-port": free_port()}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports[option]))
+        holder.listen()
+        result = _control_serve([f"{name}={port}" for name, port in ports.items()])
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"error: {option}: port {ports[option]} on 127.0.0.1 is already in use (another"
+        f" server? stop it or choose another {option})"
+    ]
+
+
+def _control_serve(args: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
-    result = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -59,7 +90,19 @@ def test_bad_settings_exit_1_with_one_line(args: list[str], message: str) -> Non
         timeout=60,
         check=False,
     )
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(message)
+
+
+def test_the_fix_for_a_model_without_the_alias_is_the_exact_command(
+    bidscore_home: Path, trained: dict[str, list[TrainedModel]]
+) -> None:
+    """On the embedded defaults the commands carry no --registry/--store: pasted, they work."""
+    config = ServerConfig(models=("ctr", "cvr"))
+    published = Published(config.registry_url, config.store_url, open_registry(config.registry_url))
+    entry = trained["ctr"][0]  # ctr has a version (not promoted), cvr has none
+    published.publish(
+        "ctr", entry.path, checksum=entry.model.checksum, fingerprint=entry.model.fingerprint
+    )
+    assert missing_aliases(config) == {
+        "ctr": "`control promote ctr 1`",
+        "cvr": "`control train --model cvr --data LOGS` then `control promote cvr 1`",
+    }
