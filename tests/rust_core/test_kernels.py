@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planted import planted_lr
+from tests.rust_core.planted import planted_lr
 
 import rust_core
 
