@@ -1,7 +1,7 @@
 """The container image's build steps, without a container engine: build the manylinux wheel
 with deploy/docker/build-wheel.sh, install it into a fresh virtualenv with the `serve` extra
 only (no dev extras, as the image does), and serve and score with that install alone (the
-registry is filled by this checkout's `control`).
+data is generated, trained and promoted by that install too).
 
 Slow (a release build of rust_core and a pip install from the package index): marked `slow`.
 `BIDSCORE_WHEEL=path/to.whl` skips the build when a wheel from this tree is at hand.
@@ -10,9 +10,7 @@ Slow (a release build of rust_core and a pip install from the package index): ma
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -27,7 +25,6 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTROL = Path(sys.executable).parent / "control"
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +53,22 @@ def test_the_wheel_installs_with_the_serve_extra_and_serves(wheel: Path, tmp_pat
     for dev_only in ("pytest", "moto", "scikit-learn", "mypy", "optuna", "matplotlib"):
         assert dev_only not in installed, installed
 
-    # Train and promote with this checkout, serve with the fresh install only.
+    # Generate, train, promote and serve with the fresh install alone.
     home = tmp_path / "home"
     env = {**os.environ, "BIDSCORE_HOME": str(home)}
     env.pop("BIDSCORE_REGISTRY", None)
     env.pop("BIDSCORE_STORE", None)
 
+    clean_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
     def control(*args: str) -> None:
-        subprocess.run([str(CONTROL), *args], check=True, env=env, capture_output=True)
+        subprocess.run(
+            [str(env_dir / "bin/control"), *args],
+            check=True,
+            env=clean_env,
+            cwd=tmp_path,  # not the checkout: only the installed package can be imported
+            capture_output=True,
+        )
 
     control("datagen", "--rows", "3000", "--days", "2", "--out", str(tmp_path / "logs"))
     for model in ("ctr", "cvr"):
@@ -71,7 +76,6 @@ def test_the_wheel_installs_with_the_serve_extra_and_serves(wheel: Path, tmp_pat
                 "--data", str(tmp_path / "logs"))  # fmt: skip
         control("promote", model, "1", "--force")
     port = free_port()
-    clean_env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     server = subprocess.Popen(
         [str(env_dir / "bin/control"), "serve", "--port", str(port)],
         env=clean_env,
@@ -103,4 +107,3 @@ def test_the_wheel_installs_with_the_serve_extra_and_serves(wheel: Path, tmp_pat
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert shutil.which("control") != str(env_dir / "bin/control")
