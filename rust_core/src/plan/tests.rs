@@ -352,7 +352,13 @@ fn numeric_values_beyond_f32_are_refused_naming_feature_and_candidate() {
         let err = serve(&plan, "cvr", &ctx, &cands, &PythonValues::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bid_price") && err.contains("float32 range"), "{err}");
-        assert!(err.contains("candidate 1") || err.contains("\"b\""), "{err}");
+        assert!(
+            err.contains("bid_price") && err.contains("float32 range"),
+            "{err}"
+        );
+        assert!(
+            err.contains("candidate 1") || err.contains("\"b\""),
+            "{err}"
+        );
     }
 }
