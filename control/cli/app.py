@@ -6,6 +6,8 @@ Each command group lives in its own module under `control/cli/` and is joined he
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
@@ -75,9 +77,32 @@ from control.cli.tune import tune  # noqa: E402 -- registrations follow the app
 app.command("tune")(tune)
 
 
+# Click's base of usage errors (unknown option, missing argument), reached through a public
+# Typer class because Typer ships its own copy of Click.
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+
+
 def main() -> None:
-    """Entry point of the installed `control` script."""
-    app()
+    """Entry point of the installed `control` script.
+
+    With `--json`, a usage error is also printed on stdout as `{"error": ..., "exit_code": 2}`,
+    like every other error of a `--json` command (control.cli.output), so a script reads one
+    JSON document whatever went wrong.
+    """
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    try:
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as exc:
+        message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        exit_code = int(exc.exit_code)  # type: ignore[attr-defined]
+        print(json.dumps({"error": message, "exit_code": exit_code}, sort_keys=True))
+        exc.show()  # type: ignore[attr-defined]  # Click's usage text on stderr, as without --json
+        sys.exit(exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -506,6 +506,21 @@ def test_every_json_command_reports_errors_as_json(
         assert one_line_error(result) == f"error: {error['error']}", name
 
 
+def test_usage_errors_of_the_entry_point_are_json_too(bidscore_home: Path) -> None:
+    for args, fragment in [
+        (["promote", "ctr", "--json"], "Missing argument 'version'"),
+        (["models", "list", "--json", "--bogus"], "No such option: --bogus"),
+    ]:
+        done = subprocess.run(
+            [CONTROL, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == EXIT_USAGE, done.stderr
+        error = json.loads(done.stdout)
+        assert error == {"error": error["error"], "exit_code": EXIT_USAGE}
+        assert fragment in error["error"]
+        assert fragment in done.stderr  # Click's usage text, as without --json
+
+
 def test_models_list_on_an_empty_registry_says_what_to_do(sqlite_urls: list[str]) -> None:
     result = invoke("models", "list", *sqlite_urls[:2])
     assert result.exit_code == 0
