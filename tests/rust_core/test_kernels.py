@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.rust_core.planted import planted_lr
 
 import rust_core
+from tests.rust_core.planted import planted_lr
 
 FIXTURES = Path(__file__).parents[2] / "rust_core" / "tests" / "fixtures"
 SAMPLE = Path("/work/shared/data/criteo-libffm-sample")
