@@ -387,7 +387,7 @@ fn check_weights(h: &Header, w: &[f32]) -> Result<()> {
         let latent = w.get(v0..).unwrap_or_default();
         if let Some(n) = latent
             .chunks_exact(stride)
-            .position(|v| v[k..].iter().any(|&x| x.to_bits() != 0))
+            .position(|v| v[k..].iter().any(|&x| x != 0.0))
         {
             return Err(Error::Format(format!(
                 "latent vector {n} has non-zero padding (lanes {k}..{stride})"
