@@ -42,6 +42,8 @@ class ServerConfig:
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     # Requests with more candidates than this are scored on a thread (0 = always inline).
     offload_candidates: int = 64
+    # ScoreStream: messages read but not yet answered, per stream (backpressure beyond).
+    stream_max_in_flight: int = 256
     grace_seconds: float = 10.0
     log_level: str = "INFO"
     # Sampled prediction log (pyserver.predlog): a directory or s3:// prefix; None = off.
@@ -83,6 +85,10 @@ class ServerConfig:
             (
                 self.offload_candidates >= 0,
                 f"--offload-candidates must be >= 0, got {self.offload_candidates}",
+            ),
+            (
+                self.stream_max_in_flight >= 1,
+                f"--stream-max-in-flight must be at least 1, got {self.stream_max_in_flight}",
             ),
             (self.grace_seconds >= 0, f"--grace must be >= 0, got {self.grace_seconds}"),
             (

@@ -26,6 +26,7 @@ from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
 from pyserver.service import SERVICE_NAME, ScoreService
 from pyserver.serving_features import ServingFeatures
+from pyserver.stream import StreamService
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,21 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         offload=offload,
         offload_candidates=config.offload_candidates,
     )
+    streams = StreamService(
+        slot,
+        metrics,
+        max_request_bytes=config.max_request_bytes,
+        max_candidates=config.max_candidates,
+        max_in_flight=config.stream_max_in_flight,
+        python_values=features.python_values,
+        on_response=predlog.log_response if predlog is not None else None,
+        offload=offload,
+        offload_candidates=config.offload_candidates,
+    )
     server = grpc.aio.server(
         options=grpc_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs
     )
-    handlers = service.handlers()
+    handlers = {**service.handlers(), "ScoreStream": streams.handler()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
     health.add_to(server)
@@ -118,8 +130,17 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         metrics.ready.set(0)
         reloader.stop()
         deadline = loop.time() + config.grace_seconds
-        finished = await service.drain(config.grace_seconds)
-        log.info("worker %d: in-flight calls %s", worker, "finished" if finished else "timed out")
+        # Streams stop reading, answer what they read and end with UNAVAILABLE, alongside
+        # the unary calls finishing.
+        finished, streams_ended = await asyncio.gather(
+            service.drain(config.grace_seconds), streams.drain(config.grace_seconds)
+        )
+        log.info(
+            "worker %d: in-flight calls %s, streams %s",
+            worker,
+            "finished" if finished else "timed out",
+            "ended" if streams_ended else "timed out",
+        )
         # Calls already queued inside grpc get a moment to reach the handler and be refused
         # with UNAVAILABLE; whatever is still queued at stop() is cancelled by grpc.
         await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))

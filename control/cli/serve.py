@@ -69,6 +69,13 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             "(0 = always inline)."
         ),
     ] = default_of(_C, "offload_candidates"),
+    stream_max_in_flight: Annotated[
+        int,
+        typer.Option(
+            help="ScoreStream: messages read but not yet answered per stream; beyond it the "
+            "server stops reading that stream (flow control)."
+        ),
+    ] = default_of(_C, "stream_max_in_flight"),
     grace: Annotated[
         float, typer.Option(help="Seconds in-flight calls get to finish after SIGTERM.")
     ] = default_of(_C, "grace_seconds"),
@@ -111,6 +118,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             max_request_bytes=max_request_bytes,
             max_candidates=max_candidates,
             offload_candidates=offload_candidates,
+            stream_max_in_flight=stream_max_in_flight,
             grace_seconds=grace,
             log_level=log_level.upper(),
             predlog=predlog,
