@@ -25,12 +25,17 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.installed $(TOOLS)/ghz ## Create .venv, build rust_core (release), install ghz and system packages
+install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/streamload ## Create .venv, build rust_core (release), install ghz, build streamload, system packages
 
 # ghz reports its version from an ldflag that only its release build sets; set it here too.
 $(TOOLS)/ghz:
 	@command -v go >/dev/null || { echo "error: ghz is installed with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
 	GOBIN=$(CURDIR)/$(TOOLS) go install -ldflags="-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+# ScoreStream load generator (per-message latency; ghz times whole bidi calls): tools/streamload.
+$(TOOLS)/streamload: tools/streamload/main.go tools/streamload/go.mod tools/streamload/go.sum
+	@command -v go >/dev/null || { echo "error: streamload is built with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
+	cd tools/streamload && go build -o $(CURDIR)/$(TOOLS)/streamload .
 
 .PHONY: build
 build: $(VENV)/.installed ## Rebuild the rust_core extension after Rust changes

@@ -1,5 +1,8 @@
 """`control loadtest`: ghz against a scoring server, reported as QPS and tail latency.
 
+`--stream` loads ScoreStream instead, with tools/streamload (ghz times a bidi call as a whole;
+streamload times every message): QPS is messages per second, latencies are per message.
+
 Exit codes: 0 all calls succeeded (and p99 within --max-p99-ms); 1 a call failed, or ghz or the
 target could not be used; 5 p99 above --max-p99-ms.
 """
@@ -25,6 +28,7 @@ from control.loadtest import (
     run_loadtest,
 )
 from control.loadtest.payloads import Payload
+from control.loadtest.stream import StreamSettings, run_stream_loadtest
 from control.loadtest.table import errors_text, report_table
 from pyserver.config import parse_models
 
@@ -43,13 +47,32 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
         float, typer.Option("--duration", help="Seconds of load (ghz --duration).")
     ] = 10.0,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Calls in flight (ghz --concurrency).")
+        int,
+        typer.Option(
+            "--concurrency",
+            help="Calls in flight (ghz --concurrency); with --stream, messages in flight per "
+            "stream (in open loop, their cap).",
+        ),
     ] = 16,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream", help="Load ScoreStream (auctions multiplexed on streams), per message."
+        ),
+    ] = False,
+    streams: Annotated[
+        int, typer.Option("--streams", help="With --stream: concurrent streams.")
+    ] = 4,
     connections: Annotated[
         int, typer.Option("--connections", help="gRPC connections (ghz --connections).")
     ] = 1,
     rps: Annotated[
-        int, typer.Option("--rps", help="Request rate limit; 0 = as fast as answered.")
+        int,
+        typer.Option(
+            "--rps",
+            help="Request rate limit; 0 = as fast as answered. With --stream: open loop, "
+            "messages per second over all streams, latency from when each was due.",
+        ),
     ] = 0,
     skip_first: Annotated[
         int,
@@ -110,22 +133,33 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
     model_names = parse_models(models)
     with user_errors():
         # Bad settings fail here, before a server is started or payloads are generated.
-        GhzSettings(duration, concurrency, connections, rps, skip_first)
+        if stream:
+            stream_settings = StreamSettings(duration, streams, concurrency, connections, rps)
+        else:
+            GhzSettings(duration, concurrency, connections, rps, skip_first)
         payloads = _payloads(logs, requests, candidates, seed, model_names)
         with _server(target, model_names, workers, specs) as address:
-            report = run_loadtest(
-                address,
-                payloads,
-                duration,
-                concurrency,
-                connections=connections,
-                rps=rps,
-                skip_first=skip_first,
-                ghz=ghz,
-                allow_remote=allow_remote,
-            )
+            if stream:
+                report = run_stream_loadtest(
+                    address, payloads, stream_settings, allow_remote=allow_remote
+                )
+            else:
+                report = run_loadtest(
+                    address,
+                    payloads,
+                    duration,
+                    concurrency,
+                    connections=connections,
+                    rps=rps,
+                    skip_first=skip_first,
+                    ghz=ghz,
+                    allow_remote=allow_remote,
+                )
     if as_json:
         print_json(report.to_json())
+    elif stream:
+        title = f"ScoreStream, {report.streams} streams, per message -> {address}"
+        console.print(report_table(report, title=title))
     else:
         console.print(report_table(report, title=f"ghz {report.ghz_version} -> {address}"))
     _exit_for(report, max_p99_ms)
