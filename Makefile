@@ -26,7 +26,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/promtool ## Create .venv, build rust_core (release), install ghz, promtool and system packages
+install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/promtool $(TOOLS)/streamload ## Create .venv, build rust_core (release), install ghz and promtool, build streamload, system packages
 
 # ghz reports its version from an ldflag that only its release build sets; set it here too.
 $(TOOLS)/ghz:
@@ -37,6 +37,11 @@ $(TOOLS)/ghz:
 $(TOOLS)/promtool:
 	@command -v go >/dev/null || { echo "error: promtool is installed with the Go toolchain, and 'go' is not on PATH"; exit 1; }
 	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+# ScoreStream load generator (per-message latency; ghz times whole bidi calls): tools/streamload.
+$(TOOLS)/streamload: tools/streamload/main.go tools/streamload/go.mod tools/streamload/go.sum
+	@command -v go >/dev/null || { echo "error: streamload is built with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
+	cd tools/streamload && go build -o $(CURDIR)/$(TOOLS)/streamload .
 
 .PHONY: build
 build: $(VENV)/.installed ## Rebuild the rust_core extension after Rust changes

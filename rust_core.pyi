@@ -211,6 +211,13 @@ class Scorer:
         python_values: _PythonValues | None = None,
         defer_over: int | None = None,
     ) -> tuple[bytes | None, int]: ...
+    def score_many(
+        self,
+        requests: list[bytes],
+        max_request_bytes: int,
+        defer_over: int | None = None,
+        python_values: list[_PythonValues | None] | None = None,
+    ) -> list[tuple[bytes | None, int, str]]: ...
     def score(
         self,
         context: dict[str, str],

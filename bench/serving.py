@@ -5,8 +5,12 @@ Servers, each on 127.0.0.1 with a fresh process, stopped before the next starts:
   sklearn   LogisticRegression.predict_proba on a sparse row built per request (the old way)
   bidscore  python -m control serve with ctr (FFM) + cvr (LR), 1 and 2 workers, and 2 workers while
             the production alias of both models moves every 2 s
-Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls) and the
-ratios against echo and sklearn at the same worker count, and writes
+Stream rows (ScoreStream, loaded by tools/streamload, per-message latency; QPS = messages/s):
+  echo-stream      the echo server's ScoreStream (the ceiling of the stream path)
+  bidscore-stream  1 and 2 workers, closed loop; then 2 workers open loop at half the closed
+                   loop's rate (p99 at a sustainable load)
+Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls or messages)
+and the ratios against echo and sklearn at the same worker count, and writes
 bench/results/serving-<date>.json.
 
     .venv/bin/python bench/serving.py                  # 10 s per server, 16 calls in flight
@@ -42,10 +46,13 @@ from control.loadtest import generated_payloads, local_server, run_loadtest  # n
 from control.loadtest.ghz import find_ghz, ghz_version  # noqa: E402
 from control.loadtest.local_server import free_port  # noqa: E402
 from control.loadtest.server_process import ServerProcess, server_process  # noqa: E402
+from control.loadtest.stream import StreamSettings, run_stream_loadtest  # noqa: E402
 from features.bid import SPECS  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ALIAS_MOVE_SECONDS = 2.0
+# Open-loop stream rows: messages outstanding per stream before the client counts a backlog.
+OPEN_LOOP_CAP = 4096
 # Wide enough for the whole table in a log file or a narrow terminal.
 console = Console(width=160)
 
@@ -65,6 +72,8 @@ class Row:
     ghz_cpu_s_per_1k: float
     loadavg_1m: float
     alias_moves: int = 0
+    streams: int = 0  # 0: unary calls (ghz); else ScoreStream over this many streams
+    rps: int = 0
 
 
 def reference_server(module: str, workers: int) -> AbstractContextManager[ServerProcess]:
@@ -116,6 +125,7 @@ def measure(
     payloads: list[dict[str, Any]],
     args: argparse.Namespace,
     during: Callable[[], AbstractContextManager[list[int]]] | None = None,
+    stream_rps: int | None = None,
 ) -> Row:
     started = time.monotonic()
     with start() as server:
@@ -123,18 +133,38 @@ def measure(
         time.sleep(args.settle)
         # A separate warm-up run instead of ghz --skipFirst: ghz divides the tallied calls by
         # the whole run's time, skipped part included, which would bias QPS against slow servers.
-        run_loadtest(server.target, payloads, args.warmup, args.concurrency)
+        if stream_rps is not None:
+            settings = StreamSettings(
+                duration_s=args.warmup,
+                streams=args.streams,
+                in_flight=args.stream_in_flight,
+                connections=args.streams,
+            )
+            run_stream_loadtest(server.target, payloads, settings)
+        else:
+            run_loadtest(server.target, payloads, args.warmup, args.concurrency)
         loadavg = os.getloadavg()[0]
         cpu0, ghz0 = tree_cpu_seconds(server.pid), children_cpu_seconds()
         with during() if during else _nothing() as moves:
-            report = run_loadtest(
-                server.target,
-                payloads,
-                args.duration,
-                args.concurrency,
-                connections=args.connections,
-                rps=args.rps,
-            )
+            if stream_rps is not None:
+                settings = StreamSettings(
+                    duration_s=args.duration,
+                    streams=args.streams,
+                    # Open loop: messages go out when due; the cap only bounds the client.
+                    in_flight=args.stream_in_flight if not stream_rps else OPEN_LOOP_CAP,
+                    connections=args.streams,
+                    rps=stream_rps,
+                )
+                report = run_stream_loadtest(server.target, payloads, settings)
+            else:
+                report = run_loadtest(
+                    server.target,
+                    payloads,
+                    args.duration,
+                    args.concurrency,
+                    connections=args.connections,
+                    rps=args.rps,
+                )
         cpu1, ghz1 = tree_cpu_seconds(server.pid), children_cpu_seconds()
     calls_k = max(report.count, 1) / 1000
     return Row(
@@ -151,6 +181,8 @@ def measure(
         ghz_cpu_s_per_1k=(ghz1 - ghz0) / calls_k,
         loadavg_1m=loadavg,
         alias_moves=moves[0],
+        streams=args.streams if stream_rps is not None else 0,
+        rps=stream_rps if stream_rps is not None else args.rps,
     )
 
 
@@ -182,6 +214,19 @@ def ratios(rows: dict[str, Row]) -> dict[str, float | None]:
         "server_cpu_per_call_sklearn_1w_over_bidscore_1w": ratio(
             "sklearn-1w", "bidscore-1w", "server_cpu_s_per_1k"
         ),
+        # ScoreStream against unary, at the same worker count.
+        "stream_1w_over_unary_1w": ratio("bidscore-stream-1w", "bidscore-1w"),
+        "stream_2w_over_unary_2w": ratio("bidscore-stream-2w", "bidscore-2w"),
+        "stream_1w_over_echo_unary_1w": ratio("bidscore-stream-1w", "echo-1w"),
+        "stream_2w_over_echo_unary_2w": ratio("bidscore-stream-2w", "echo-2w"),
+        "stream_1w_over_echo_stream_1w": ratio("bidscore-stream-1w", "echo-stream-1w"),
+        "stream_2w_over_echo_stream_2w": ratio("bidscore-stream-2w", "echo-stream-2w"),
+        "server_cpu_per_auction_stream_1w_over_unary_1w": ratio(
+            "bidscore-stream-1w", "bidscore-1w", "server_cpu_s_per_1k"
+        ),
+        "server_cpu_per_auction_stream_2w_over_unary_2w": ratio(
+            "bidscore-stream-2w", "bidscore-2w", "server_cpu_s_per_1k"
+        ),
     }
 
 
@@ -194,7 +239,32 @@ def targets(
 
     steady = rows.get("bidscore-2w")
     moving = rows.get("bidscore-2w-alias-moves")
+    half = rows.get("bidscore-stream-2w-half-rate")
+
+    def at_most(value: float | None, bound: float) -> bool | None:
+        return None if value is None else value <= bound
+
+    cpu_ratios = [
+        r["server_cpu_per_auction_stream_1w_over_unary_1w"],
+        r["server_cpu_per_auction_stream_2w_over_unary_2w"],
+    ]
     return {
+        "unary qps >= 70% of echo (1 worker)": at_least(r["bidscore_1w_over_echo_1w"], 0.70),
+        "unary qps >= 70% of echo (2 workers)": at_least(r["bidscore_2w_over_echo_2w"], 0.70),
+        "stream msgs/s >= 3x unary (1 worker)": at_least(r["stream_1w_over_unary_1w"], 3.0),
+        "stream msgs/s >= 3x unary (2 workers)": at_least(r["stream_2w_over_unary_2w"], 3.0),
+        "stream msgs/s >= 2x echo unary (1 worker)": at_least(
+            r["stream_1w_over_echo_unary_1w"], 2.0
+        ),
+        "stream msgs/s >= 2x echo unary (2 workers)": at_least(
+            r["stream_2w_over_echo_unary_2w"], 2.0
+        ),
+        "stream CPU/auction <= 35% of unary": None
+        if None in cpu_ratios
+        else all(at_most(v, 0.35) for v in cpu_ratios),
+        "stream p99 <= 5 ms at half max rate (2 workers)": None
+        if half is None or half.p99_ms is None
+        else half.p99_ms <= 5.0,
         "qps >= 85% of echo (2 workers)": at_least(r["bidscore_2w_over_echo_2w"], 0.85),
         "qps >= 3x sklearn (2 workers)": at_least(r["bidscore_2w_over_sklearn_2w"], 3.0),
         "p99 <= 5 ms (2 workers)": None
@@ -215,6 +285,8 @@ def print_table(rows: list[Row], title: str) -> None:
     for row in rows:
         errors = ", ".join(f"{k} {v}" for k, v in row.errors.items()) or "0"
         name = row.name + (f" ({row.alias_moves} moves)" if row.alias_moves else "")
+        if row.streams and row.rps:
+            name += f" ({row.rps:,} msg/s open loop)"
         table.add_row(
             name,
             f"{row.qps:,.0f}",
@@ -242,6 +314,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--rps", type=int, default=0, help="open-loop rate (ghz --rps); 0 = as fast as answered"
+    )
+    parser.add_argument("--streams", type=int, default=4, help="ScoreStream rows: streams")
+    parser.add_argument(
+        "--stream-in-flight",
+        type=int,
+        default=16,
+        help="ScoreStream rows: messages in flight per stream (closed loop)",
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="untallied seconds of load first")
     parser.add_argument("--requests", type=int, default=1000, help="distinct payloads")
@@ -276,12 +355,37 @@ def main() -> None:
                 lambda: alias_mover(home, versions),
             ),
         ]
+        stream_plan: list[tuple[str, int, Callable[[], AbstractContextManager[ServerProcess]]]] = [
+            ("echo-stream-1w", 1, lambda: reference_server("bench.servers.echo", 1)),
+            ("echo-stream-2w", 2, lambda: reference_server("bench.servers.echo", 2)),
+            ("bidscore-stream-1w", 1, lambda: bidscore_server(1)),
+            ("bidscore-stream-2w", 2, lambda: bidscore_server(2)),
+        ]
         only = {n for n in args.only.split(",") if n}
         rows = [
             measure(name, workers, start, payloads, args, during)
             for name, workers, start, during in plan
             if not only or name in only
         ]
+        rows += [
+            measure(name, workers, start, payloads, args, stream_rps=args.rps)
+            for name, workers, start in stream_plan
+            if not only or name in only
+        ]
+        closed = next((r for r in rows if r.name == "bidscore-stream-2w"), None)
+        half_name = "bidscore-stream-2w-half-rate"
+        if closed is not None and closed.qps > 0 and (not only or half_name in only):
+            # Open loop at half the closed loop's rate: the latency of a load it sustains.
+            rows.append(
+                measure(
+                    half_name,
+                    2,
+                    lambda: bidscore_server(2),
+                    payloads,
+                    args,
+                    stream_rps=max(1, round(closed.qps / 2)),
+                )
+            )
     by_name = {row.name: row for row in rows}
     r = ratios(by_name)
     t = targets(by_name, r, open_loop=args.rps > 0)
@@ -309,6 +413,8 @@ def main() -> None:
             "candidates": 10,
             "models": ["ctr", "cvr"],
             "ghz_version": _ghz_version(),
+            "streams": args.streams,
+            "stream_in_flight": args.stream_in_flight,
         },
         "machine": {"cores": cores, "loadavg": list(load)},
         "rows": [asdict(row) for row in rows],

@@ -54,6 +54,8 @@ class ServerConfig:
     # Requests with more work than this many candidates scored by every served model
     # (candidates x requested models) are scored on a thread (0 = always inline).
     offload_candidates: int = 64
+    # ScoreStream: messages read but not yet answered, per stream (backpressure beyond).
+    stream_max_in_flight: int = 256
     grace_seconds: float = 10.0
     # Refuse (INVALID_ARGUMENT) a request carrying a feature key the schema does not define;
     # off, such keys are only counted (bidscore_unknown_features_total, sampled).
@@ -125,6 +127,10 @@ class ServerConfig:
             (
                 0 <= self.score_sample_rate <= 1,
                 f"--score-sample-rate must be in [0, 1], got {self.score_sample_rate}",
+            ),
+            (
+                self.stream_max_in_flight >= 1,
+                f"--stream-max-in-flight must be at least 1, got {self.stream_max_in_flight}",
             ),
             (self.grace_seconds >= 0, f"--grace must be >= 0, got {self.grace_seconds}"),
             (

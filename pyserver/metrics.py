@@ -100,6 +100,29 @@ class Metrics:
             for code in grpc.StatusCode
         }
         self.latency = self._handling.labels(*score_method)
+        # ScoreStream: the stream calls in grpc-prometheus terms (bidi_stream), and each
+        # message answered on them, by the code of its per-message error (OK when scored).
+        stream_method = (GRPC_SERVICE, "ScoreStream", "bidi_stream")
+        self.streams_started = self._started.labels(*stream_method)
+        self.streams_by_code = {
+            code: self._handled.labels(*stream_method, grpc_code_name(code))
+            for code in grpc.StatusCode
+        }
+        self._stream_messages = Counter(
+            "bidscore_stream_messages",
+            "ScoreStream messages answered, by the code of their per-message error.",
+            ["grpc_code"],
+            registry=reg,
+        )
+        self.stream_messages_by_code = {
+            code: self._stream_messages.labels(grpc_code_name(code)) for code in grpc.StatusCode
+        }
+        self.stream_latency = Histogram(
+            "bidscore_stream_message_seconds",
+            "Time from reading a ScoreStream message to writing its answer.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         self.inflight = Gauge(
             "bidscore_inflight_requests",
             "Score calls being handled now (the autoscaling signal).",

@@ -30,6 +30,7 @@ from pyserver.predlog import PredictionLog
 from pyserver.reloader import Reloader
 from pyserver.service import SERVICE_NAME, ScoreService
 from pyserver.serving_features import ServingFeatures
+from pyserver.stream import StreamService
 from pyserver.tls import ReloadingCredentials
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,18 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         ),
         max_concurrent=config.max_concurrent_rpcs,
     )
-    server = _grpc_server(config, service, health)
+    streams = StreamService(
+        slot,
+        metrics,
+        max_request_bytes=config.max_request_bytes,
+        max_candidates=config.max_candidates,
+        max_in_flight=config.stream_max_in_flight,
+        python_values=features.python_values,
+        on_response=predlog.log_response if predlog is not None else None,
+        offload=offload,
+        offload_candidates=config.offload_candidates,
+    )
+    server = _grpc_server(config, service, streams, health)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -152,8 +164,17 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         metrics.ready.set(0)
         reloader.stop()
         deadline = loop.time() + config.grace_seconds
-        finished = await service.drain(config.grace_seconds)
-        log.info("worker %d: in-flight calls %s", worker, "finished" if finished else "timed out")
+        # Streams stop reading, answer what they read and end with UNAVAILABLE, alongside
+        # the unary calls finishing.
+        finished, streams_ended = await asyncio.gather(
+            service.drain(config.grace_seconds), streams.drain(config.grace_seconds)
+        )
+        log.info(
+            "worker %d: in-flight calls %s, streams %s",
+            worker,
+            "finished" if finished else "timed out",
+            "ended" if streams_ended else "timed out",
+        )
         # Calls already queued inside grpc get a moment to reach the handler and be refused
         # with UNAVAILABLE; whatever is still queued at stop() is cancelled by grpc.
         await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
@@ -173,11 +194,14 @@ async def _mark_ready(health: Health, metrics: Metrics) -> None:
         metrics.ready.set(1)
 
 
-def _grpc_server(config: ServerConfig, service: ScoreService, health: Health) -> grpc.aio.Server:
-    """The grpc.aio server with Score, health and reflection, bound but not started."""
+def _grpc_server(
+    config: ServerConfig, service: ScoreService, streams: StreamService, health: Health
+) -> grpc.aio.Server:
+    """The grpc.aio server with Score, ScoreStream, health and reflection, bound but not
+    started."""
     # No maximum_concurrent_rpcs here: the service enforces the limit, so refusals are counted.
     server = grpc.aio.server(options=grpc_options(config))
-    handlers = service.handlers()
+    handlers = {**service.handlers(), "ScoreStream": streams.handler()}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
     health.add_to(server)

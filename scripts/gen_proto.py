@@ -21,6 +21,11 @@ PROTO_DIR = ROOT / "proto"
 OUT_PACKAGE = "bidscore"
 
 
+def generated_dirs() -> set[Path]:
+    """The package directories protoc writes, one per proto directory (`bidscore/v1`)."""
+    return {p.parent.relative_to(PROTO_DIR) for p in PROTO_DIR.rglob("*.proto")}
+
+
 def generate(out_root: Path) -> list[Path]:
     protos = sorted(PROTO_DIR.rglob("*.proto"))
     include = Path(protoc.__file__).parent / "_proto"
@@ -36,13 +41,13 @@ def generate(out_root: Path) -> list[Path]:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     # Every directory of generated code is a regular package, so it installs with the wheel.
-    for directory in {p.parent for p in out_root.joinpath(OUT_PACKAGE).rglob("*.py")} | {
-        out_root / OUT_PACKAGE
-    }:
+    generated = [out_root / d for d in generated_dirs()]
+    for directory in {*generated, out_root / OUT_PACKAGE}:
         init = directory / "__init__.py"
         if not init.exists():
             init.write_text('"""Generated from proto/ by scripts/gen_proto.py. Do not edit."""\n')
-    return sorted(p.relative_to(out_root) for p in out_root.joinpath(OUT_PACKAGE).rglob("*.py*"))
+    # What protoc wrote: the generated subpackages only (bidscore/ also holds hand-written code).
+    return sorted(p.relative_to(out_root) for d in generated for p in d.rglob("*.py*"))
 
 
 def main() -> int:
@@ -50,7 +55,10 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if checked-in code is stale")
     opts = parser.parse_args()
     if not opts.check:
-        shutil.rmtree(ROOT / OUT_PACKAGE, ignore_errors=True)
+        # Only the generated subpackages (bidscore/v1, ...) are replaced: bidscore/ itself also
+        # holds hand-written code (registry, store, manifest, settings).
+        for directory in generated_dirs():
+            shutil.rmtree(ROOT / directory, ignore_errors=True)
         for rel in generate(ROOT):
             print(f"wrote {rel}")
         return 0

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import multiprocessing
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 import uvloop
@@ -22,6 +22,10 @@ from grpc_health.v1.health import aio as health_aio
 SERVICE = "bidscore.v1.Scorer"
 Handler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 HandlerFactory = Callable[[], Handler]
+# ScoreStream, when a server has one: (request iterator, context) -> None, writing with
+# context.write.
+StreamHandler = Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext], Awaitable[None]]
+StreamHandlerFactory = Callable[[], StreamHandler]
 
 
 def common_args(description: str) -> argparse.ArgumentParser:
@@ -32,16 +36,26 @@ def common_args(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def serve(make_handler: HandlerFactory, host: str, port: int, workers: int) -> None:
+def serve(
+    make_handler: HandlerFactory,
+    host: str,
+    port: int,
+    workers: int,
+    make_stream_handler: StreamHandlerFactory | None = None,
+) -> None:
     """Serve until SIGTERM/SIGINT with `workers` processes; `make_handler` runs in each."""
     if workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {workers}")
     if workers == 1:
-        _run_worker(make_handler, host, port)
+        _run_worker(make_handler, host, port, make_stream_handler)
         return
     ctx = multiprocessing.get_context("fork")
     procs = [
-        ctx.Process(target=_run_worker, args=(make_handler, host, port), daemon=True)
+        ctx.Process(
+            target=_run_worker,
+            args=(make_handler, host, port, make_stream_handler),
+            daemon=True,
+        )
         for _ in range(workers)
     ]
     for proc in procs:
@@ -58,17 +72,26 @@ def serve(make_handler: HandlerFactory, host: str, port: int, workers: int) -> N
         proc.join()
 
 
-def _run_worker(make_handler: HandlerFactory, host: str, port: int) -> None:
+def _run_worker(
+    make_handler: HandlerFactory,
+    host: str,
+    port: int,
+    make_stream_handler: StreamHandlerFactory | None = None,
+) -> None:
     uvloop.install()
-    asyncio.run(_serve(make_handler(), host, port))
+    stream = make_stream_handler() if make_stream_handler is not None else None
+    asyncio.run(_serve(make_handler(), host, port, stream))
 
 
-async def _serve(handler: Handler, host: str, port: int) -> None:
+async def _serve(
+    handler: Handler, host: str, port: int, stream: StreamHandler | None = None
+) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
-    method = grpc.unary_unary_rpc_method_handler(handler)  # no (de)serializers: bytes in, out
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"Score": method}),)
-    )
+    # No (de)serializers: bytes in, bytes out.
+    methods = {"Score": grpc.unary_unary_rpc_method_handler(handler)}
+    if stream is not None:
+        methods["ScoreStream"] = grpc.stream_stream_rpc_method_handler(stream)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, methods),))
     health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise SystemExit(f"cannot bind {host}:{port}")

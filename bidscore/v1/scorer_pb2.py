@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62idscore/v1/scorer.proto\x12\x0b\x62idscore.v1\"\xc7\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x37\n\x07\x63ontext\x18\x02 \x03(\x0b\x32&.bidscore.v1.ScoreRequest.ContextEntry\x12*\n\ncandidates\x18\x03 \x03(\x0b\x32\x16.bidscore.v1.Candidate\x12\x0e\n\x06models\x18\x04 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x36\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32$.bidscore.v1.Candidate.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x06models\x18\x02 \x03(\x0b\x32\x19.bidscore.v1.ModelVersion\x12\x30\n\ncandidates\x18\x03 \x03(\x0b\x32\x1c.bidscore.v1.CandidateScores\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"-\n\x0f\x43\x61ndidateScores\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x32H\n\x06Scorer\x12>\n\x05Score\x12\x19.bidscore.v1.ScoreRequest\x1a\x1a.bidscore.v1.ScoreResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62idscore/v1/scorer.proto\x12\x0b\x62idscore.v1\"\xc7\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x37\n\x07\x63ontext\x18\x02 \x03(\x0b\x32&.bidscore.v1.ScoreRequest.ContextEntry\x12*\n\ncandidates\x18\x03 \x03(\x0b\x32\x16.bidscore.v1.Candidate\x12\x0e\n\x06models\x18\x04 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x36\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32$.bidscore.v1.Candidate.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa3\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x06models\x18\x02 \x03(\x0b\x32\x19.bidscore.v1.ModelVersion\x12\x30\n\ncandidates\x18\x03 \x03(\x0b\x32\x1c.bidscore.v1.CandidateScores\x12!\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x12.bidscore.v1.Error\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"-\n\x0f\x43\x61ndidateScores\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x32\x92\x01\n\x06Scorer\x12>\n\x05Score\x12\x19.bidscore.v1.ScoreRequest\x1a\x1a.bidscore.v1.ScoreResponse\x12H\n\x0bScoreStream\x12\x19.bidscore.v1.ScoreRequest\x1a\x1a.bidscore.v1.ScoreResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,11 +44,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATE_FEATURESENTRY']._serialized_start=325
   _globals['_CANDIDATE_FEATURESENTRY']._serialized_end=372
   _globals['_SCORERESPONSE']._serialized_start=375
-  _globals['_SCORERESPONSE']._serialized_end=503
-  _globals['_MODELVERSION']._serialized_start=505
-  _globals['_MODELVERSION']._serialized_end=550
-  _globals['_CANDIDATESCORES']._serialized_start=552
-  _globals['_CANDIDATESCORES']._serialized_end=597
-  _globals['_SCORER']._serialized_start=599
-  _globals['_SCORER']._serialized_end=671
+  _globals['_SCORERESPONSE']._serialized_end=538
+  _globals['_ERROR']._serialized_start=540
+  _globals['_ERROR']._serialized_end=578
+  _globals['_MODELVERSION']._serialized_start=580
+  _globals['_MODELVERSION']._serialized_end=625
+  _globals['_CANDIDATESCORES']._serialized_start=627
+  _globals['_CANDIDATESCORES']._serialized_end=672
+  _globals['_SCORER']._serialized_start=675
+  _globals['_SCORER']._serialized_end=821
 # @@protoc_insertion_point(module_scope)

@@ -41,14 +41,24 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., features: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScoreResponse(_message.Message):
-    __slots__ = ("request_id", "models", "candidates")
+    __slots__ = ("request_id", "models", "candidates", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     models: _containers.RepeatedCompositeFieldContainer[ModelVersion]
     candidates: _containers.RepeatedCompositeFieldContainer[CandidateScores]
-    def __init__(self, request_id: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[CandidateScores, _Mapping]]] = ...) -> None: ...
+    error: Error
+    def __init__(self, request_id: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[CandidateScores, _Mapping]]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
     __slots__ = ("name", "version")

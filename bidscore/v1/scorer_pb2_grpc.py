@@ -40,6 +40,11 @@ class ScorerStub:
                 request_serializer=bidscore_dot_v1_dot_scorer__pb2.ScoreRequest.SerializeToString,
                 response_deserializer=bidscore_dot_v1_dot_scorer__pb2.ScoreResponse.FromString,
                 _registered_method=True)
+        self.ScoreStream = channel.stream_stream(
+                '/bidscore.v1.Scorer/ScoreStream',
+                request_serializer=bidscore_dot_v1_dot_scorer__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=bidscore_dot_v1_dot_scorer__pb2.ScoreResponse.FromString,
+                _registered_method=True)
 
 
 class ScorerServicer:
@@ -52,11 +57,29 @@ class ScorerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScoreStream(self, request_iterator, context):
+        """Many auctions multiplexed on one long-lived stream: one ScoreResponse per ScoreRequest.
+        Responses may arrive in any order; the client matches them to its requests by
+        `request_id` (so give every request in flight on a stream a distinct id). A bad message
+        gets a response with its `request_id` and `error` set, and the stream goes on; only a
+        broken stream ends it (a transport error, or the server draining: it answers every
+        message it has read, then ends the stream with UNAVAILABLE, and the client resends on
+        another stream whatever got no response).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScorerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Score': grpc.unary_unary_rpc_method_handler(
                     servicer.Score,
+                    request_deserializer=bidscore_dot_v1_dot_scorer__pb2.ScoreRequest.FromString,
+                    response_serializer=bidscore_dot_v1_dot_scorer__pb2.ScoreResponse.SerializeToString,
+            ),
+            'ScoreStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ScoreStream,
                     request_deserializer=bidscore_dot_v1_dot_scorer__pb2.ScoreRequest.FromString,
                     response_serializer=bidscore_dot_v1_dot_scorer__pb2.ScoreResponse.SerializeToString,
             ),
@@ -87,6 +110,33 @@ class Scorer:
             request,
             target,
             '/bidscore.v1.Scorer/Score',
+            bidscore_dot_v1_dot_scorer__pb2.ScoreRequest.SerializeToString,
+            bidscore_dot_v1_dot_scorer__pb2.ScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScoreStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/bidscore.v1.Scorer/ScoreStream',
             bidscore_dot_v1_dot_scorer__pb2.ScoreRequest.SerializeToString,
             bidscore_dot_v1_dot_scorer__pb2.ScoreResponse.FromString,
             options,

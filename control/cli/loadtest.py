@@ -1,5 +1,8 @@
 """`control loadtest`: ghz against a scoring server, reported as QPS and tail latency.
 
+`--stream` loads ScoreStream instead, with tools/streamload (ghz times a bidi call as a whole;
+streamload times every message): QPS is messages per second, latencies are per message.
+
 Exit codes: 0 all calls succeeded (and p99 within --max-p99-ms); 1 a call failed, or ghz or the
 target could not be used; 5 p99 above --max-p99-ms.
 """
@@ -37,13 +40,32 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
         float, typer.Option("--duration", help="Seconds of load (ghz --duration).")
     ] = 10.0,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Calls in flight (ghz --concurrency).")
+        int,
+        typer.Option(
+            "--concurrency",
+            help="Calls in flight (ghz --concurrency); with --stream, messages in flight per "
+            "stream (in open loop, their cap).",
+        ),
     ] = 16,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream", help="Load ScoreStream (auctions multiplexed on streams), per message."
+        ),
+    ] = False,
+    streams: Annotated[
+        int, typer.Option("--streams", help="With --stream: concurrent streams.")
+    ] = 4,
     connections: Annotated[
         int, typer.Option("--connections", help="gRPC connections (ghz --connections).")
     ] = 1,
     rps: Annotated[
-        int, typer.Option("--rps", help="Request rate limit; 0 = as fast as answered.")
+        int,
+        typer.Option(
+            "--rps",
+            help="Request rate limit; 0 = as fast as answered. With --stream: open loop, "
+            "messages per second over all streams, latency from when each was due.",
+        ),
     ] = 0,
     skip_first: Annotated[
         int,
@@ -120,36 +142,49 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
     # that `control --help` and the rest of the CLI work without them.
     with needs_extra("serve", "control loadtest"):
         from control.loadtest import GhzSettings, run_loadtest  # noqa: PLC0415
+        from control.loadtest.stream import StreamSettings, run_stream_loadtest  # noqa: PLC0415
         from control.loadtest.table import report_table  # noqa: PLC0415
         from control.loadtest.tls import client_tls  # noqa: PLC0415
 
     model_names = parse_models(models)
     with user_errors(as_json):
         # Bad settings fail here, before a server is started or payloads are generated.
-        GhzSettings(duration, concurrency, connections, rps, skip_first)
+        if stream:
+            stream_settings = StreamSettings(duration, streams, concurrency, connections, rps)
+        else:
+            GhzSettings(duration, concurrency, connections, rps, skip_first)
         tls = client_tls(tls_ca, tls_cert, tls_key)
-        if tls is not None and target is None:
+        if tls is not None and (target is None or stream):
             fail(
-                "--tls-ca needs --target (the server loadtest starts itself is plaintext)",
+                "--tls-ca needs --target, and the unary load (the server loadtest starts itself "
+                "and streamload are plaintext)",
                 json_out=as_json,
             )
         payloads = _payloads(logs, requests, candidates, seed, model_names)
         with _server(target, model_names, workers, specs) as address:
-            report = run_loadtest(
-                address,
-                payloads,
-                duration,
-                concurrency,
-                connections=connections,
-                rps=rps,
-                skip_first=skip_first,
-                ghz=ghz,
-                allow_remote=allow_remote,
-                tls=tls,
-                ready_timeout_s=ready_timeout,
-            )
+            if stream:
+                report = run_stream_loadtest(
+                    address, payloads, stream_settings, allow_remote=allow_remote
+                )
+            else:
+                report = run_loadtest(
+                    address,
+                    payloads,
+                    duration,
+                    concurrency,
+                    connections=connections,
+                    rps=rps,
+                    skip_first=skip_first,
+                    ghz=ghz,
+                    allow_remote=allow_remote,
+                    tls=tls,
+                    ready_timeout_s=ready_timeout,
+                )
     if as_json:
         print_json(report.to_json())
+    elif stream:
+        title = f"ScoreStream, {report.streams} streams, per message -> {address}"
+        console.print(report_table(report, title=title))
     else:
         console.print(report_table(report, title=f"ghz {report.ghz_version} -> {address}"))
     _exit_for(report, max_p99_ms)

@@ -151,6 +151,13 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             "(INVALID_ARGUMENT); off, they are only counted."
         ),
     ] = default_of(_C, "strict_features"),
+    stream_max_in_flight: Annotated[
+        int,
+        typer.Option(
+            help="ScoreStream: messages read but not yet answered per stream; beyond it the "
+            "server stops reading that stream (flow control)."
+        ),
+    ] = default_of(_C, "stream_max_in_flight"),
     grace: Annotated[
         float, typer.Option(help="Seconds in-flight calls get to finish after SIGTERM.")
     ] = default_of(_C, "grace_seconds"),
@@ -210,6 +217,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             max_candidates=max_candidates,
             max_models=max_models,
             offload_candidates=offload_candidates,
+            stream_max_in_flight=stream_max_in_flight,
             grace_seconds=grace,
             strict_features=strict_features,
             log_level=log_level.upper(),

@@ -29,6 +29,8 @@ class LoadReport:
     errors: dict[str, int]
     count: int
     ghz_version: str
+    # ScoreStream runs (streamload): streams used; None for unary (ghz) runs.
+    streams: int | None = None
     # Not part of the JSON contract: the most frequent error text, for the one-line failure.
     error_messages: dict[str, int] = field(default_factory=dict, compare=False)
 
@@ -37,8 +39,8 @@ class LoadReport:
         return sum(self.errors.values())
 
     def to_json(self) -> dict[str, Any]:
-        """The `--json` document: exactly the keys the issue fixes."""
-        return {
+        """The `--json` document: exactly the keys the issue fixes (`streams` on stream runs)."""
+        document: dict[str, Any] = {
             "qps": self.qps,
             "mean_ms": self.mean_ms,
             "p50_ms": self.p50_ms,
@@ -48,6 +50,9 @@ class LoadReport:
             "count": self.count,
             "ghz_version": self.ghz_version,
         }
+        if self.streams is not None:
+            document["streams"] = self.streams
+        return document
 
     def first_error(self) -> str | None:
         """The most frequent error message, or None."""

@@ -9,9 +9,10 @@ from control.loadtest.report import LoadReport
 
 def report_table(report: LoadReport, title: str | None = None) -> Table:
     table = Table(title=title)
-    for column in ("QPS", "mean ms", "p50 ms", "p95 ms", "p99 ms", "calls", "errors"):
-        table.add_column(column, justify="right")
-    table.add_row(
+    # A stream run counts messages, and says over how many streams.
+    calls = "calls" if report.streams is None else "messages"
+    columns = ["QPS", "mean ms", "p50 ms", "p95 ms", "p99 ms", calls, "errors"]
+    cells = [
         f"{report.qps:,.0f}",
         _ms(report.mean_ms),
         _ms(report.p50_ms),
@@ -19,7 +20,13 @@ def report_table(report: LoadReport, title: str | None = None) -> Table:
         _ms(report.p99_ms),
         f"{report.count:,}",
         errors_text(report),
-    )
+    ]
+    if report.streams is not None:
+        columns.append("streams")
+        cells.append(str(report.streams))
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(*cells)
     return table
 
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use numpy::PyArray2;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::model::PyModel;
 use super::plan::{DictCandidate, PyFeaturePlan};
@@ -125,6 +125,54 @@ impl PyScorer {
             )
         })?;
         Ok((out.map(|bytes| PyBytes::new(py, &bytes)), count))
+    }
+
+    /// The stream server's one call per batch of waiting messages: for each serialized
+    /// `ScoreRequest`, `(response, candidate count, status name)`. Never raises for a bad
+    /// request: its response carries the `request_id` and `error` (status name and message as
+    /// the unary call would answer), and the status name is not `"OK"`. A valid request of
+    /// more than `defer_over` candidates is not scored: `(None, count, "OK")`.
+    /// `python_values`, when given, has one entry (or None) per request.
+    #[pyo3(signature = (requests, max_request_bytes, defer_over=None, python_values=None))]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts Python arguments as owned values"
+    )]
+    fn score_many<'py>(
+        &self,
+        py: Python<'py>,
+        requests: Vec<Bound<'py, PyBytes>>,
+        max_request_bytes: usize,
+        defer_over: Option<usize>,
+        python_values: Option<Vec<Option<PythonValues>>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        if let Some(values) = &python_values {
+            if values.len() != requests.len() {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "python_values has {} entries for {} requests",
+                    values.len(),
+                    requests.len()
+                )));
+            }
+        }
+        // Borrowed views of the bytes objects, which `requests` keeps alive (and immutable)
+        // for the whole call.
+        let views: Vec<&[u8]> = requests.iter().map(PyBytesMethods::as_bytes).collect();
+        let scorer = &self.inner;
+        let answers = py.detach(|| {
+            scorer.answer_many(
+                &views,
+                python_values.as_deref(),
+                max_request_bytes,
+                defer_over.unwrap_or(usize::MAX),
+            )
+        });
+        let out = PyList::empty(py);
+        for answer in answers {
+            let response = answer.response.map(|bytes| PyBytes::new(py, &bytes));
+            out.append((response, answer.candidates, answer.code))?;
+        }
+        Ok(out)
     }
 
     /// Scores of every candidate (rows) by every model in `models` (columns; empty = all).

@@ -7,7 +7,7 @@ pub mod proto;
 mod scorer;
 pub mod wire;
 
-pub use scorer::{Scorer, DEFAULT_MAX_CANDIDATES};
+pub use scorer::{status_name, Answer, Scorer, DEFAULT_MAX_CANDIDATES, OK};
 
 #[cfg(test)]
 mod tests;

@@ -7,14 +7,39 @@ use std::sync::Arc;
 
 use prost::Message as _;
 
-use super::proto::{CandidateScores, ModelVersion, ScoreResponse};
-use super::wire::decode_request;
+use super::proto::{self, CandidateScores, ModelVersion, ScoreResponse};
+use super::wire::{decode_request, salvage_request_id};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::plan::{CandidateInput, FeaturePlan, Lookup, ModelPlan, PythonValues, ScratchPool};
 
 /// Candidates per request unless the constructor says otherwise.
 pub const DEFAULT_MAX_CANDIDATES: usize = 1000;
+
+/// The gRPC status name of a successful answer.
+pub const OK: &str = "OK";
+
+/// One stream message, answered by [`Scorer::answer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The encoded `ScoreResponse`: scores, or `error` set when the request was refused.
+    /// `None` only for a request deferred by `defer_over` (valid, not scored).
+    pub response: Option<Vec<u8>>,
+    /// The request's candidate count (0 when it could not be decoded).
+    pub candidates: usize,
+    /// [`OK`] or the gRPC status name the unary call would have returned.
+    pub code: &'static str,
+}
+
+/// The gRPC status name of a refused request, as the unary path reports it.
+#[must_use]
+pub fn status_name(error: &Error) -> &'static str {
+    match error {
+        Error::NotFound(_) => "NOT_FOUND",
+        Error::BadRequest(_) | Error::InvalidArgument(_) | Error::Data(_) => "INVALID_ARGUMENT",
+        Error::Io { .. } | Error::Format(_) | Error::Interrupted => "INTERNAL",
+    }
+}
 
 /// A served model's name and version.
 pub type NameVersion<'a> = (&'a str, &'a str);
@@ -258,7 +283,79 @@ impl Scorer {
                     scores: s.to_vec(),
                 })
                 .collect(),
+            error: None,
         };
         Ok((Some(response.encode_to_vec()), count))
+    }
+
+    /// A stream message's answer, never an `Err`: a refused request (over `max_request_bytes`,
+    /// malformed, unknown model, bad feature) becomes a `ScoreResponse` carrying its
+    /// `request_id` (salvaged when the request is malformed) and `error`, with the status name
+    /// and message the unary call would have answered with.
+    #[must_use]
+    pub fn answer(
+        &self,
+        request: &[u8],
+        python: Option<&PythonValues>,
+        max_request_bytes: usize,
+        defer_over: usize,
+    ) -> Answer {
+        if request.len() > max_request_bytes {
+            return refusal(
+                request,
+                "INVALID_ARGUMENT",
+                format!(
+                    "request is {} bytes, over the limit of {max_request_bytes}",
+                    request.len()
+                ),
+            );
+        }
+        match self.score_request_unless_over(request, python, defer_over) {
+            Ok((response, candidates)) => Answer {
+                response,
+                candidates,
+                code: OK,
+            },
+            Err(error) => {
+                let code = status_name(&error);
+                refusal(request, code, error.to_string())
+            }
+        }
+    }
+
+    /// [`Scorer::answer`] for each of `requests`, in order: the stream server's one call per
+    /// batch of waiting messages.
+    #[must_use]
+    pub fn answer_many<R: AsRef<[u8]>>(
+        &self,
+        requests: &[R],
+        python: Option<&[Option<PythonValues>]>,
+        max_request_bytes: usize,
+        defer_over: usize,
+    ) -> Vec<Answer> {
+        requests
+            .iter()
+            .enumerate()
+            .map(|(i, request)| {
+                let values = python.and_then(|all| all.get(i)).and_then(Option::as_ref);
+                self.answer(request.as_ref(), values, max_request_bytes, defer_over)
+            })
+            .collect()
+    }
+}
+
+fn refusal(request: &[u8], code: &'static str, message: String) -> Answer {
+    let response = ScoreResponse {
+        request_id: salvage_request_id(request).to_owned(),
+        error: Some(proto::Error {
+            code: code.to_owned(),
+            message,
+        }),
+        ..ScoreResponse::default()
+    };
+    Answer {
+        response: Some(response.encode_to_vec()),
+        candidates: 0,
+        code,
     }
 }

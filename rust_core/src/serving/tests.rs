@@ -442,3 +442,83 @@ fn a_request_over_the_defer_limit_is_counted_but_not_scored() {
     let unknown = request(&["nope"], vec![candidate("a", &[]), candidate("b", &[])]);
     assert!(s.score_request_unless_over(&unknown, None, 1).is_err());
 }
+
+#[test]
+fn stream_answers_equal_unary_responses_and_refusals_carry_id_and_code() {
+    let s = scorer(3);
+    let good = request(&[], vec![candidate("a", &[("campaign_id", "c1")])]);
+    let unknown = request(&["nope"], vec![candidate("a", &[])]);
+    let too_many = request(
+        &[],
+        (0..4).map(|i| candidate(&format!("c{i}"), &[])).collect(),
+    );
+    let truncated = good[..good.len() / 2].to_vec();
+    let garbage = b"\xff\xfe\xfd garbage".to_vec();
+    let requests = vec![
+        good.clone(),
+        unknown,
+        too_many,
+        truncated,
+        garbage,
+        good.clone(),
+    ];
+    let answers = s.answer_many(&requests, None, 1 << 20, usize::MAX);
+    assert_eq!(answers.len(), requests.len());
+    let unary = s.score_request(&good, None).unwrap();
+    for i in [0, 5] {
+        assert_eq!(answers[i].code, "OK");
+        assert_eq!(answers[i].candidates, 1);
+        assert_eq!(answers[i].response.as_deref(), Some(unary.as_slice()));
+    }
+    let codes: Vec<&str> = answers[1..5].iter().map(|a| a.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "NOT_FOUND",
+            "INVALID_ARGUMENT",
+            "INVALID_ARGUMENT",
+            "INVALID_ARGUMENT"
+        ]
+    );
+    for (i, answer) in answers[1..5].iter().enumerate() {
+        let bytes = answer.response.as_deref().unwrap();
+        let response = ScoreResponse::decode(bytes).unwrap();
+        let error = response.error.unwrap();
+        assert_eq!(error.code, answer.code);
+        assert!(!error.message.is_empty());
+        assert!(response.candidates.is_empty() && response.models.is_empty());
+        // The id is salvaged up to the first undecodable byte; garbage has none.
+        let expected = if i == 3 { "" } else { "r1" };
+        assert_eq!(response.request_id, expected, "message {i}");
+    }
+}
+
+#[test]
+fn stream_answer_refuses_an_oversized_request_and_defers_big_ones() {
+    let s = scorer(10);
+    let bytes = request(
+        &[],
+        (0..3).map(|i| candidate(&format!("c{i}"), &[])).collect(),
+    );
+    let over = s.answer(&bytes, None, bytes.len() - 1, usize::MAX);
+    assert_eq!(over.code, "INVALID_ARGUMENT");
+    let response = ScoreResponse::decode(over.response.unwrap().as_slice()).unwrap();
+    assert!(response.error.unwrap().message.contains("bytes"));
+    assert_eq!(response.request_id, "r1");
+    let deferred = s.answer(&bytes, None, bytes.len(), 2);
+    assert_eq!(
+        (deferred.response, deferred.candidates, deferred.code),
+        (None, 3, "OK")
+    );
+}
+
+#[test]
+fn salvaged_request_id_stops_at_the_first_bad_byte() {
+    use super::wire::salvage_request_id;
+    assert_eq!(salvage_request_id(b""), "");
+    assert_eq!(salvage_request_id(b"\x0a\x02ab\x08\x01"), "ab");
+    assert_eq!(salvage_request_id(b"\x08\x01\x0a\x02ab"), "ab");
+    assert_eq!(salvage_request_id(b"\x0a\x02\xc0\xaf"), "");
+    assert_eq!(salvage_request_id(b"\x0a\x05ab"), "");
+    assert_eq!(salvage_request_id(b"\x0a\x01a\x0a\x01b"), "b");
+}

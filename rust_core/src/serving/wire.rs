@@ -188,3 +188,27 @@ pub fn decode_request(bytes: &[u8]) -> Result<RequestView<'_>> {
     view.context = Entries::from_wire(context);
     Ok(view)
 }
+
+/// The `request_id` of a request that may be malformed, for the error response of a stream
+/// message (the client matches responses by it): the last well-formed, valid UTF-8 field 1
+/// before the first undecodable byte, or "" when there is none.
+#[must_use]
+pub fn salvage_request_id(bytes: &[u8]) -> &str {
+    let mut r = Reader { buf: bytes };
+    let mut id = "";
+    while let Ok(Some((tag, wire))) = r.key() {
+        if tag == 1 && wire == LEN {
+            match r.delimited(wire) {
+                Ok(raw) => {
+                    if let Ok(text) = std::str::from_utf8(raw) {
+                        id = text;
+                    }
+                }
+                Err(_) => break,
+            }
+        } else if r.skip(wire).is_err() {
+            break;
+        }
+    }
+    id
+}

@@ -1,0 +1,135 @@
+"""`control loadtest --stream`: tools/streamload against real servers on 127.0.0.1, timed per
+message (the echo server's ScoreStream and the scoring server on tiny models)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from control.cli.app import app
+from control.loadtest import LoadTestError
+from control.loadtest.stream import StreamSettings, find_streamload, parse_report
+from tests.control.test_loadtest import (  # noqa: F401 -- fixtures
+    JSON_KEYS,
+    REPO,
+    echo_target,
+    models_home,
+    scoring_target,
+    server_env,
+)
+
+STREAM_JSON_KEYS = JSON_KEYS | {"streams"}
+SHORT = ["--stream", "--duration", "1", "--requests", "20", "--streams", "2", "--concurrency", "4"]
+
+pytestmark = pytest.mark.timeout(120)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def streamload() -> Path:
+    try:
+        return find_streamload()
+    except LoadTestError as exc:
+        pytest.fail(f"{exc} (run `make install`)")
+
+
+def invoke_json(*args: str) -> tuple[int, dict[str, object], str]:
+    result = runner.invoke(app, ["loadtest", *args, "--json"])
+    document = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, document, result.stderr
+
+
+def assert_sane(document: dict[str, object], streams: int) -> None:
+    assert set(document) == STREAM_JSON_KEYS
+    assert document["errors"] == {}
+    assert document["streams"] == streams
+    assert isinstance(document["count"], int)
+    assert document["count"] > 0
+    assert float(document["qps"]) > 0  # type: ignore[arg-type]
+    p50, p95, p99 = (float(document[k]) for k in ("p50_ms", "p95_ms", "p99_ms"))  # type: ignore[arg-type]
+    assert 0 < p50 <= p95 <= p99
+
+
+@pytest.mark.usefixtures("streamload")
+def test_stream_against_the_scoring_server_closed_loop(scoring_target: str) -> None:  # noqa: F811
+    code, document, stderr = invoke_json("--target", scoring_target, *SHORT)
+    assert code == 0, stderr
+    assert_sane(document, streams=2)
+
+
+@pytest.mark.usefixtures("streamload")
+def test_stream_open_loop_sends_at_the_rate(scoring_target: str) -> None:  # noqa: F811
+    # In open loop --concurrency only caps what may be outstanding per stream.
+    args = ["--target", scoring_target, *SHORT, "--rps", "300", "--concurrency", "100"]
+    code, document, stderr = invoke_json(*args)
+    assert code == 0, stderr
+    assert_sane(document, streams=2)
+    # 1 s at 300 messages/s: about 300 messages, whatever the server could do.
+    assert 200 <= int(document["count"]) <= 330  # type: ignore[call-overload]
+
+
+@pytest.mark.usefixtures("streamload")
+def test_in_stream_errors_are_counted_by_status(scoring_target: str) -> None:  # noqa: F811
+    code, document, _ = invoke_json("--target", scoring_target, *SHORT, "--models", "ctr,nope")
+    assert code == 1
+    assert set(document["errors"]) == {"NotFound"}  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("streamload")
+def test_stream_table_against_the_echo_server(echo_target: str) -> None:  # noqa: F811
+    result = runner.invoke(app, ["loadtest", "--target", echo_target, *SHORT])
+    assert result.exit_code == 0, result.stderr
+    for word in ("QPS", "p99 ms", "messages", "streams"):
+        assert word in result.stdout
+
+
+def test_bad_stream_settings_fail_before_any_load() -> None:
+    result = runner.invoke(app, ["loadtest", "--stream", "--streams", "0", "--target", "x:1"])
+    assert result.exit_code == 1
+    assert "--streams" in result.stderr
+    with pytest.raises(LoadTestError, match="--connections"):
+        StreamSettings(streams=2, connections=3)
+
+
+def test_streamload_refuses_remote_targets_and_stops_by_itself(streamload: Path) -> None:
+    done = subprocess.run(
+        [str(streamload), "-target=10.1.2.3:50051", "-data=/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "loopback" in done.stderr
+
+
+def test_report_parser_counts_duplicates_as_errors() -> None:
+    text = json.dumps(
+        {
+            "qps": 10.0, "mean_ms": 1.0, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0,
+            "errors": {"Unavailable": 2}, "count": 12, "streams": 3, "duplicates": 1,
+            "unmatched": 0, "error_messages": {"server is shutting down": 2},
+        }
+    )  # fmt: skip
+    report = parse_report(text)
+    assert report.errors == {"Unavailable": 2, "DuplicateResponse": 1}
+    assert report.to_json()["streams"] == 3
+    assert report.first_error() == "server is shutting down"
+
+
+def test_real_entry_point_prints_json(echo_target: str, streamload: Path) -> None:  # noqa: F811
+    done = subprocess.run(
+        [sys.executable, "-m", "control", "loadtest", "--target", echo_target, *SHORT, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == STREAM_JSON_KEYS
