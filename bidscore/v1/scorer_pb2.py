@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62idscore/v1/scorer.proto\x12\x0b\x62idscore.v1\"\xc7\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x37\n\x07\x63ontext\x18\x02 \x03(\x0b\x32&.bidscore.v1.ScoreRequest.ContextEntry\x12*\n\ncandidates\x18\x03 \x03(\x0b\x32\x16.bidscore.v1.Candidate\x12\x0e\n\x06models\x18\x04 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x36\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32$.bidscore.v1.Candidate.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x06models\x18\x02 \x03(\x0b\x32\x19.bidscore.v1.ModelVersion\x12\x30\n\ncandidates\x18\x03 \x03(\x0b\x32\x1c.bidscore.v1.CandidateScores\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"-\n\x0f\x43\x61ndidateScores\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x32H\n\x06Scorer\x12>\n\x05Score\x12\x19.bidscore.v1.ScoreRequest\x1a\x1a.bidscore.v1.ScoreResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62idscore/v1/scorer.proto\x12\x0b\x62idscore.v1\"\xc7\x01\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x37\n\x07\x63ontext\x18\x02 \x03(\x0b\x32&.bidscore.v1.ScoreRequest.ContextEntry\x12*\n\ncandidates\x18\x03 \x03(\x0b\x32\x16.bidscore.v1.Candidate\x12\x0e\n\x06models\x18\x04 \x03(\t\x1a.\n\x0c\x43ontextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x36\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32$.bidscore.v1.Candidate.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\rScoreResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\x06models\x18\x02 \x03(\x0b\x32\x19.bidscore.v1.ModelVersion\x12\x30\n\ncandidates\x18\x03 \x03(\x0b\x32\x1c.bidscore.v1.CandidateScores\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"-\n\x0f\x43\x61ndidateScores\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06scores\x18\x02 \x03(\x02\x32H\n\x06Scorer\x12>\n\x05Score\x12\x19.bidscore.v1.ScoreRequest\x1a\x1a.bidscore.v1.ScoreResponseB\\\n\x0f\x64\x65v.bidscore.v1B\x0bScorerProtoP\x01Z:github.com/bidscore/bidscore/gen/go/bidscore/v1;bidscorev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bidscore.v1.scorer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.bidscore.v1B\013ScorerProtoP\001Z:github.com/bidscore/bidscore/gen/go/bidscore/v1;bidscorev1'
   _globals['_SCOREREQUEST_CONTEXTENTRY']._loaded_options = None
   _globals['_SCOREREQUEST_CONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_CANDIDATE_FEATURESENTRY']._loaded_options = None
