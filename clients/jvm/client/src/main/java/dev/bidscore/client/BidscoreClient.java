@@ -193,6 +193,7 @@ public final class BidscoreClient implements AutoCloseable {
     private int outstanding;
     private long tried;
     private Status lastError;
+    private long timerLateness;
 
     Call(ScoreRequest request, long start) {
       this.request = request;
@@ -247,6 +248,7 @@ public final class BidscoreClient implements AutoCloseable {
     /** The budget timer. */
     @Override
     public void run() {
+      timerLateness = System.nanoTime() - deadline;
       finish(null, FallbackReason.DEADLINE, lastError);
     }
 
@@ -285,6 +287,8 @@ public final class BidscoreClient implements AutoCloseable {
             reason = FallbackReason.UNAVAILABLE;
           }
         } else if (code == Status.Code.DEADLINE_EXCEEDED) {
+          // gRPC's own deadline timer (same deadline) beat ours: how late its thread ran.
+          timerLateness = System.nanoTime() - deadline;
           if (outstanding == 0) {
             reason = FallbackReason.DEADLINE;
           }
@@ -329,7 +333,9 @@ public final class BidscoreClient implements AutoCloseable {
         future.completeExceptionally(new ScoringException(reason, status));
       } else {
         metrics.completed(reason, false, nanos);
-        future.complete(fallback.scoresFor(request, reason));
+        Scores scores = fallback.scoresFor(request, reason);
+        scores.timerLatenessNanos = Math.max(0, timerLateness);
+        future.complete(scores);
       }
     }
 

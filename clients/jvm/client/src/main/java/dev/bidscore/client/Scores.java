@@ -12,6 +12,11 @@ import dev.bidscore.v1.ScoreResponse;
 public final class Scores {
   private final ScoreResponse response;
   private final FallbackReason fallback;
+  /**
+   * For a fallback at the deadline: how long after the deadline the budget timer's thread got
+   * to run (the OS scheduler's delay, which the client cannot control); 0 otherwise.
+   */
+  long timerLatenessNanos;
 
   Scores(ScoreResponse response, FallbackReason fallback) {
     this.response = response;
