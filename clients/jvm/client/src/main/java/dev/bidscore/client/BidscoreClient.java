@@ -289,6 +289,7 @@ public final class BidscoreClient implements AutoCloseable {
         } else if (code == Status.Code.DEADLINE_EXCEEDED) {
           // gRPC's own deadline timer (same deadline) beat ours: how late its thread ran.
           timerLateness = System.nanoTime() - deadline;
+          metrics.late.increment(); // an attempt that had not answered by the budget
           if (outstanding == 0) {
             reason = FallbackReason.DEADLINE;
           }
@@ -327,7 +328,9 @@ public final class BidscoreClient implements AutoCloseable {
       long nanos = System.nanoTime() - start;
       if (reason == null) {
         metrics.completed(null, false, nanos);
-        future.complete(new Scores(response, null));
+        Scores scores = new Scores(response, null);
+        scores.elapsedNanos = nanos;
+        future.complete(scores);
       } else if (fallback.fails() || request == null) {
         metrics.completed(reason, true, nanos);
         future.completeExceptionally(new ScoringException(reason, status));
@@ -335,6 +338,7 @@ public final class BidscoreClient implements AutoCloseable {
         metrics.completed(reason, false, nanos);
         Scores scores = fallback.scoresFor(request, reason);
         scores.timerLatenessNanos = Math.max(0, timerLateness);
+        scores.elapsedNanos = nanos;
         future.complete(scores);
       }
     }

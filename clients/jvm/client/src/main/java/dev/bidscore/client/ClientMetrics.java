@@ -32,8 +32,8 @@ final class ClientMetrics {
     latencyScored = latency(registry, transport, "scored");
     latencyFallback = latency(registry, transport, "fallback");
     late = counter(registry, "bidscore.client.late.responses", transport,
-        "Attempt outcomes (responses, or the RPC's own deadline) that arrived after their call had"
-            + " completed; dropped");
+        "Attempts that had not answered by the budget, dropped: outcomes arriving after their"
+            + " call fell back, and RPCs cut by their gRPC deadline (the budget)");
     retries = counter(registry, "bidscore.client.retries", transport,
         "Attempts resent to another target after UNAVAILABLE, within the budget");
     hedges = counter(registry, "bidscore.client.hedges", transport,

@@ -17,6 +17,7 @@ public final class Scores {
    * to run (the OS scheduler's delay, which the client cannot control); 0 otherwise.
    */
   long timerLatenessNanos;
+  long elapsedNanos;
 
   Scores(ScoreResponse response, FallbackReason fallback) {
     this.response = response;
@@ -25,6 +26,11 @@ public final class Scores {
 
   public boolean isFallback() {
     return fallback != null;
+  }
+
+  /** From the score() call to this result, on the client's clock (System.nanoTime()). */
+  public long elapsedNanos() {
+    return elapsedNanos;
   }
 
   /** Why this is a fallback; null for the server's scores. */

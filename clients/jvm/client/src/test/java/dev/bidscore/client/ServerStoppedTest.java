@@ -86,11 +86,12 @@ class ServerStoppedTest {
 
   /**
    * Every call completed within budget + slack, measured from the call to its future's
-   * completion. On a loaded 2-core machine a thread woken at the deadline can be descheduled
-   * for milliseconds, so the check is made on the client's own clock: elapsed time less how
-   * late the OS ran the budget timer ({@code Scores.timerLatenessNanos}); at most 3% may
-   * still overrun (a thread descheduled between the client's completion and the test's
-   * timestamp). The raw figures are printed, and no call may overrun by 100 ms.
+   * completion. On a loaded 2-core machine any thread (the test's own, the client's timer) can
+   * be descheduled for milliseconds, so the check is made on the client's own clock:
+   * {@code Scores.elapsedNanos()} (score() to completion, taken by the client) less how late
+   * the OS ran the budget timer ({@code Scores.timerLatenessNanos}); at most 1% may still
+   * overrun, none by 50 ms. The raw figures (the test's clock, which includes the test thread's
+   * own stalls) are printed.
    */
   static void assertWithinBudget(List<Load.Result> results, Duration budget, double slackMs) {
     double limit = budget.toNanos() / 1e6 + slackMs;
@@ -102,14 +103,19 @@ class ServerStoppedTest {
         budget.toMillis(), Load.quantileMillis(results, 0.5), Load.quantileMillis(results, 0.99),
         max, slackMs, rawOver, over);
     results.stream().filter(r -> ownMillis(r) > limit).limit(10).forEach(r ->
-        System.out.printf("  call %d: %.3f ms (timer ran %.3f ms late)%n", r.index(),
-            r.elapsedMillis(), r.scores() == null ? 0 : r.scores().timerLatenessNanos / 1e6));
-    assertTrue(over <= results.size() * 3 / 100, over + " calls over budget + slack");
-    assertTrue(max <= limit + 100, "a call completed at " + max + " ms");
+        System.out.printf("  call %d: %.3f ms, %.3f on the client's clock (timer %.3f ms late)%n",
+            r.index(), r.elapsedMillis(), ownMillis(r),
+            r.scores() == null ? 0 : r.scores().timerLatenessNanos / 1e6));
+    assertTrue(over <= results.size() / 100, over + " calls over budget + slack");
+    double ownMax = results.stream().mapToDouble(ServerStoppedTest::ownMillis).max().orElse(0);
+    assertTrue(ownMax <= limit + 50, "a call completed at " + ownMax + " ms");
   }
 
+  /** The client's own time: its elapsed time less the OS's delay in running its timer. */
   static double ownMillis(Load.Result result) {
-    long lateness = result.scores() == null ? 0 : result.scores().timerLatenessNanos;
-    return (result.elapsedNanos() - lateness) / 1e6;
+    if (result.scores() == null) {
+      return result.elapsedMillis();
+    }
+    return (result.scores().elapsedNanos() - result.scores().timerLatenessNanos) / 1e6;
   }
 }
