@@ -30,21 +30,38 @@ final class Load {
    */
   static List<Result> run(BidscoreClient client, List<ScoreRequest> requests, Duration budget,
       int perSecond, Duration duration, Duration at, Runnable during) throws Exception {
+    return run(client, requests, budget, perSecond, duration, at, during, Duration.ZERO);
+  }
+
+  /**
+   * As above, and the load goes on until {@code after} past the end of {@code during} if that
+   * is later than {@code duration} (at most a minute).
+   */
+  static List<Result> run(BidscoreClient client, List<ScoreRequest> requests, Duration budget,
+      int perSecond, Duration duration, Duration at, Runnable during, Duration after)
+      throws Exception {
     ConcurrentLinkedQueue<Result> results = new ConcurrentLinkedQueue<>();
     List<CompletableFuture<?>> futures = new ArrayList<>();
     long interval = TimeUnit.SECONDS.toNanos(1) / perSecond;
     long begin = System.nanoTime();
-    long end = begin + duration.toNanos();
+    java.util.concurrent.atomic.AtomicLong endAt =
+        new java.util.concurrent.atomic.AtomicLong(begin + duration.toNanos());
+    long hardEnd = begin + TimeUnit.MINUTES.toNanos(1);
+    java.util.concurrent.atomic.AtomicBoolean sideDone =
+        new java.util.concurrent.atomic.AtomicBoolean(during == null);
     Thread side = null;
     if (during != null) {
       side = new Thread(() -> {
         LockSupport.parkNanos(at.toNanos());
         during.run();
+        endAt.accumulateAndGet(System.nanoTime() + after.toNanos(), Math::max);
+        sideDone.set(true);
       }, "load-side-action");
       side.start();
     }
     int i = 0;
-    for (long next = begin; next < end; next += interval, i++) {
+    for (long next = begin; next < hardEnd && (next < endAt.get() || !sideDone.get());
+        next += interval, i++) {
       long wait = next - System.nanoTime();
       if (wait > 0) {
         LockSupport.parkNanos(wait);

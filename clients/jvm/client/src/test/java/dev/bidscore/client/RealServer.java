@@ -148,6 +148,13 @@ final class RealServer implements AutoCloseable {
 
   /** Starts `control serve` following {@code home}'s registry and waits for SERVING. */
   static RealServer start(Path home, String... extra) throws Exception {
+    RealServer server = launch(home, extra);
+    server.waitServing(90);
+    return server;
+  }
+
+  /** Starts `control serve` without waiting (then {@link #waitServing}). */
+  static RealServer launch(Path home, String... extra) throws Exception {
     int port = freePort();
     Path log = Files.createTempFile(home, "serve-" + port + "-", ".log");
     List<String> command = new ArrayList<>(List.of(control().toString(), "serve",
@@ -160,7 +167,6 @@ final class RealServer implements AutoCloseable {
     builder.environment().put("BIDSCORE_HOME", home.toString());
     RealServer server = new RealServer(builder.start(), port, log);
     server.process.getOutputStream().close();
-    server.waitServing(90);
     return server;
   }
 
