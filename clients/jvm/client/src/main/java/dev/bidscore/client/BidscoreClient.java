@@ -333,7 +333,10 @@ public final class BidscoreClient implements AutoCloseable {
         future.complete(scores);
       } else if (fallback.fails() || request == null) {
         metrics.completed(reason, true, nanos);
-        future.completeExceptionally(new ScoringException(reason, status));
+        ScoringException failure = new ScoringException(reason, status);
+        failure.elapsedNanos = nanos;
+        failure.timerLatenessNanos = Math.max(0, timerLateness);
+        future.completeExceptionally(failure);
       } else {
         metrics.completed(reason, false, nanos);
         Scores scores = fallback.scoresFor(request, reason);

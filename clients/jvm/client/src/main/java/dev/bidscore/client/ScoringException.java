@@ -9,6 +9,8 @@ import io.grpc.Status;
 public final class ScoringException extends RuntimeException {
   private final FallbackReason reason;
   private final transient Status status;
+  long elapsedNanos;
+  long timerLatenessNanos;
 
   ScoringException(FallbackReason reason, Status status) {
     super(reason + (status == null ? "" : ": " + status.getCode() + " " + status.getDescription()),
@@ -19,6 +21,11 @@ public final class ScoringException extends RuntimeException {
 
   public FallbackReason reason() {
     return reason;
+  }
+
+  /** From the score() call to this failure, on the client's clock (System.nanoTime()). */
+  public long elapsedNanos() {
+    return elapsedNanos;
   }
 
   /** The last gRPC status seen, or null (deadline, closed). */

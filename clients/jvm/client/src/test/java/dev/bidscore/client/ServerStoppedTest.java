@@ -105,7 +105,8 @@ class ServerStoppedTest {
     results.stream().filter(r -> ownMillis(r) > limit).limit(10).forEach(r ->
         System.out.printf("  call %d: %.3f ms, %.3f on the client's clock (timer %.3f ms late)%n",
             r.index(), r.elapsedMillis(), ownMillis(r),
-            r.scores() == null ? 0 : r.scores().timerLatenessNanos / 1e6));
+            r.scores() != null ? r.scores().timerLatenessNanos / 1e6
+                : r.error() instanceof ScoringException f ? f.timerLatenessNanos / 1e6 : 0));
     assertTrue(over <= results.size() / 100, over + " calls over budget + slack");
     double ownMax = results.stream().mapToDouble(ServerStoppedTest::ownMillis).max().orElse(0);
     assertTrue(ownMax <= limit + 50, "a call completed at " + ownMax + " ms");
@@ -113,6 +114,9 @@ class ServerStoppedTest {
 
   /** The client's own time: its elapsed time less the OS's delay in running its timer. */
   static double ownMillis(Load.Result result) {
+    if (result.error() instanceof ScoringException failure) {
+      return (failure.elapsedNanos() - failure.timerLatenessNanos) / 1e6;
+    }
     if (result.scores() == null) {
       return result.elapsedMillis();
     }
