@@ -76,7 +76,7 @@ PY
   for transport in unary stream; do
     if ! line="$(java -cp "$CP" dev.bidscore.bench.ClientBench "127.0.0.1:$port" "$transport" \
         "$WORK/requests.json" "$CONCURRENCY" "$WARMUP" "$DURATION" 2>"$WORK/bench-$transport.err")"; then
-      printf '%-8s %-8s %12s\n' "$workers" "$transport" "failed: $(tail -1 "$WORK/bench-$transport.err")"
+      printf "%-8s %-8s failed:\n" "$workers" "$transport"; head -5 "$WORK/bench-$transport.err"
       continue
     fi
     rps="$(echo "$line" | json_field 'd["auctions_per_s"]')"

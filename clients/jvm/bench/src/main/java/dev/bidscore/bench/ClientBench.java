@@ -82,10 +82,10 @@ public final class ClientBench {
 
   private static List<ScoreRequest> read(Path dataFile) throws Exception {
     // ghz's --data-file: a JSON array of ScoreRequest messages (proto3 JSON).
-    com.google.protobuf.ListValue.Builder list = com.google.protobuf.ListValue.newBuilder();
-    JsonFormat.parser().merge("{\"values\": " + Files.readString(dataFile) + "}", list);
+    com.google.protobuf.Value.Builder list = com.google.protobuf.Value.newBuilder();
+    JsonFormat.parser().merge(Files.readString(dataFile), list);
     List<ScoreRequest> requests = new ArrayList<>();
-    for (com.google.protobuf.Value value : list.getValuesList()) {
+    for (com.google.protobuf.Value value : list.getListValue().getValuesList()) {
       ScoreRequest.Builder request = ScoreRequest.newBuilder();
       JsonFormat.parser().merge(JsonFormat.printer().print(value), request);
       requests.add(request.build());

@@ -39,6 +39,8 @@ final class StreamTransport implements Transport {
           .setResponseMarshaller(ProtoUtils.marshaller(ScoreResponse.getDefaultInstance()))
           .build();
   private static final int ERROR_FIELD = 4; // ScoreResponse.error
+  private static final com.google.protobuf.Descriptors.FieldDescriptor ERROR_DESCRIPTOR =
+      ScoreResponse.getDescriptor().findFieldByNumber(ERROR_FIELD);
   private static final long MIN_BACKOFF_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
   private static final long MAX_BACKOFF_NANOS = TimeUnit.SECONDS.toNanos(2);
   private static final long SWEEP_NANOS = TimeUnit.SECONDS.toNanos(1);
@@ -112,24 +114,42 @@ final class StreamTransport implements Transport {
     scheduleSweep();
   }
 
+  /**
+   * The per-message error (ScoreResponse.error, field 4) as a status, or null. Read through the
+   * descriptor when the generated ScoreResponse knows the field, else from unknown fields (the
+   * stubs generated before the field was added to the proto).
+   */
   private static Status errorOf(ScoreResponse response) {
-    UnknownFieldSet.Field field = response.getUnknownFields().getField(ERROR_FIELD);
-    if (field == null || field.getLengthDelimitedList().isEmpty()) {
-      return null;
-    }
-    try {
-      UnknownFieldSet error = UnknownFieldSet.parseFrom(field.getLengthDelimitedList().get(0));
-      String code = text(error, 1);
-      Status.Code status;
-      try {
-        status = Status.Code.valueOf(code);
-      } catch (IllegalArgumentException e) {
-        status = Status.Code.UNKNOWN;
+    String code;
+    String message;
+    if (ERROR_DESCRIPTOR != null) {
+      if (!response.hasField(ERROR_DESCRIPTOR)) {
+        return null;
       }
-      return Status.fromCode(status).withDescription(text(error, 2));
-    } catch (InvalidProtocolBufferException e) {
-      return Status.INTERNAL.withDescription("unreadable error in response");
+      com.google.protobuf.Message error = (com.google.protobuf.Message)
+          response.getField(ERROR_DESCRIPTOR);
+      code = String.valueOf(error.getField(error.getDescriptorForType().findFieldByNumber(1)));
+      message = String.valueOf(error.getField(error.getDescriptorForType().findFieldByNumber(2)));
+    } else {
+      UnknownFieldSet.Field field = response.getUnknownFields().getField(ERROR_FIELD);
+      if (field == null || field.getLengthDelimitedList().isEmpty()) {
+        return null;
+      }
+      try {
+        UnknownFieldSet error = UnknownFieldSet.parseFrom(field.getLengthDelimitedList().get(0));
+        code = text(error, 1);
+        message = text(error, 2);
+      } catch (InvalidProtocolBufferException e) {
+        return Status.INTERNAL.withDescription("unreadable error in response");
+      }
     }
+    Status.Code status;
+    try {
+      status = Status.Code.valueOf(code);
+    } catch (IllegalArgumentException e) {
+      status = Status.Code.UNKNOWN;
+    }
+    return Status.fromCode(status).withDescription(message);
   }
 
   private static String text(UnknownFieldSet set, int number) {

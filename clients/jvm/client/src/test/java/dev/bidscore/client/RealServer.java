@@ -34,6 +34,28 @@ final class RealServer implements AutoCloseable {
   static final int REQUESTS = 20;
   static final int CANDIDATES = 5;
   private static Models models;
+  /** Every server started, killed when the JVM exits whatever happened to the test. */
+  private static final List<Process> STARTED = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  static {
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      for (Process process : STARTED) {
+        process.descendants().forEach(ProcessHandle::destroyForcibly);
+        process.destroyForcibly();
+      }
+      if (models != null) {
+        delete(models.home());
+      }
+    }));
+  }
+
+  private static void delete(Path root) {
+    try (java.util.stream.Stream<Path> paths = Files.walk(root)) {
+      paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException | RuntimeException ignored) {
+      // best effort
+    }
+  }
 
   final Process process;
   final int port;
@@ -77,7 +99,6 @@ final class RealServer implements AutoCloseable {
       return models;
     }
     Path home = Files.createTempDirectory("bidscore-jvm-tests");
-    home.toFile().deleteOnExit();
     Path logs = home.resolve("logs");
     String control = control().toString();
     run(home, control, "datagen", "--rows", "2000", "--days", "2", "--out", logs.toString());
@@ -166,6 +187,7 @@ final class RealServer implements AutoCloseable {
         .redirectOutput(log.toFile());
     builder.environment().put("BIDSCORE_HOME", home.toString());
     RealServer server = new RealServer(builder.start(), port, log);
+    STARTED.add(server.process);
     server.process.getOutputStream().close();
     return server;
   }
