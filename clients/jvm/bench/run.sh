@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The JVM client's benchmark (docs/clients.md): against a local bidscore server with 1 and 2
 # workers, ghz's auctions/s and the client's (unary, and stream once the server has ScoreStream),
-# the client's CPU per call, and its share of ghz's throughput, all in the same run.
+# the client's CPU per call (ghz's own too, from its user+sys time), and the client's share of
+# ghz's throughput, all in the same run. The client is measured after WARMUP seconds (JIT).
 #
 #   clients/jvm/bench/run.sh            # from the repository root, after `make install`
 #   DURATION=10 CONCURRENCY=50 WORKERS="1 2" clients/jvm/bench/run.sh
@@ -12,7 +13,7 @@ ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 GHZ="${GHZ:-$ROOT/.tools/bin/ghz}"
 DURATION="${DURATION:-10}"
-WARMUP="${WARMUP:-3}"
+WARMUP="${WARMUP:-10}"
 CONCURRENCY="${CONCURRENCY:-50}"
 WORKERS="${WORKERS:-1 2}"
 REQUESTS="${REQUESTS:-50}"
@@ -69,10 +70,17 @@ with grpc.insecure_channel(f"127.0.0.1:{sys.argv[1]}") as ch:
         time.sleep(0.2)
 sys.exit("server not SERVING")
 PY
-  ghz_rps="$("$VENV/bin/control" loadtest --target "127.0.0.1:$port" --duration "$DURATION" \
-    --concurrency "$CONCURRENCY" --connections 1 --requests "$REQUESTS" --candidates "$CANDIDATES" \
-    --models ctr,cvr --ghz "$GHZ" --json | json_field 'd["qps"]')"
-  printf '%-8s %-8s %12.0f %14s %12s\n' "$workers" ghz "$ghz_rps" - 100%
+  # ghz directly (the same flags as `control loadtest`), timed for its own CPU per call.
+  TIMEFORMAT='%U %S'
+  ghz_cpu="$( { time "$GHZ" --insecure --proto "$ROOT/proto/bidscore/v1/scorer.proto" \
+    --import-paths "$ROOT/proto" --call bidscore.v1.Scorer.Score --data-file "$WORK/requests.json" \
+    --disable-template-functions --disable-template-data --concurrency "$CONCURRENCY" \
+    --connections 1 --duration "${DURATION}s" --duration-stop ignore --format json \
+    "127.0.0.1:$port" > "$WORK/ghz.json"; } 2>&1 | tail -1)"
+  ghz_rps="$(json_field 'd["rps"]' < "$WORK/ghz.json")"
+  ghz_count="$(json_field 'd["count"]' < "$WORK/ghz.json")"
+  ghz_us="$("$VENV/bin/python" -c "u, s = map(float, '$ghz_cpu'.split()); print(f'{(u + s) * 1e6 / $ghz_count:.2f}')")"
+  printf '%-8s %-8s %12.0f %14s %12s\n' "$workers" ghz "$ghz_rps" "$ghz_us" 100%
   for transport in unary stream; do
     if ! line="$(java -cp "$CP" dev.bidscore.bench.ClientBench "127.0.0.1:$port" "$transport" \
         "$WORK/requests.json" "$CONCURRENCY" "$WARMUP" "$DURATION" 2>"$WORK/bench-$transport.err")"; then

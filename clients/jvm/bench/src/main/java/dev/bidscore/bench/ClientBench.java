@@ -33,7 +33,7 @@ public final class ClientBench {
     int concurrency = Integer.parseInt(args[3]);
     double warmup = Double.parseDouble(args[4]);
     double seconds = Double.parseDouble(args[5]);
-    Duration budget = Duration.ofSeconds(1);
+    Duration budget = Duration.ofMillis(Long.parseLong(System.getenv().getOrDefault("BENCH_BUDGET_MS", "1000")));
 
     com.sun.management.OperatingSystemMXBean os =
         (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
@@ -72,6 +72,16 @@ public final class ClientBench {
       long elapsed = System.nanoTime() - t0;
       long fell = fallbacks.get() - fallbacks0;
       lanes.await();
+      if (System.getenv("BENCH_THREADS") != null) {
+        java.lang.management.ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        for (java.lang.management.ThreadInfo info :
+            threads.getThreadInfo(threads.getAllThreadIds())) {
+          if (info != null) {
+            System.err.printf("%-50s %8.1f ms cpu%n", info.getThreadName(),
+                threads.getThreadCpuTime(info.getThreadId()) / 1e6);
+          }
+        }
+      }
       System.out.printf(java.util.Locale.ROOT,
           "{\"transport\": \"%s\", \"concurrency\": %d, \"seconds\": %.2f, \"calls\": %d,"
               + " \"fallbacks\": %d, \"auctions_per_s\": %.1f, \"cpu_us_per_call\": %.2f}%n",

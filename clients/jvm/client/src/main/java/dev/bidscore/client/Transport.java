@@ -24,6 +24,14 @@ interface Transport extends AutoCloseable {
    */
   void send(ScoreRequest request, long deadlineNanos, Reply reply);
 
+  /**
+   * True if every attempt is answered by its deadline at the latest (the RPC carries it as its
+   * gRPC deadline): the client then needs no timer of its own for a call's budget.
+   */
+  default boolean answersByDeadline() {
+    return false;
+  }
+
   @Override
   void close();
 }

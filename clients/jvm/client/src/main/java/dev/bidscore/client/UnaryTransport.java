@@ -35,6 +35,12 @@ final class UnaryTransport implements Transport {
     }
   }
 
+  /** gRPC's deadline timer (on the channel's event loop) ends the call at the budget. */
+  @Override
+  public boolean answersByDeadline() {
+    return true;
+  }
+
   @Override
   public void close() {}
 
