@@ -137,9 +137,13 @@ public final class BidscoreClient implements AutoCloseable {
     return count;
   }
 
-  private Target pick(long tried) {
+  /**
+   * The first eligible target not yet tried, from {@code start} on (round-robin: a call's first
+   * attempt starts at the next position; its retries and hedges continue from its own, so they
+   * do not skew the rotation).
+   */
+  private Target pick(long tried, int start) {
     int n = targets.length;
-    int start = Math.floorMod(next.getAndIncrement(), n);
     Target untriedDown = null;
     for (int i = 0; i < n; i++) {
       int index = start + i < n ? start + i : start + i - n;
@@ -195,6 +199,7 @@ public final class BidscoreClient implements AutoCloseable {
     private int attempts;
     private int outstanding;
     private long tried;
+    private Target first;
     private Status lastError;
     private long timerLateness;
 
@@ -228,7 +233,13 @@ public final class BidscoreClient implements AutoCloseable {
 
     /** Under the lock: books an attempt and returns its target. */
     private Target startAttempt() {
-      Target target = pick(tried);
+      int n = targets.length;
+      int start = attempts == 0 ? Math.floorMod(next.getAndIncrement(), n)
+          : (first.index + 1) % n;
+      Target target = pick(tried, start);
+      if (attempts == 0) {
+        first = target;
+      }
       tried |= 1L << target.index;
       attempts++;
       outstanding++;
