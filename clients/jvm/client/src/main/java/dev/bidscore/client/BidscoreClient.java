@@ -86,6 +86,7 @@ public final class BidscoreClient implements AutoCloseable {
         .tag("transport", kind)
         .register(registry));
     for (Target target : targets) {
+      target.channel.getState(true); // connect now, not on the first call
       target.startHealthWatch();
     }
   }
@@ -122,6 +123,26 @@ public final class BidscoreClient implements AutoCloseable {
       }
     }
     return call.future;
+  }
+
+  /**
+   * For start-up only (it blocks): waits until some target's health says SERVING (or, with
+   * health checks off, its channel is connected), at most {@code timeout}. True if one does.
+   * Calls made before that work too, but their budget also pays for connecting.
+   */
+  public boolean awaitServing(Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    do {
+      for (Target target : targets) {
+        Target.Health health = target.health();
+        if (health == Target.Health.SERVING || (health == Target.Health.UNCHECKED
+            && target.channel.getState(true) == io.grpc.ConnectivityState.READY)) {
+          return true;
+        }
+      }
+      Thread.sleep(5);
+    } while (System.nanoTime() < deadline);
+    return false;
   }
 
   /** How many targets calls may go to now. */

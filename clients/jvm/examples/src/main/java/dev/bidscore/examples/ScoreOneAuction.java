@@ -40,11 +40,16 @@ public final class ScoreOneAuction {
         .target(target)
         .fallback(FallbackPolicy.defaults(Map.of("ctr", 0.01f, "cvr", 0.02f)))
         .build()) {
-      // Never waits past 30 ms: the server's scores, or the defaults tagged as a fallback.
-      Scores scores = client.score(auction, Duration.ofMillis(30)).join();
-      System.out.println(scores.isFallback()
+      // At start-up only: wait (blocking) for the connection, so the budget below is not
+      // spent on connecting.
+      client.awaitServing(Duration.ofSeconds(5));
+      // Never waits past 50 ms: the server's scores, or the defaults tagged as a fallback. (A
+      // fresh JVM's first call also pays for class loading and cold code: a bidder warms up.)
+      Scores scores = client.score(auction, Duration.ofMillis(50)).join();
+      System.out.println((scores.isFallback()
           ? "fallback (" + scores.fallbackReason() + ")"
-          : "ctr v" + scores.version("ctr") + ", cvr v" + scores.version("cvr"));
+          : "ctr v" + scores.version("ctr") + ", cvr v" + scores.version("cvr"))
+          + String.format(" in %.1f ms", scores.elapsedNanos() / 1e6));
       for (int c = 0; c < scores.candidateCount(); c++) {
         String id = scores.response().getCandidates(c).getId();
         System.out.printf("%s  ctr=%.6f  cvr=%.6f%n", id, scores.score(id, "ctr"),
