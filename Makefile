@@ -91,8 +91,19 @@ image: ## Build the container image (docker or podman), tagged with the git comm
 	commit=$$(git rev-parse --short=12 HEAD); \
 	$$builder build -f deploy/docker/Dockerfile --build-arg GIT_COMMIT=$$commit -t bidscore:$$commit .
 
+# Maven Central only; -q keeps it to failures, so a summary line is printed from Surefire's reports.
+JVM_REPORTS := clients/jvm/client/target/surefire-reports
+.PHONY: test-jvm
+test-jvm: $(VENV)/.installed ## JVM client (clients/jvm): build it, run its tests against real servers
+	rm -rf $(JVM_REPORTS)
+	mvn -B -q -f clients/jvm/pom.xml verify -Dbidscore.control=$(CURDIR)/$(BIN)/control
+	@cat $(JVM_REPORTS)/TEST-*.xml | grep -o '<testsuite [^>]*>' | awk '\
+	  function attr(name) { return match($$0, name "=\"[0-9]+\"") ? substr($$0, RSTART + length(name) + 2, RLENGTH - length(name) - 3) + 0 : 0 } \
+	  { t += attr("tests"); f += attr("failures") + attr("errors"); s += attr("skipped") } \
+	  END { printf "jvm: %d passed, %d failed, %d skipped\n", t - f - s, f, s }'
+
 .PHONY: test
-test: install lint typecheck test-rust deploy-check test-python ## Everything CI runs: lints, types, Rust, deploy checks and Python tests
+test: install lint typecheck test-rust deploy-check test-python test-jvm ## Everything CI runs: lints, types, Rust, deploy checks, Python and JVM tests
 
 # The inner loop: no Go, no AWS emulator, no server subprocesses; a couple of minutes.
 .PHONY: test-fast

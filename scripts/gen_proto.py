@@ -3,6 +3,10 @@
 The one way generated code enters the tree: `python scripts/gen_proto.py` (or `make proto`).
 `--check` regenerates into a temporary directory and fails when the checked-in files differ,
 so CI catches a proto change without regenerated code.
+
+Each .proto is also copied beside its generated code (bidscore/v1/scorer.proto), so the wheel
+ships the contract as package data: clients in other languages find it next to the installed
+server (`importlib.resources.files("bidscore.v1") / "scorer.proto"`).
 """
 
 from __future__ import annotations
@@ -21,11 +25,6 @@ PROTO_DIR = ROOT / "proto"
 OUT_PACKAGE = "bidscore"
 
 
-def generated_dirs() -> set[Path]:
-    """The package directories protoc writes, one per proto directory (`bidscore/v1`)."""
-    return {p.parent.relative_to(PROTO_DIR) for p in PROTO_DIR.rglob("*.proto")}
-
-
 def generate(out_root: Path) -> list[Path]:
     protos = sorted(PROTO_DIR.rglob("*.proto"))
     include = Path(protoc.__file__).parent / "_proto"
@@ -40,14 +39,28 @@ def generate(out_root: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    for proto in protos:
+        copy = out_root / proto.relative_to(PROTO_DIR)
+        copy.write_bytes(proto.read_bytes())
     # Every directory of generated code is a regular package, so it installs with the wheel.
-    generated = [out_root / d for d in generated_dirs()]
-    for directory in {*generated, out_root / OUT_PACKAGE}:
+    for directory in {p.parent for p in out_root.joinpath(OUT_PACKAGE).rglob("*.py")} | {
+        out_root / OUT_PACKAGE
+    }:
         init = directory / "__init__.py"
         if not init.exists():
             init.write_text('"""Generated from proto/ by scripts/gen_proto.py. Do not edit."""\n')
-    # What protoc wrote: the generated subpackages only (bidscore/ also holds hand-written code).
-    return sorted(p.relative_to(out_root) for d in generated for p in d.rglob("*.py*"))
+    return sorted(
+        p.relative_to(out_root)
+        for pattern in ("*.py*", "*.proto")
+        for p in out_root.joinpath(OUT_PACKAGE).rglob(pattern)
+    )
+
+
+def generated_dirs() -> list[Path]:
+    """The packages protoc writes (bidscore/v1, ...): only these are wiped before regenerating.
+
+    bidscore/ itself also holds hand-written code (registry, store, settings)."""
+    return sorted({ROOT / p.parent.relative_to(PROTO_DIR) for p in PROTO_DIR.rglob("*.proto")})
 
 
 def main() -> int:
@@ -55,12 +68,12 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if checked-in code is stale")
     opts = parser.parse_args()
     if not opts.check:
-        # Only the generated subpackages (bidscore/v1, ...) are replaced: bidscore/ itself also
-        # holds hand-written code (registry, store, manifest, settings).
         for directory in generated_dirs():
-            shutil.rmtree(ROOT / directory, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
+        dirs = generated_dirs()
         for rel in generate(ROOT):
-            print(f"wrote {rel}")
+            if (ROOT / rel).parent in dirs:
+                print(f"wrote {rel}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         stale = [
