@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -73,7 +74,8 @@ text = st.text(st.characters(exclude_categories=("Cs",)), max_size=10)
 some_text = st.one_of(st.sampled_from(["", "iOS", " Android ", "ÉTÉ", "a^b", "Σ"]), text)
 int_text = st.integers(-(2**63), 2**63 - 1).map(str)
 float_text = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    # Values beyond the float32 range are refused by both paths (tested below), not tokenised.
+    st.floats(min_value=-3.4e38, max_value=3.4e38, allow_nan=False).map(repr),
     st.integers(-(10**6), 10**6).map(str),
     st.decimals(-1000, 1000, places=3, allow_nan=False, allow_infinity=False).map(str),
 )
@@ -202,3 +204,15 @@ def test_bid_request_serving_equals_training(request):
 def test_odd_corners_serving_equals_training(request):
     ctx, cands = request
     assert_same_tokens(ODD, ctx, cands)
+
+
+def test_values_beyond_float32_are_refused_by_both_paths() -> None:
+    spec = ODD
+    raw = spec.schema.schema_info().raw
+    ctx = {n: "1" for n, f in raw.items() if f.source == "context" and f.default is None}
+    cand = {n: "1" for n, f in raw.items() if f.source == "candidate" and f.default is None}
+    cand["x"] = "1e39"
+    with pytest.raises(ValueError, match="float32 range"):
+        served_tokens(spec, ctx, [cand])
+    with pytest.raises(ValueError, match="float32 range"):
+        table_csr(through_parquet(spec.schema, log_table(spec.schema, ctx, [cand])), spec)
