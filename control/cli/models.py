@@ -179,7 +179,7 @@ def show_params(
     json_out: JsonOpt = False,
 ) -> None:
     """Show the model's saved tuned parameters (`control tune --save`)."""
-    with user_errors():
+    with user_errors(json_out):
         saved = for_reading(registry).get_params(model)
         if saved is None:
             raise NotFoundError(f"no saved parameters for {model!r} (control tune --save)")

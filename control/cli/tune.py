@@ -170,7 +170,7 @@ def tune(
     from control.tuning.search import SearchOptions  # noqa: PLC0415
     from features import catalog  # noqa: PLC0415
 
-    with user_errors():
+    with user_errors(json_out):
         pool = parse_executor(executor, workers, threads)
         options = SearchOptions(
             trials=trials, seed=seed, threads=threads, timeout=timeout, workers=pool.workers

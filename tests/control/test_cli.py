@@ -472,6 +472,8 @@ def _failing_invocations(tmp_path: Path, dead: str) -> dict[str, list[str]]:
         "monitor offline": ["monitor", "offline", "ctr", "--registry", dead],
         "monitor online": ["monitor", "online"],
         "monitor drift": ["monitor", "drift", "ctr", "--registry", dead],
+        "models params": ["models", "params", "ctr", "--registry", dead],
+        "tune": ["tune", "--model", "ctr", "--data", absent, "--trials", "0"],
     }
 
 
