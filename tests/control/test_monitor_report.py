@@ -173,7 +173,8 @@ def test_report_cli_refuses_outcomes_without_a_log(tmp_path: Path, bidscore_home
     )
     assert result.exit_code == 1
     assert "--outcomes needs --predictions" in result.stderr
+    # No registry at all: a reading command refuses it rather than creating an empty one.
     empty = CliRunner().invoke(app, ["monitor", "report", "--out", str(tmp_path / "r.html")])
     assert empty.exit_code == 1
-    assert "no models" in empty.stderr
+    assert "does not exist" in empty.stderr
     assert not (tmp_path / "r.html").exists()
