@@ -6,12 +6,14 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bidscore import settings
 from features import catalog
 from pyserver.errors import ConfigError
-from pyserver.limits import response_bound
-from pyserver.tls import TlsFiles
+
+if TYPE_CHECKING:
+    from pyserver.tls import TlsFiles
 
 DEFAULT_MODELS = ("ctr", "cvr")
 # Per-request limits. The wire limit (grpc's max receive size) sits above the request limit so
@@ -71,6 +73,9 @@ class ServerConfig:
     tls_client_ca: Path | None = None
 
     def __post_init__(self) -> None:
+        # Imported here: the settings must load without grpc (the base install's CLI).
+        from pyserver.limits import response_bound  # noqa: PLC0415
+
         checks: list[tuple[bool, str]] = [
             (
                 (self.tls_cert is None) == (self.tls_key is None),
@@ -146,6 +151,8 @@ class ServerConfig:
     def tls(self) -> TlsFiles | None:
         if self.tls_cert is None or self.tls_key is None:
             return None
+        from pyserver.tls import TlsFiles  # noqa: PLC0415 -- grpc only when serving
+
         return TlsFiles(self.tls_cert, self.tls_key, self.tls_client_ca)
 
     @property

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from pythonjsonlogger.json import JsonFormatter
-
 TEXT_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
 LOG_FORMATS = ("text", "json")
 
@@ -14,6 +12,9 @@ LOG_FORMATS = ("text", "json")
 def configure(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     if log_format == "json":
+        # python-json-logger comes with the serve extra: imported when asked for.
+        from pythonjsonlogger.json import JsonFormatter  # noqa: PLC0415
+
         handler.setFormatter(
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",

@@ -62,12 +62,12 @@ def run_server(
     anything starts (the caller's own checks, e.g. `control serve` asking the registry which
     models have the alias); it may raise ConfigError too."""
     features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
+    check_ports_free(config)
     # A mistyped registry path would otherwise be created empty, and the server would wait
     # for aliases that never come; the path is in the message.
     missing = missing_registry(config.registry_url)
     if missing is not None:
         raise ConfigError(missing)
-    check_ports_free(config)
     if before_start is not None:
         before_start(config)
     return run(config, features)
@@ -174,9 +174,12 @@ class _Supervisor:
             self._aggregate.worker_died(pid)
             code = os.waitstatus_to_exitcode(status)
             if self._stopping:
-                if code != 0:
+                # A worker still starting when the stop came has no handler yet and dies of
+                # the forwarded signal itself: an orderly stop, not a failure.
+                forwarded = code in (-signal.SIGTERM, -signal.SIGINT)
+                if code != 0 and not forwarded:
                     log.error("worker %d (pid %d) %s while stopping", worker, pid, _exit(code))
-                self._failed = self._failed or code != 0
+                self._failed = self._failed or (code != 0 and not forwarded)
                 continue
             log.error("worker %d (pid %d) %s; restarting it", worker, pid, _exit(code))
             if self._may_restart():

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-ROLES = ("serve", "train", "monitor", "aws")
+ROLES = ("serve", "train", "tune", "monitor", "aws")
 
 # The top-level modules each optional distribution provides.
 MODULES = {
@@ -30,6 +30,9 @@ MODULES = {
     "prometheus-client": ["prometheus_client"],
     "matplotlib": ["matplotlib"],
     "boto3": ["boto3", "botocore"],
+    "python-json-logger": ["pythonjsonlogger"],
+    "cryptography": ["cryptography"],
+    "optuna": ["optuna"],
 }
 
 RUNNER = """

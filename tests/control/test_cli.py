@@ -524,6 +524,7 @@ def test_usage_errors_of_the_entry_point_are_json_too(bidscore_home: Path) -> No
 
 
 def test_models_list_on_an_empty_registry_says_what_to_do(sqlite_urls: list[str]) -> None:
+    open_registry(sqlite_urls[1]).list_versions()  # an empty registry (missing: refused)
     result = invoke("models", "list", *sqlite_urls[:2])
     assert result.exit_code == 0
     assert "no versions yet" in result.stdout

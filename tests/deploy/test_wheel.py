@@ -76,14 +76,16 @@ def test_the_wheel_installs_with_the_serve_extra_and_serves(wheel: Path, tmp_pat
                 "--data", str(tmp_path / "logs"))  # fmt: skip
         control("promote", model, "1", "--force")
     port = free_port()
-    server = subprocess.Popen(
-        [str(env_dir / "bin/control"), "serve", "--port", str(port)],
-        env=clean_env,
-        cwd=tmp_path,  # not the checkout: only the installed package can be imported
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(env_dir / "bin/control"), "serve", "--port", str(port)],
+            env=clean_env,
+            cwd=tmp_path,  # not the checkout: only the installed package can be imported
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         payload = datagen.request_payloads(1, seed=4, candidates=3)[0]
         request = scorer_pb2.ScoreRequest(request_id="wheel", context=payload["context"])
@@ -94,7 +96,7 @@ def test_the_wheel_installs_with_the_serve_extra_and_serves(wheel: Path, tmp_pat
             stub = scorer_pb2_grpc.ScorerStub(channel)
 
             def answers() -> bool:
-                assert server.poll() is None, server.communicate()[0]
+                assert server.poll() is None, log_path.read_text(errors="replace")
                 try:
                     return len(stub.Score(request, timeout=2).candidates) == 3
                 except grpc.RpcError:

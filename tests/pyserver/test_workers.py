@@ -150,16 +150,19 @@ def test_a_worker_killed_by_a_signal_is_logged_with_its_name(
     os.kill(victim, signal.SIGBUS)
     wait_until(lambda: "SIGBUS" in server.log(), timeout=30, message="the SIGBUS log line")
     assert f"(pid {victim}) was killed by SIGBUS (signal 7); restarting it" in server.log()
-    # The restarted worker 0 answers on worker 0's metrics port once it has its models.
-    wait_until(
-        lambda: _ready(server.metrics_port), timeout=60, message="the restarted worker ready"
-    )
+    # The restarted worker is ready once the server's one endpoint shows its pid ready
+    # (stopping it earlier would catch it before its signal handlers exist).
+    def restarted_ready() -> bool:
+        pids = [pid for pid in _children(server.proc.pid) if pid != victim]
+        return len(pids) == 2 and all(_ready(server.metrics_port, pid) for pid in pids)
+
+    wait_until(restarted_ready, timeout=60, message="the restarted worker ready")
     assert victim not in _children(server.proc.pid)
     assert server.stop() == 0
 
 
-def _ready(port: int) -> bool:
+def _ready(port: int, pid: int) -> bool:
     try:
-        return metric_value(_metrics(port), "bidscore_ready") == 1
+        return metric_value(_metrics(port), "bidscore_ready", pid=str(pid)) == 1
     except OSError:
         return False
