@@ -150,6 +150,7 @@ def test_a_worker_killed_by_a_signal_is_logged_with_its_name(
     os.kill(victim, signal.SIGBUS)
     wait_until(lambda: "SIGBUS" in server.log(), timeout=30, message="the SIGBUS log line")
     assert f"(pid {victim}) was killed by SIGBUS (signal 7); restarting it" in server.log()
+
     # The restarted worker is ready once the server's one endpoint shows its pid ready
     # (stopping it earlier would catch it before its signal handlers exist).
     def restarted_ready() -> bool:
