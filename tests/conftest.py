@@ -157,7 +157,12 @@ _SERVER_SUITES = {
     "tests/pyserver/test_predlog.py",
     "tests/pyserver/test_workers.py",
     "tests/pyserver/test_pyserver_cli.py",
+    "tests/pyserver/test_stream.py",
+    "tests/pyserver/test_metrics.py",
+    "tests/pyserver/test_tls.py",
+    "tests/pyserver/test_logs.py",
     "tests/control/test_loadtest.py",
+    "tests/control/test_loadtest_stream.py",
     "tests/test_readme.py",
 }
 
