@@ -14,17 +14,19 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from pyserver.tls import client_channel
+
 
 def _channel(args: argparse.Namespace) -> grpc.Channel:
     if args.tls_ca is None:
         return grpc.insecure_channel(args.target)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=Path(args.tls_ca).read_bytes(),
-        private_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
-        certificate_chain=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
+    return client_channel(
+        args.target,
+        Path(args.tls_ca),
+        Path(args.tls_cert) if args.tls_cert else None,
+        Path(args.tls_key) if args.tls_key else None,
+        server_name=args.server_name,
     )
-    options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
-    return grpc.secure_channel(args.target, credentials, options=options)
 
 
 def main(argv: list[str] | None = None) -> int:

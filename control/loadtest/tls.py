@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 
 from control.loadtest.errors import LoadTestError
+from pyserver.tls import client_channel
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,7 @@ class ClientTls:
         return args
 
     def channel(self, target: str) -> grpc.Channel:
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=self.ca.read_bytes(),
-            private_key=self.key.read_bytes() if self.key else None,
-            certificate_chain=self.cert.read_bytes() if self.cert else None,
-        )
-        return grpc.secure_channel(target, credentials)
+        return client_channel(target, self.ca, self.cert, self.key)
 
 
 def client_tls(ca: Path | None, cert: Path | None, key: Path | None) -> ClientTls | None:
