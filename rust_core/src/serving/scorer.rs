@@ -159,22 +159,29 @@ impl Scorer {
     }
 
     /// The served models a request asks for, in its order; all of them (by name) when empty.
+    /// A name asked for twice is refused: every path (unary, stream, batch) resolves here, so
+    /// a request can never ask for more scores per candidate than there are served models.
     fn resolve<'a, M: AsRef<str>>(&'a self, names: &'a [M]) -> Result<Vec<(&'a str, &'a Served)>> {
         if names.is_empty() {
             return Ok(self.models.iter().map(|(n, s)| (n.as_str(), s)).collect());
         }
-        names
-            .iter()
-            .map(|n| {
-                let n = n.as_ref();
-                self.models.get(n).map(|s| (n, s)).ok_or_else(|| {
-                    let served: Vec<&str> = self.models.keys().map(String::as_str).collect();
-                    Error::NotFound(format!(
-                        "model {n:?} is not served here (served: {served:?})"
-                    ))
-                })
-            })
-            .collect()
+        let mut chosen: Vec<(&'a str, &'a Served)> = Vec::with_capacity(names.len());
+        for n in names {
+            let n = n.as_ref();
+            if chosen.iter().any(|&(seen, _)| seen == n) {
+                return Err(Error::BadRequest(format!(
+                    "request names model {n:?} more than once; each model at most once"
+                )));
+            }
+            let served = self.models.get(n).ok_or_else(|| {
+                let served: Vec<&str> = self.models.keys().map(String::as_str).collect();
+                Error::NotFound(format!(
+                    "model {n:?} is not served here (served: {served:?})"
+                ))
+            })?;
+            chosen.push((n, served));
+        }
+        Ok(chosen)
     }
 
     fn check_count(&self, n: usize) -> Result<()> {

@@ -191,6 +191,11 @@ fn bad_requests_get_the_right_error() {
         ),
         (request(&["ctr"], vec![]), "BadRequest", "no candidates"),
         (
+            request(&["ctr", "cvr", "ctr"], one()),
+            "BadRequest",
+            "request names model \"ctr\" more than once",
+        ),
+        (
             request(&["ctr"], vec![candidate("a", &[("campaign_id", "x")]); 3]),
             "BadRequest",
             "3 candidates, more than the limit of 2",
