@@ -600,6 +600,9 @@ def test_offloaded_calls_cancelled_or_past_their_deadline_are_counted(
     def client(port: int) -> list[str]:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
             codes = [_call(chan, small, 0.3)]
+            # The client can see DEADLINE_EXCEEDED before the server's handler has ended: wait
+            # for it, or the check below would see the first call and cancel the second early.
+            wait_until(lambda: service._in_flight == 0, message="the first handler to end")
             call = raw_score(chan).future(small, timeout=30)
             wait_until(lambda: service._in_flight == 1, message="the call in the handler")
             call.cancel()
