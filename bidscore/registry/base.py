@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from bidscore.errors import InputError, NotFoundError
+from bidscore.errors import ConflictError, InputError, NotFoundError
+from bidscore.experiments import Experiment, ExperimentEvent, check_experiment
 from bidscore.manifest import Manifest
 
 # The package (`bidscore.registry`) is the public face, errors included; this module names
@@ -197,6 +198,46 @@ class Registry(Protocol):
         """The model's saved hyper-parameter record, or None if none was saved."""
         ...
 
+    def start_experiment(self, experiment: Experiment, *, actor: str, reason: str) -> Experiment:
+        """Record a running experiment (generation 1) with its "start" event, atomically.
+
+        ConflictError if the name is taken or the model already has a running experiment
+        (of two concurrent starts exactly one wins); NotFoundError if an arm's version does
+        not exist; InputError for invalid fields (`check_experiment`).
+        """
+        ...
+
+    def get_experiment(self, name: str) -> Experiment:
+        """The experiment, or NotFoundError."""
+        ...
+
+    def list_experiments(self, model: str | None = None) -> list[Experiment]:
+        """Experiments (of one model, or all), by name."""
+        ...
+
+    def running_experiments(self) -> list[Experiment]:
+        """Every running experiment (what a server polls), by model."""
+        ...
+
+    def stop_experiment(
+        self,
+        name: str,
+        *,
+        expected_generation: int,
+        actor: str,
+        reason: str,
+        promoted: str | None = None,
+    ) -> Experiment:
+        """Compare-and-set: stop the experiment if its generation is `expected_generation`.
+
+        ConflictError if it moved (or is already stopped), NotFoundError if unknown.
+        """
+        ...
+
+    def experiment_history(self, name: str) -> list[ExperimentEvent]:
+        """Every state move of the experiment, oldest first."""
+        ...
+
 
 def check_alias_move(model: str, alias: str, version: str, kind: str) -> int:
     """The version number an alias move targets, once every argument has been validated.
@@ -217,6 +258,66 @@ def check_run(run: dict[str, Any]) -> tuple[str, str]:
     if not isinstance(run_id, str) or not run_id or not isinstance(model, str) or not model:
         raise InputError("a run record needs non-empty string fields 'run_id' and 'model'")
     return run_id, model
+
+
+def starting(experiment: Experiment, actor: str, reason: str) -> Experiment:
+    """The record `start_experiment` writes: validated, running, generation 1, stamped."""
+    check_experiment(experiment)
+    return experiment.replace(
+        state="running",
+        generation=1,
+        started_at=utc_now(),
+        started_by=actor,
+        reason=reason,
+        stopped_at=None,
+        stopped_by=None,
+        stop_reason=None,
+        promoted=None,
+    )
+
+
+def stopping(
+    current: Experiment, expected_generation: int, actor: str, reason: str, promoted: str | None
+) -> Experiment:
+    """The record `stop_experiment` writes over `current`, or ConflictError."""
+    if promoted not in (None, "treatment", "control"):
+        raise InputError(f"promoted must be 'treatment', 'control' or None, not {promoted!r}")
+    if current.generation != expected_generation:
+        raise ConflictError(
+            f"experiment {current.name!r} moved: expected generation {expected_generation},"
+            f" it is now {current.generation} ({current.state}); read it again and retry"
+        )
+    if not current.running:
+        raise ConflictError(f"experiment {current.name!r} is already stopped")
+    return current.replace(
+        state="stopped",
+        generation=current.generation + 1,
+        stopped_at=utc_now(),
+        stopped_by=actor,
+        stop_reason=reason,
+        promoted=promoted,
+    )
+
+
+def event_of(experiment: Experiment, kind: str) -> ExperimentEvent:
+    """The history row of the move that produced `experiment`."""
+    start = kind == "start"
+    return ExperimentEvent(
+        name=experiment.name,
+        generation=experiment.generation,
+        kind=kind,
+        state=experiment.state,
+        actor=experiment.started_by if start else experiment.stopped_by or "",
+        reason=experiment.reason if start else experiment.stop_reason or "",
+        at=experiment.started_at if start else experiment.stopped_at or "",
+    )
+
+
+def running_conflict(model: str, other: str) -> ConflictError:
+    return ConflictError(
+        f"model {model!r} already has a running experiment {other!r}:"
+        f" stop it first (control experiment stop {other})"
+    )
 
 
 def version_number(model: str, version: str) -> int:

@@ -14,6 +14,14 @@ Item layout (all attributes are strings unless noted):
 | `RUN#<run id>` | `RUN` | run record, by id |
 | `MODEL#<model>` | `PARAMS` | the saved (tuned) hyper-parameter record (`body` JSON) |
 | `LOCK#<name>` | `LOCK` | `owner`, `expires_at` (N, unix seconds) |
+| `EXPERIMENTS` | `EXPERIMENT#<name>` | `body` (JSON), `model`, `state`, `generation` (N) |
+| `EXPERIMENT#<name>` | `HISTORY#<10-digit generation>` | one state move (`body` JSON) |
+| `MODEL#<model>` | `RUNNING_EXPERIMENT` | `name` of the model's running experiment, while it runs |
+
+Starting an experiment is one transaction that checks both versions exist, creates the
+experiment (if the name is free), claims the model's `RUNNING_EXPERIMENT` item (if no other
+experiment holds it) and adds the history row; stopping rewrites it conditioned on its
+generation and releases the claim — so of two concurrent starts exactly one wins.
 
 Registering a version is one transaction that advances the counter (conditioned on its old
 value), writes the version and claims its idempotency key; moving an alias is one transaction
@@ -36,6 +44,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bidscore.errors import ConflictError, NotFoundError, RegistryError
+from bidscore.experiments import ARMS, Experiment, ExperimentEvent
 from bidscore.manifest import Manifest
 from bidscore.registry.base import (
     Alias,
@@ -45,6 +54,10 @@ from bidscore.registry.base import (
     check_alias_move,
     check_name,
     check_run,
+    event_of,
+    running_conflict,
+    starting,
+    stopping,
     utc_now,
     version_number,
 )
@@ -461,6 +474,136 @@ class DynamoRegistry:
     def get_params(self, model: str) -> dict[str, Any] | None:
         item = self._get(f"MODEL#{model}", "PARAMS")
         return None if item is None else dict(json.loads(item["body"]["S"]))
+
+    # --- experiments ------------------------------------------------------------------------
+
+    def start_experiment(self, experiment: Experiment, *, actor: str, reason: str) -> Experiment:
+        record = starting(experiment, actor, reason)
+        pk = f"MODEL#{record.model}"
+        checks = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": {"pk": _s(pk), "sk": _s(f"VERSION#{_pad(int(record.version_of(arm)))}")},
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            }
+            for arm in ARMS
+        ]
+        reasons = self._transact(
+            [
+                *checks,
+                {"Put": _new(self.table, _experiment_item(record))},
+                {
+                    "Put": _new(
+                        self.table,
+                        {"pk": _s(pk), "sk": _s("RUNNING_EXPERIMENT"), "name": _s(record.name)},
+                    )
+                },
+                {"Put": _new(self.table, _event_item(event_of(record, "start")))},
+            ]
+        )
+        if reasons is None:
+            return record
+        for arm, code in zip(ARMS, reasons[:2], strict=True):
+            if code == "ConditionalCheckFailed":
+                version = record.version_of(arm)
+                raise NotFoundError(f"model {record.model!r} has no version {version!r} ({arm})")
+        if reasons[2] == "ConditionalCheckFailed":
+            raise ConflictError(f"experiment {record.name!r} exists: choose another name")
+        if reasons[3] == "ConditionalCheckFailed":
+            holder = self._get(pk, "RUNNING_EXPERIMENT")
+            raise running_conflict(record.model, _str(holder or {}, "name") or "?")
+        # TransactionConflict: a concurrent start touched the same items and won.
+        raise ConflictError(
+            f"another experiment on model {record.model!r} was started at the same moment;"
+            " see `control experiment list`"
+        )
+
+    def get_experiment(self, name: str) -> Experiment:
+        item = self._get("EXPERIMENTS", f"EXPERIMENT#{name}")
+        if item is None:
+            raise NotFoundError(f"unknown experiment {name!r}")
+        return _experiment(item)
+
+    def list_experiments(self, model: str | None = None) -> list[Experiment]:
+        every = [_experiment(item) for item in self._query("EXPERIMENTS", "EXPERIMENT#")]
+        return [e for e in every if model is None or e.model == model]
+
+    def running_experiments(self) -> list[Experiment]:
+        running = [e for e in self.list_experiments() if e.running]
+        return sorted(running, key=lambda e: e.model)
+
+    def stop_experiment(
+        self,
+        name: str,
+        *,
+        expected_generation: int,
+        actor: str,
+        reason: str,
+        promoted: str | None = None,
+    ) -> Experiment:
+        current = self.get_experiment(name)
+        record = stopping(current, expected_generation, actor, reason, promoted)
+        put = _put_if_unchanged(
+            self.table, _experiment_item(record), "generation", expected_generation
+        )
+        reasons = self._transact(
+            [
+                {"Put": put},
+                {
+                    "Delete": {
+                        "TableName": self.table,
+                        "Key": {"pk": _s(f"MODEL#{record.model}"), "sk": _s("RUNNING_EXPERIMENT")},
+                        "ConditionExpression": "#name = :name",
+                        "ExpressionAttributeNames": {"#name": "name"},
+                        "ExpressionAttributeValues": {":name": _s(name)},
+                    }
+                },
+                {"Put": _new(self.table, _event_item(event_of(record, "stop")))},
+            ]
+        )
+        if reasons is not None:
+            latest = self.get_experiment(name)
+            raise ConflictError(
+                f"experiment {name!r} moved: expected generation {expected_generation},"
+                f" it is now {latest.generation} ({latest.state}); read it again and retry"
+            )
+        return record
+
+    def experiment_history(self, name: str) -> list[ExperimentEvent]:
+        return [
+            ExperimentEvent(**json.loads(item["body"]["S"]))
+            for item in self._query(f"EXPERIMENT#{name}", "HISTORY#")
+        ]
+
+
+def _new(table: str, item: Item) -> Item:
+    """A Put that only creates: it fails if the item exists."""
+    return {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+
+
+def _experiment_item(experiment: Experiment) -> Item:
+    return {
+        "pk": _s("EXPERIMENTS"),
+        "sk": _s(f"EXPERIMENT#{experiment.name}"),
+        "model": _s(experiment.model),
+        "state": _s(experiment.state),
+        "generation": _n(experiment.generation),
+        "body": _s(json.dumps(experiment.to_json())),
+    }
+
+
+def _event_item(event: ExperimentEvent) -> Item:
+    return {
+        "pk": _s(f"EXPERIMENT#{event.name}"),
+        "sk": _s(f"HISTORY#{_pad(event.generation)}"),
+        "body": _s(json.dumps(event.to_dict())),
+    }
+
+
+def _experiment(item: Item) -> Experiment:
+    return Experiment.from_json(json.loads(item["body"]["S"]))
 
 
 def _code(exc: ClientError) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bidscore.errors import ConflictError, NotFoundError, RegistryError
+from bidscore.experiments import ARMS, Experiment, ExperimentEvent
 from bidscore.manifest import Manifest
 from bidscore.modes import create_file, make_dirs
 from bidscore.registry.base import (
@@ -27,6 +28,10 @@ from bidscore.registry.base import (
     check_alias_move,
     check_name,
     check_run,
+    event_of,
+    running_conflict,
+    starting,
+    stopping,
     utc_now,
     version_number,
 )
@@ -75,6 +80,22 @@ CREATE TABLE IF NOT EXISTS runs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_model ON runs (model, first_seen);
+CREATE TABLE IF NOT EXISTS experiments (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    state TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+-- At most one running experiment per model, enforced by the database itself.
+CREATE UNIQUE INDEX IF NOT EXISTS one_running_experiment
+    ON experiments (model) WHERE state = 'running';
+CREATE TABLE IF NOT EXISTS experiment_history (
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (name, generation)
+);
 CREATE TABLE IF NOT EXISTS params (
     model TEXT PRIMARY KEY,
     saved_at TEXT NOT NULL,
@@ -367,6 +388,100 @@ class SqliteRegistry:
         with self._connect() as conn:
             row = conn.execute("SELECT body FROM params WHERE model = ?", (model,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
+
+    # --- experiments ------------------------------------------------------------------------
+
+    def start_experiment(self, experiment: Experiment, *, actor: str, reason: str) -> Experiment:
+        record = starting(experiment, actor, reason)
+        with self._write() as conn:
+            for arm in ARMS:
+                version = record.version_of(arm)
+                exists = conn.execute(
+                    "SELECT 1 FROM versions WHERE model = ? AND version = ?",
+                    (record.model, int(version)),
+                ).fetchone()
+                if exists is None:
+                    raise NotFoundError(
+                        f"model {record.model!r} has no version {version!r} ({arm})"
+                    )
+            if conn.execute("SELECT 1 FROM experiments WHERE name = ?", (record.name,)).fetchone():
+                raise ConflictError(f"experiment {record.name!r} exists: choose another name")
+            running = conn.execute(
+                "SELECT name FROM experiments WHERE model = ? AND state = 'running'",
+                (record.model,),
+            ).fetchone()
+            if running is not None:
+                raise running_conflict(record.model, running[0])
+            conn.execute(
+                "INSERT INTO experiments VALUES (?, ?, ?, ?, ?)",
+                (record.name, record.model, record.state, record.generation, _dump(record)),
+            )
+            self._add_event(conn, event_of(record, "start"))
+        return record
+
+    def get_experiment(self, name: str) -> Experiment:
+        with self._connect() as conn:
+            row = conn.execute("SELECT body FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"unknown experiment {name!r}")
+        return Experiment.from_json(json.loads(row[0]))
+
+    def list_experiments(self, model: str | None = None) -> list[Experiment]:
+        query = "SELECT body FROM experiments ORDER BY name"
+        args: tuple[str, ...] = ()
+        if model is not None:
+            query, args = "SELECT body FROM experiments WHERE model = ? ORDER BY name", (model,)
+        with self._connect() as conn:
+            rows = conn.execute(query, args).fetchall()
+        return [Experiment.from_json(json.loads(r[0])) for r in rows]
+
+    def running_experiments(self) -> list[Experiment]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT body FROM experiments WHERE state = 'running' ORDER BY model"
+            ).fetchall()
+        return [Experiment.from_json(json.loads(r[0])) for r in rows]
+
+    def stop_experiment(
+        self,
+        name: str,
+        *,
+        expected_generation: int,
+        actor: str,
+        reason: str,
+        promoted: str | None = None,
+    ) -> Experiment:
+        with self._write() as conn:
+            row = conn.execute("SELECT body FROM experiments WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"unknown experiment {name!r}")
+            current = Experiment.from_json(json.loads(row[0]))
+            record = stopping(current, expected_generation, actor, reason, promoted)
+            conn.execute(
+                "UPDATE experiments SET state = ?, generation = ?, body = ? WHERE name = ?",
+                (record.state, record.generation, _dump(record), name),
+            )
+            self._add_event(conn, event_of(record, "stop"))
+        return record
+
+    def experiment_history(self, name: str) -> list[ExperimentEvent]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT body FROM experiment_history WHERE name = ? ORDER BY generation", (name,)
+            ).fetchall()
+        return [ExperimentEvent(**json.loads(r[0])) for r in rows]
+
+    @staticmethod
+    def _add_event(conn: sqlite3.Connection, event: ExperimentEvent) -> None:
+        # The primary key (name, generation) makes a duplicated move impossible.
+        conn.execute(
+            "INSERT INTO experiment_history VALUES (?, ?, ?)",
+            (event.name, event.generation, json.dumps(event.to_dict())),
+        )
+
+
+def _dump(experiment: Experiment) -> str:
+    return json.dumps(experiment.to_json())
 
 
 def _version(row: tuple[Any, ...]) -> Version:
