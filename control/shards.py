@@ -257,7 +257,9 @@ def read_index(root: str | Path) -> ShardIndex:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ShardError(f"{path} is missing: not a shard root, or its writing never finished")
+        raise ShardError(
+            f"{path} is missing: not a shard root, or its writing never finished"
+        ) from None
     except OSError as exc:
         raise ShardError(f"{path} cannot be read: {exc}") from None
     try:
@@ -312,7 +314,8 @@ def read_shard(path: str | Path, *, mmap: bool = False) -> dict[str, npt.NDArray
             raise ShardError(f"shard {path}: {file.name} is corrupt ({exc})") from None
         if arr.dtype != np.dtype(dtype).newbyteorder("<") or arr.ndim != 1:
             raise ShardError(
-                f"shard {path}: {file.name} is {arr.dtype}{arr.shape}, expected 1-d {np.dtype(dtype)}"
+                f"shard {path}: {file.name} is {arr.dtype}{arr.shape},"
+                f" expected 1-d {np.dtype(dtype)}"
             )
         out[name] = arr
     return out
