@@ -273,8 +273,8 @@ class _Run:
             )
             detail["metrics"] = metrics.to_dict()
             detail["prepared"] = trained.data.get("prepared")
-            if parent is not None:
-                detail["parent_version"] = parent
+            if req.warm_start:
+                detail["parent_version"] = parent  # None: no alias version, a cold start
         return trained
 
     def evaluate_step(self, tables: data.Tables, trained: TrainedModel) -> dict[str, Any]:
