@@ -331,14 +331,14 @@ impl ShardSet {
                 set.weight_sum += w;
                 set.label_sum += f64::from(y);
             }
-            let (fields, features) = match (meta.num_fields, meta.num_features) {
-                (Some(f), Some(n)) => (f, n),
-                // Not recorded: read the shard once to find out.
-                _ => {
+            let (fields, features) =
+                if let (Some(f), Some(n)) = (meta.num_fields, meta.num_features) {
+                    (f, n)
+                } else {
+                    // Not recorded: read the shard once to find out.
                     let d = shard.load()?;
                     (d.num_fields(), d.num_features())
-                }
-            };
+                };
             set.num_fields = set.num_fields.max(fields);
             set.num_features = set.num_features.max(features);
             set.rows += meta.rows;
@@ -432,6 +432,7 @@ impl ShardSet {
     /// consumer dropping the receiver stops the reader at its next send. At most
     /// `prefetch + 2` shards are in memory at a time: the queue, the one being read and the
     /// one being trained.
+    #[must_use]
     pub fn stream<'scope>(
         &'scope self,
         scope: &'scope std::thread::Scope<'scope, '_>,

@@ -95,7 +95,6 @@ fn run(
     }
 }
 
-#[expect(clippy::fn_params_excessive_bools, reason = "mirrors the Python keywords")]
 fn common(
     (epochs, auto_stop, threads, seed): (u32, bool, usize, u64),
     bits: Option<u32>,

@@ -569,6 +569,9 @@ fn run<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
     }
 }
 
+/// One epoch's training on the state `(a, b)`, returning the summed loss.
+type EpochPass<'a> = &'a mut dyn FnMut(&mut [f32], &mut [f32]) -> Result<f64>;
+
 /// The epoch loop: `epoch_pass` trains one epoch on the state and returns the summed loss.
 #[expect(clippy::too_many_arguments, reason = "internal driver, called twice")]
 fn epochs<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
@@ -578,7 +581,7 @@ fn epochs<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
     header: &Header,
     state: (A, B),
     learner: &Learner<'_>,
-    epoch_pass: &mut dyn FnMut(&mut [f32], &mut [f32]) -> Result<f64>,
+    epoch_pass: EpochPass<'_>,
     progress: Progress<'_>,
 ) -> Result<Model> {
     let (mut a, mut b) = state;
@@ -686,7 +689,13 @@ fn dims(train: &Source<'_>, c: &Common, init: Option<&Model>) -> Result<(u32, u3
 /// Refuses a warm-start model that does not have the shape `header` describes.
 fn check_init(m: &Model, header: &Header) -> Result<()> {
     let h = m.header();
-    let hex = |f: &[u8; 32]| f.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let hex = |f: &[u8; 32]| {
+        use std::fmt::Write as _;
+        f.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    };
     let mismatch = if h.algorithm != header.algorithm {
         Some(format!(
             "algorithm {} where {} is trained",

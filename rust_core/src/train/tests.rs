@@ -674,7 +674,26 @@ fn warm_start_continues_from_the_model_and_refuses_another_shape() {
     )
     .unwrap();
     assert!(refuse(&one, &lr).contains("algorithm lr where ffm is trained"));
+}
 
+#[test]
+fn lr_warm_start_reproduces_the_model_before_any_update() {
+    let d = planted_ffm_data(4_000, 2_000, 31);
+    let common = Common {
+        epochs: 2,
+        bits: Some(7),
+        ..Common::default()
+    };
+    let lr = train_lr(
+        &d.train,
+        None,
+        &LrParams {
+            common: common.clone(),
+            ..LrParams::default()
+        },
+        &mut no_progress(),
+    )
+    .unwrap();
     // LR: the warm state reproduces the model's weights before any update.
     let lp = LrParams {
         common: Common {
