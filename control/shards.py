@@ -218,20 +218,23 @@ def write_index(
     num_fields: int,
     profile: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    check_shards: bool = True,
 ) -> None:
     """Write `root/shards.json` listing `shards` (in training order) and their totals.
 
     Written through a temporary file and a rename, last: a root without an index is
-    incomplete. The shards must exist under `root`."""
+    incomplete. The shards must exist under `root` (their `meta.json` says whether they are
+    weighted); `check_shards=False` skips that look, for a caller that moves the shards to
+    `root` afterwards and says `extra={"weighted": ...}` itself."""
     root = Path(root)
     names = [s.name for s in shards]
     if len(set(names)) != len(names):
         raise ShardError("the index lists a shard twice")
     for s in shards:
         _check_name(s.name)
-        if not (root / s.name / META_NAME).is_file():
+        if check_shards and not (root / s.name / META_NAME).is_file():
             raise ShardError(f"shard {root / s.name} is missing (no {META_NAME})")
-    weighted = any(
+    weighted = check_shards and any(
         json.loads((root / s.name / META_NAME).read_text()).get("weighted", False) for s in shards
     )
     index = ShardIndex(
