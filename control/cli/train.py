@@ -213,6 +213,7 @@ def train(
                 "algorithm": version.manifest.algorithm,
                 "metrics": metrics,
                 "params": version.manifest.params,
+                "parent_version": version.manifest.parent_version,
             }
         )
         return

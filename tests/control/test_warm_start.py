@@ -102,7 +102,8 @@ def test_cli_warm_start_records_the_parent_and_refuses_a_mismatch(
     args = ["train", "--model", "ctr", "--data", str(days[1]), "--epochs", "2", *urls, "--json"]
     warm = invoke(*args, *LR, "--warm-start", "production")
     assert warm.exit_code == 0, warm.output
-    assert json.loads(warm.stdout)["version"] == "2"
+    out = json.loads(warm.stdout)
+    assert (out["version"], out["parent_version"]) == ("2", "1")
     registry = open_registry(urls[1])
     assert registry.get_version("ctr", "2").manifest.parent_version == "1"
     assert registry.get_version("ctr", "1").manifest.parent_version is None

@@ -41,11 +41,13 @@ def dataset(a: dict[str, np.ndarray]) -> rust_core.Dataset:
         a["indices"].copy(),
         a["values"].copy(),
         a["labels"].copy(),
+        a["weights"].copy() if "weights" in a else None,
     )
 
 
 def write_shards(root: Path, a: dict[str, np.ndarray], rows_per_shard: int) -> list[ShardInfo]:
-    """`a` split into shards of `rows_per_shard` rows under `root`, with an index."""
+    """`a` split into shards of `rows_per_shard` rows under `root`, with an index (and
+    `a["weights"]` as the shards' weights when present)."""
     n = len(a["labels"])
     infos = []
     for i, start in enumerate(range(0, n, rows_per_shard)):
@@ -60,6 +62,7 @@ def write_shards(root: Path, a: dict[str, np.ndarray], rows_per_shard: int) -> l
                 indices=a["indices"][lo:hi],
                 values=a["values"][lo:hi],
                 labels=a["labels"][start:end],
+                weights=a["weights"][start:end] if "weights" in a else None,
             )
         )
     write_index(root, infos, fingerprint="", hash_bits=10, num_fields=FIELDS)
@@ -104,6 +107,17 @@ def test_fixed_order_single_thread_is_bit_identical_to_memory(
     assert train(dataset(a), **(kw | {"shuffle": True})).checksum != in_memory.checksum
 
 
+def test_weighted_shards_are_bit_identical_too(tmp_path: Path) -> None:
+    a = planted(5_000, 4)
+    a["weights"] = np.where(a["labels"] == 1, 1.0, 3.0).astype(np.float32)
+    write_shards(tmp_path, a, 1_200)
+    ds = rust_core.ShardedDataset(tmp_path)
+    assert ds.weight_sum == pytest.approx(float(a["weights"].sum()))
+    for train in (rust_core.train_ffm, rust_core.train_lr):
+        kw = {"epochs": 2, "shuffle": False, "bits": 10}
+        assert train(ds, **kw).checksum == train(dataset(a), **kw).checksum
+
+
 def test_shuffled_shards_learn_as_well_as_memory(
     data: tuple[dict[str, np.ndarray], Path],
 ) -> None:
@@ -111,11 +125,17 @@ def test_shuffled_shards_learn_as_well_as_memory(
     test = planted(10_000, 99)
     test_set = dataset(test)
     losses = {}
-    for name, train in (("memory", dataset(a)), ("disk", rust_core.ShardedDataset(root))):
-        m = rust_core.train_ffm(train, epochs=4, eta=0.1, seed=1, bits=10)
+    sources = {
+        "memory": (dataset(a), 1),
+        "disk": (rust_core.ShardedDataset(root), 1),
+        "disk, 2 threads": (rust_core.ShardedDataset(root), 2),
+    }
+    for name, (train, threads) in sources.items():
+        m = rust_core.train_ffm(train, epochs=4, eta=0.1, seed=1, bits=10, threads=threads)
         losses[name] = evaluate(test["labels"], m.predict(test_set)).logloss
-    # Row order differs (per-shard shuffles); the learnt models agree within noise.
-    assert losses["disk"] == pytest.approx(losses["memory"], abs=0.005), losses
+    # Row order differs (per-shard shuffles, Hogwild); the learnt models agree within noise.
+    for name in ("disk", "disk, 2 threads"):
+        assert losses[name] == pytest.approx(losses["memory"], abs=0.005), losses
 
 
 def test_valid_set_and_progress_work_with_shards(
