@@ -10,6 +10,8 @@ from bidscore.errors import BidscoreError
 from control.cli.options import (
     AliasOpt,
     JsonOpt,
+    MemoryBudgetOpt,
+    OnDiskOpt,
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
@@ -84,6 +86,16 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
         float, typer.Option(help="Seconds a dead run's lock outlives it (renewed while alive).")
     ] = 120.0,
     threads: Annotated[int, typer.Option(help="Training threads.")] = 1,
+    on_disk: OnDiskOpt = False,
+    memory_budget: MemoryBudgetOpt = "auto",
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start",
+            help="Start from the alias's (production's) version's weights; a cold start when"
+            " there is none. Refused if its algorithm, hash bits, k or feature spec differ.",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
     specs: SpecsOpt = None,
     store: StoreOpt = None,
@@ -97,6 +109,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     # Heavy imports (rust_core, boto3, the feature code) only when a run really starts.
     from bidscore.store import open_store  # noqa: PLC0415
     from control.cli.registries import for_writing  # noqa: PLC0415
+    from control.prepared import parse_budget  # noqa: PLC0415
     from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
     from control.tuning.saved import check_source  # noqa: PLC0415
@@ -120,6 +133,9 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
                 lock_ttl=lock_ttl,
                 threads=threads,
                 specs=specs,
+                on_disk=on_disk,
+                memory_budget=parse_budget(memory_budget),
+                warm_start=warm_start,
             )
             with for_writing(registry) as reg:
                 result = run_retrain(

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+import rust_core
 from bidscore.store import open_store
 from control.cli.options import (
     JsonOpt,
+    MemoryBudgetOpt,
+    OnDiskOpt,
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
+    WarmStartOpt,
     store_url,
 )
 from control.cli.output import console, print_json, user_errors
 from control.cli.progress import observer as progress_observer
 from control.cli.registries import for_writing
+from control.prepared import parse_budget
 from control.retrain.params import parse_overrides
 from control.retrain.trainer import hyper_parameter_names
 from control.training import load_data, model_spec, publish, train_tables
 from control.tuning.saved import check_source, layered, saved_for
+from control.warm import load_parent
 from features import catalog
 
 _HYPER = "Hyper-parameters (default: LIBFFM's for ffm, FTRL's for lr)"
@@ -111,6 +118,9 @@ def train(
         str | None,
         typer.Option(help="Idempotency key: if a version has it already, return that version."),
     ] = None,
+    on_disk: OnDiskOpt = False,
+    memory_budget: MemoryBudgetOpt = "auto",
+    warm_start: WarmStartOpt = None,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
     specs: SpecsOpt = None,
@@ -125,6 +135,10 @@ def train(
 
     Hyper-parameters start from those `control tune --save` recorded for the model (unless
     `--params default`); explicit options and `--param NAME=VALUE` win.
+
+    Training runs in memory, or out of core from shards on disk with `--on-disk` or when the
+    prepared rows would exceed `--memory-budget`. `--warm-start` starts from a registered
+    version's weights and records it as the new version's parent.
     """
     overrides = {
         "k": k,
@@ -139,6 +153,7 @@ def train(
     }
     with user_errors(json_out):
         check_source(params_source)
+        budget = parse_budget(memory_budget)
         explicit = parse_overrides(param or [], hyper_parameter_names()) | {
             name: value for name, value in overrides.items() if value is not None
         }
@@ -147,12 +162,21 @@ def train(
         user_errors(json_out),
         progress_observer(json_out) as observer,
         for_writing(registry) as reg,
+        tempfile.TemporaryDirectory(prefix="bidscore-warm-") as workdir,
     ):
         artifacts = open_store(store_url(store))
         models = catalog.load(specs)
         saved = saved_for(reg, model, params_source)
         algo = algo or (saved or {}).get("algorithm") or model_spec(model, models).algorithm
         hyper, source = layered(algo, saved, explicit)
+        parent: rust_core.Model | None = None
+        parent_version: str | None = None
+        if warm_start is not None:
+            parent, found = load_parent(
+                reg, artifacts, model, warm_start, Path(workdir), catalog=models
+            )
+            parent_version = found.version
+            observer.stage(f"warm start from {model} version {parent_version}")
         observer.stage(f"reading {', '.join(map(str, data))}")
         loaded = load_data(
             model,
@@ -173,6 +197,10 @@ def train(
             observer=observer,
             catalog=models,
             params_source=source,
+            on_disk=on_disk,
+            memory_budget=budget,
+            init=parent,
+            parent_version=parent_version,
         )
         version = publish(trained, reg, artifacts, key=key, observer=observer)
     metrics = version.manifest.metrics
@@ -185,6 +213,7 @@ def train(
                 "algorithm": version.manifest.algorithm,
                 "metrics": metrics,
                 "params": version.manifest.params,
+                "parent_version": version.manifest.parent_version,
             }
         )
         return

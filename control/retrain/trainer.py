@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+import rust_core
 from bidscore.registry.base import Registry, Version
 from bidscore.store.base import ArtifactStore
 from control.retrain.data import Tables, target_rows
@@ -90,9 +91,14 @@ def train(
     threads: int,
     catalog: Catalog | None = None,
     params_source: str | None = None,
+    on_disk: bool = False,
+    memory_budget: int | None = None,
+    init: rust_core.Model | None = None,
+    parent_version: str | None = None,
 ) -> TrainedModel:
     """Train on the window with `algo` and its hyper-parameters `params` (`params_source`:
-    whether saved tuned parameters are among them, recorded in the manifest)."""
+    whether saved tuned parameters are among them, recorded in the manifest); out of core
+    and warm-started as `control.training.train_tables` describes."""
     return train_tables(
         model,
         split(tables, model, paths, catalog),
@@ -102,6 +108,10 @@ def train(
         seed=SEED,
         catalog=catalog,
         params_source=params_source,
+        on_disk=on_disk,
+        memory_budget=memory_budget,
+        init=init,
+        parent_version=parent_version,
     )
 
 

@@ -61,3 +61,12 @@ def test_round_trip_through_json_text() -> None:
 def test_a_partial_manifest_reads_with_defaults() -> None:
     manifest = Manifest.from_json({"metrics": {"auc": 0.7}})
     assert (manifest.model, manifest.checksum, manifest.params) == ("", "", {})
+
+
+def test_parent_version_is_typed_and_old_manifests_read_without_it() -> None:
+    old = Manifest.from_json({"model": "ctr", "algorithm": "lr", "schema": 2})
+    assert old.parent_version is None
+    assert "parent_version" not in old.extra
+    warm = Manifest.loads(old.replace(parent_version="4").dumps())
+    assert warm.parent_version == "4"
+    assert warm.to_json()["parent_version"] == "4"
