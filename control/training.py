@@ -267,6 +267,48 @@ def _weights(table: pa.Table) -> npt.NDArray[np.float64] | None:
     return np.asarray(table[WEIGHT_COLUMN].to_numpy(), dtype=np.float64)
 
 
+def fit(
+    algo: str,
+    hyper: dict[str, Any],
+    spec: ModelSpec,
+    train_set: rust_core.Dataset,
+    valid_set: rust_core.Dataset,
+    valid_labels: npt.NDArray[Any],
+    valid_weights: npt.NDArray[np.float64] | None,
+    *,
+    threads: int,
+    seed: int,
+    rate: float,
+    observer: Observer,
+) -> tuple[rust_core.Model, Metrics]:
+    """Train on tokenised rows and evaluate on the validation rows (the step every training
+    path shares: in memory from tables, or from prepared shards)."""
+    obs = observer
+    epochs = int(hyper["epochs"])
+    obs.stage(f"training {algo}: up to {epochs} epochs, {threads} thread(s)")
+
+    def on_epoch(epoch: int, train_ll: float, valid_ll: float | None) -> None:
+        obs.epoch(epoch, epochs, train_ll, valid_ll)
+
+    common: dict[str, Any] = {
+        "threads": threads,
+        "seed": seed,
+        "bits": spec.bits,
+        "fingerprint": spec.fingerprint,
+        "downsample_rate": rate,
+        "progress": on_epoch,
+    }
+    trainer = rust_core.train_ffm if algo == "ffm" else rust_core.train_lr
+    trained = trainer(train_set, valid_set, **hyper, **common)
+
+    obs.stage(f"evaluating on {len(valid_labels):,} validation rows")
+    predictions = trained.predict(valid_set)
+    metrics = evaluate(valid_labels, predictions, valid_weights)
+    if not math.isfinite(metrics.logloss):
+        raise TrainingInputError("training diverged (non-finite logloss); lower eta or alpha")
+    return trained, metrics
+
+
 def train_tables(
     model: str,
     data: Data,
@@ -311,29 +353,20 @@ def train_tables(
     train_set = tokenize_table(train, spec, target.label, WEIGHT_COLUMN if mixed_rates else None)
     valid_set = tokenize_table(data.valid, spec, target.label)
 
-    epochs = int(hyper["epochs"])
-    obs.stage(f"training {algo}: up to {epochs} epochs, {threads} thread(s)")
-
-    def on_epoch(epoch: int, train_ll: float, valid_ll: float | None) -> None:
-        obs.epoch(epoch, epochs, train_ll, valid_ll)
-
     rate = 1.0 if mixed_rates else data_rate * extra_rate
-    common: dict[str, Any] = {
-        "threads": threads,
-        "seed": seed,
-        "bits": spec.bits,
-        "fingerprint": spec.fingerprint,
-        "downsample_rate": rate,
-        "progress": on_epoch,
-    }
-    trainer = rust_core.train_ffm if algo == "ffm" else rust_core.train_lr
-    trained = trainer(train_set, valid_set, **hyper, **common)
-
-    obs.stage(f"evaluating on {data.valid.num_rows:,} validation rows")
-    predictions = trained.predict(valid_set)
-    metrics = evaluate(data.valid[target.label].to_numpy(), predictions, _weights(data.valid))
-    if not math.isfinite(metrics.logloss):
-        raise TrainingInputError("training diverged (non-finite logloss); lower eta or alpha")
+    trained, metrics = fit(
+        algo,
+        hyper,
+        spec,
+        train_set,
+        valid_set,
+        data.valid[target.label].to_numpy(),
+        _weights(data.valid),
+        threads=threads,
+        seed=seed,
+        rate=rate,
+        observer=obs,
+    )
     return TrainedModel(
         name=spec.name,
         spec=spec,
