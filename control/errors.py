@@ -19,3 +19,7 @@ class TuningError(TrainingInputError):
 
 class UnknownAliasError(NotFoundError):
     """A promotion to an alias the model does not have, without `--create-alias`."""
+
+
+class ShardError(InputError):
+    """Prepared shards that cannot be read: a missing, corrupt or other-version index or shard."""
