@@ -234,8 +234,9 @@ def _merge_entries(entries: Sequence[FeatureProfile]) -> FeatureProfile:
             entry["merged_approximate"] = True
             return entry
         sizes = [sum(e["histogram"]["counts"]) for e in numeric]
-        entry["min"] = min(float(e["min"]) for e in numeric if e.get("min") is not None)
-        entry["max"] = max(float(e["max"]) for e in numeric if e.get("max") is not None)
+        low = min(float(e.get("min") or 0.0) for e in numeric)
+        high = max(float(e.get("max") or 0.0) for e in numeric)
+        entry["min"], entry["max"] = low, high
         entry["mean"] = float(
             sum(float(e["mean"] or 0.0) * n for e, n in zip(numeric, sizes, strict=True))
             / max(1, sum(sizes))
@@ -245,7 +246,7 @@ def _merge_entries(entries: Sequence[FeatureProfile]) -> FeatureProfile:
             weights = np.asarray(sizes, dtype=np.float64) / max(1, sum(sizes))
             edges = np.asarray([e["histogram"]["edges"] for e in numeric], dtype=np.float64)
             hist_edges = [float(x) for x in (weights @ edges)]
-            hist_edges[0], hist_edges[-1] = entry["min"], entry["max"]
+            hist_edges[0], hist_edges[-1] = low, high
             entry["histogram"] = {
                 "edges": hist_edges,
                 "counts": [int(c) for c in np.sum([e["histogram"]["counts"] for e in numeric], 0)],

@@ -268,14 +268,14 @@ def _weights(table: pa.Table) -> npt.NDArray[np.float64] | None:
 
 
 def fit(
-    algo: str,
-    hyper: dict[str, Any],
     spec: ModelSpec,
     train_set: rust_core.Dataset,
     valid_set: rust_core.Dataset,
+    *,
+    algo: str,
+    hyper: dict[str, Any],
     valid_labels: npt.NDArray[Any],
     valid_weights: npt.NDArray[np.float64] | None,
-    *,
     threads: int,
     seed: int,
     rate: float,
@@ -355,13 +355,13 @@ def train_tables(
 
     rate = 1.0 if mixed_rates else data_rate * extra_rate
     trained, metrics = fit(
-        algo,
-        hyper,
         spec,
         train_set,
         valid_set,
-        data.valid[target.label].to_numpy(),
-        _weights(data.valid),
+        algo=algo,
+        hyper=hyper,
+        valid_labels=data.valid[target.label].to_numpy(),
+        valid_weights=_weights(data.valid),
         threads=threads,
         seed=seed,
         rate=rate,

@@ -29,6 +29,7 @@ from control.retrain.params import idempotency_key
 from control.retrain.partitions import Selection, select
 from control.retrain.record import RunRecorder, mark_abandoned
 from control.retrain.validate import ValidationPolicy, ValidationStoppedError, validate
+from control.scale.executor import running_ray
 from control.training import TrainedModel
 from control.tuning.saved import saved_for, saved_params
 from features.catalog import load as load_catalog
@@ -57,6 +58,9 @@ class RetrainRequest:
     threads: int = 1
     actor: str = "control retrain"
     specs: str | None = None  # the model catalogue (features.catalog); None = the default
+    # local: train from the tables read for validation; ray / ray://: prepare the window
+    # into shards with Ray tasks and train from them (control.scale)
+    executor: str = "local"
 
     def inputs(self) -> dict[str, Any]:
         """The request as JSON-ready data for the run record."""
@@ -74,6 +78,7 @@ class RetrainRequest:
             "params_source": self.params_source,
             "policy": asdict(self.policy),
             "threads": self.threads,
+            "executor": self.executor,
         }
 
 
@@ -213,16 +218,36 @@ class _Run:
             self.check_lock()
             shown = " ".join(f"{k}={v}" for k, v in sorted(params.items()))
             self.notify(f"train: {self.request.model} ({algo}) on the window, {shown}")
-            trained = trainer.train(
-                self.request.model,
-                tables,
-                algo=algo,
-                params=params,
-                paths=[p.path for p in selection.train],
-                threads=self.request.threads,
-                catalog=self.catalog,
-                params_source="saved" if self.run["inputs"].get("params_from_saved") else "default",
-            )
+            source = "saved" if self.run["inputs"].get("params_from_saved") else "default"
+            paths = [p.path for p in selection.train]
+            ray = running_ray(self.request.executor)
+            if ray is None:
+                trained = trainer.train(
+                    self.request.model,
+                    tables,
+                    algo=algo,
+                    params=params,
+                    paths=paths,
+                    threads=self.request.threads,
+                    catalog=self.catalog,
+                    params_source=source,
+                )
+            else:
+                trained = trainer.train_distributed(
+                    self.request.model,
+                    paths,
+                    store=self.store,
+                    ray=ray,
+                    run_id=self.recorder.run_id,
+                    specs=self.request.specs,
+                    notify=self.notify,
+                    algo=algo,
+                    params=params,
+                    threads=self.request.threads,
+                    catalog=self.catalog,
+                    params_source=source,
+                )
+                detail["prepared"] = trained.data.get("prepared")
             metrics = trained.metrics
             best = trained.model.best_epoch
             detail["summary"] = (

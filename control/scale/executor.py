@@ -81,6 +81,15 @@ def import_ray(executor: Executor) -> Any:
     return ray
 
 
+def running_ray(executor: str) -> Any | None:
+    """The `ray` module when `executor` is a Ray one and Ray is connected in this process (the
+    command's session, or inside a Ray task), else None: the work stays in this process."""
+    if executor == "local":
+        return None
+    ray = import_ray(parse_executor(executor))
+    return ray if ray.is_initialized() else None
+
+
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """A TCP connection to a ray:// address within `timeout`, or a one-line ExecutorError
     (Ray Client itself retries for about a minute before it gives up)."""
@@ -90,8 +99,7 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             pass
     except OSError as exc:
         raise ExecutorError(
-            f"cannot reach the Ray cluster at {address} within {timeout:g}s"
-            f" ({exc.strerror or exc})"
+            f"cannot reach the Ray cluster at {address} within {timeout:g}s ({exc.strerror or exc})"
         ) from None
 
 
@@ -108,7 +116,9 @@ def ray_session(executor: Executor) -> Iterator[Any]:
         try:
             ray.init(address=executor.address, logging_level="ERROR")
         except Exception as exc:  # Ray Client raises ConnectionError and grpc errors alike
-            raise ExecutorError(f"cannot connect to the Ray cluster at {executor.address}: {exc}")
+            raise ExecutorError(
+                f"cannot connect to the Ray cluster at {executor.address}: {exc}"
+            ) from None
     else:
         ray.init(
             num_cpus=executor.cpus or os.cpu_count() or 1,

@@ -70,7 +70,7 @@ def local_root(store: Any, prefix: str) -> Path | None:
 
 
 def prepare_file(
-    source: str, name: str, store_url: str, prefix: str, model: str, specs: str | None
+    source: str, *, name: str, store_url: str, prefix: str, model: str, specs: str | None
 ) -> dict[str, Any]:
     """Read one log file, keep the model's target rows, tokenise them with the model's
     plan and write them as shard `name` under `prefix` in the store. Returns JSON-ready data:
@@ -174,6 +174,7 @@ def _common_rate(parts: Sequence[dict[str, Any]]) -> float:
 
 def run_tasks(
     sources: Sequence[str],
+    *,
     store_url: str,
     prefix: str,
     model: str,
@@ -182,13 +183,17 @@ def run_tasks(
 ) -> list[dict[str, Any]]:
     """`prepare_file` for every source: Ray tasks (one CPU each) when `ray` is given, else
     here one after another. Results come back in source order whatever order tasks end in."""
-    args = [
-        (src, shard_name(i), store_url, prefix, model, specs) for i, src in enumerate(sources)
-    ]
+    common: dict[str, Any] = {
+        "store_url": store_url,
+        "prefix": prefix,
+        "model": model,
+        "specs": specs,
+    }
     if ray is None:
-        return [prepare_file(*a) for a in args]
+        return [prepare_file(src, name=shard_name(i), **common) for i, src in enumerate(sources)]
     task = ray.remote(num_cpus=1, max_retries=0)(prepare_file)
-    return list(ray.get([task.remote(*a) for a in args]))
+    refs = [task.remote(src, name=shard_name(i), **common) for i, src in enumerate(sources)]
+    return list(ray.get(refs))
 
 
 def prepare(
@@ -214,7 +219,9 @@ def prepare(
     prefix = f"{PREPARED_PREFIX}/{run}"
     where = "Ray tasks" if ray is not None else "this process"
     say(f"prepare: {len(sources)} file(s) into shards under {store.uri_for(prefix)} ({where})")
-    parts = run_tasks(sources, store.url, prefix, model, specs, ray)
+    parts = run_tasks(
+        sources, store_url=store.url, prefix=prefix, model=model, specs=specs, ray=ray
+    )
     shards = [ShardInfo.from_json(p["info"]) for p in parts]
     local = local_root(store, prefix)
     cache = None
@@ -287,7 +294,8 @@ class Csr:
 
     def take(self, mask: npt.NDArray[np.bool_]) -> Csr:
         """The rows where `mask` is true, in order."""
-        lengths = np.diff(self.indptr.astype(np.int64))[mask]
+        bounds = self.indptr.astype(np.int64)
+        lengths = (bounds[1:] - bounds[:-1])[mask]
         starts = self.indptr[:-1].astype(np.int64)[mask]
         indptr = np.zeros(len(lengths) + 1, dtype=np.uint64)
         np.cumsum(lengths, out=indptr[1:])
@@ -327,7 +335,8 @@ def load_csr(index: ShardIndex) -> Csr:
     weighted = any("weights" in a for a in arrays)
     nnz = np.cumsum([0] + [len(a["fields"]) for a in arrays[:-1]]).astype(np.uint64)
     indptr = np.concatenate(
-        [np.zeros(1, np.uint64)] + [a["indptr"][1:] + off for a, off in zip(arrays, nnz, strict=True)]
+        [np.zeros(1, np.uint64)]
+        + [a["indptr"][1:] + off for a, off in zip(arrays, nnz, strict=True)]
     )
     return Csr(
         indptr=indptr,

@@ -69,7 +69,9 @@ def train_prepared(
     obs.stage(f"loading {prepared.rows:,} prepared rows from {len(prepared.index.shards)} shards")
     rows = load_csr(prepared.index)
     if rows.rows == 0:
-        raise TrainingInputError(f"{', '.join(prepared.sources)}: no rows to train {target.label} on")
+        raise TrainingInputError(
+            f"{', '.join(prepared.sources)}: no rows to train {target.label} on"
+        )
     _check_labels(rows.labels, target.label, "training data")
     if valid is not None:
         train_rows, valid_rows = rows, load_csr(valid.index)
@@ -100,17 +102,15 @@ def train_prepared(
         train = train_rows.take(keep)
     _check_labels(train.labels, target.label, "training rows after downsampling")
     rate = 1.0 if mixed_rates else data_rate * extra_rate
-    valid_weights = (
-        None if valid_rows.weights is None else valid_rows.weights.astype(np.float64)
-    )
+    valid_weights = None if valid_rows.weights is None else valid_rows.weights.astype(np.float64)
     trained, metrics = fit(
-        algo,
-        hyper,
         spec,
         train.dataset(weighted=mixed_rates),
         valid_rows.dataset(weighted=False),
-        valid_rows.labels.astype(np.int64),
-        valid_weights,
+        algo=algo,
+        hyper=hyper,
+        valid_labels=valid_rows.labels.astype(np.int64),
+        valid_weights=valid_weights,
         threads=threads,
         seed=seed,
         rate=rate,

@@ -176,7 +176,9 @@ def _sources(
             )
             if not flat:
                 raise LogReadError(f"{root}: no dt=YYYY-MM-DD partitions and no Parquet objects")
-            return [Source(loc.name(key), data=s3.fetch(loc, key) if fetch else None) for key in flat]
+            return [
+                Source(loc.name(key), data=s3.fetch(loc, key) if fetch else None) for key in flat
+            ]
         return [
             Source(loc.name(key), data=s3.fetch(loc, key) if fetch else None)
             for date, _, objects in groups
