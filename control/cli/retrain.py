@@ -187,10 +187,11 @@ def _retrain_several(
 
     if len(requests) > MAX_MODELS:
         fail(f"at most {MAX_MODELS} --model at once, got {len(requests)}")
-    with for_writing(registry):
-        pass  # created once here, not by two runs racing
     jobs = [RetrainJob(r, registry, store) for r in requests]
+    # Ray first: an unreachable cluster fails before anything is created.
     with session(runner) as ray:
+        with for_writing(registry):
+            pass  # created once here, not by two runs racing
         outcomes = run_jobs(retrain_job, jobs, threads=requests[0].threads, ray=ray)
     code = exit_code(outcomes)
     if json_out:

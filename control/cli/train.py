@@ -217,9 +217,10 @@ def train(
 def _train_several(jobs: list[TrainJob], runner: Executor, json_out: bool) -> None:
     """Every model's job at once (control.scale.parallel); a summary row per model."""
     with user_errors(json_out):
-        with for_writing(jobs[0].registry_url):
-            pass  # created once here, not by two jobs racing
+        # Ray first: an unreachable cluster fails before anything is created.
         with session(runner) as ray:
+            with for_writing(jobs[0].registry_url):
+                pass  # created once here, not by two jobs racing
             outcomes = run_jobs(train_job, jobs, threads=jobs[0].threads, ray=ray)
     code = exit_code(outcomes)
     if json_out:

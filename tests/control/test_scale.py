@@ -23,12 +23,12 @@ from typer.testing import CliRunner
 
 from bidscore.registry import open_registry
 from control.cli.app import app
+from control.datagen import write_dataset
 from control.retrain.lock import lock_name
 from control.scale.executor import ExecutorError, parse_executor
 from control.scale.jobs import Outcome
 from control.scale.parallel import exit_code
 from control.scale.prepare import Csr
-from tests.control.retrain_data import daily_logs
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -97,7 +97,10 @@ def _no_ray_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return daily_logs(tmp_path_factory, "scale", days=9)
+    """Nine days of 40k rows: enough clicked rows (~1k a day) for cvr to beat its base rate."""
+    out = tmp_path_factory.mktemp("scale") / "logs"
+    write_dataset(out, rows=40_000, seed=11, days=9)
+    return out
 
 
 def _nothing_registered_and_unlocked(registry: str, model: str = "ctr") -> None:
@@ -148,7 +151,9 @@ def test_unreachable_cluster_is_one_line(tmp_path, days, free_port):
             ],
         )
         assert result.exit_code == 1, result.output
-        [line] = result.stderr.strip().splitlines()
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        [line] = lines
         assert line.startswith(f"error: cannot reach the Ray cluster at {address} within 5s")
     _nothing_registered_and_unlocked(registry)
     _nothing_registered_and_unlocked(registry, "cvr")
