@@ -176,6 +176,7 @@ def _retrain_several(
 ) -> None:
     """Every model's run at once (control.scale.parallel); a summary row per model."""
     from control.cli.registries import for_writing  # noqa: PLC0415
+    from control.retrain.trainer import spec_for  # noqa: PLC0415
     from control.scale.executor import session  # noqa: PLC0415
     from control.scale.jobs import RetrainJob, retrain_job  # noqa: PLC0415
     from control.scale.parallel import (  # noqa: PLC0415
@@ -184,9 +185,12 @@ def _retrain_several(
         run_jobs,
         summary_table,
     )
+    from features.catalog import load as load_catalog  # noqa: PLC0415
 
     if len(requests) > MAX_MODELS:
         fail(f"at most {MAX_MODELS} --model at once, got {len(requests)}")
+    for request in requests:  # an unknown model is a usage error, before any run starts
+        spec_for(request.model, load_catalog(request.specs))
     jobs = [RetrainJob(r, registry, store) for r in requests]
     # Ray first: an unreachable cluster fails before anything is created.
     with session(runner) as ray:

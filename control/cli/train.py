@@ -28,7 +28,9 @@ from control.retrain.trainer import hyper_parameter_names
 from control.scale.executor import Executor, parse_executor, session
 from control.scale.jobs import TrainJob, train_job, train_version
 from control.scale.parallel import MAX_MODELS, exit_code, run_jobs, summary_table
+from control.training import model_spec
 from control.tuning.saved import check_source
+from features import catalog
 
 _HYPER = "Hyper-parameters (default: LIBFFM's for ffm, FTRL's for lr)"
 
@@ -217,6 +219,9 @@ def train(
 def _train_several(jobs: list[TrainJob], runner: Executor, json_out: bool) -> None:
     """Every model's job at once (control.scale.parallel); a summary row per model."""
     with user_errors(json_out):
+        models = catalog.load(jobs[0].specs)
+        for job in jobs:  # an unknown model is a usage error, before any job starts
+            model_spec(job.model, models)
         # Ray first: an unreachable cluster fails before anything is created.
         with session(runner) as ray:
             with for_writing(jobs[0].registry_url):
