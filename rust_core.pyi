@@ -53,6 +53,34 @@ class Dataset:
     def weights(self) -> npt.NDArray[np.float32] | None: ...
     def __len__(self) -> int: ...
 
+# Training rows in CSR shards on disk (docs/scale.md, "Shard format"): a shard root with
+# shards.json, or a list of shard directories. train_ffm/train_lr stream them, a background
+# thread reading up to `prefetch` shards ahead (at most prefetch + 2 shards in memory).
+@final
+class ShardedDataset:
+    def __new__(
+        cls, source: str | PathLike[str] | list[str | PathLike[str]], *, prefetch: int = 2
+    ) -> ShardedDataset: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def nnz(self) -> int: ...
+    @property
+    def num_fields(self) -> int: ...
+    @property
+    def num_features(self) -> int: ...
+    @property
+    def num_shards(self) -> int: ...
+    @property
+    def label_sum(self) -> float: ...
+    @property
+    def weight_sum(self) -> float: ...
+    @property
+    def prefetch(self) -> int: ...
+    @property
+    def paths(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+
 # --- models and training ---------------------------------------------------------------
 
 _Progress: TypeAlias = Callable[[int, float, float | None], object]
@@ -94,13 +122,19 @@ def load_model(path: str | PathLike[str], *, huge_pages: bool = False) -> Model:
 # train_ffm's / train_lr's keyword defaults (bits=None and fingerprint="" aside), from Rust's
 # FfmParams::default() / LrParams::default(): the one source of them.
 # ffm_defaults() == {"k": 4, "eta": 0.2, "l2": 2e-05, "normalize": True, "epochs": 15,
-#                    "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0}
+#                    "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0,
+#                    "shuffle": True}
 # lr_defaults() == {"alpha": 0.1, "beta": 1.0, "l1": 0.0, "l2": 0.0, "epochs": 15,
-#                   "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0}
+#                   "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0,
+#                   "shuffle": True}
+# shuffle=False trains rows (and shards) in stored order: with threads=1 a ShardedDataset
+# then gives the same model, bit for bit, as a Dataset of the concatenated rows.
+# init: warm start from that model's weights (optimiser state starts fresh); refused with a
+# DataError unless algorithm, hash bits, fields, k, stride, normalize and fingerprint match.
 def ffm_defaults() -> dict[str, float | int | bool]: ...
 def lr_defaults() -> dict[str, float | int | bool]: ...
 def train_ffm(
-    train: Dataset,
+    train: Dataset | ShardedDataset,
     valid: Dataset | None = None,
     *,
     k: int = 4,
@@ -114,11 +148,13 @@ def train_ffm(
     bits: int | None = None,
     fingerprint: str = "",
     downsample_rate: float = 1.0,
+    shuffle: bool = True,
     progress: _Progress | None = None,
     kernel: str | None = None,
+    init: Model | None = None,
 ) -> Model: ...
 def train_lr(
-    train: Dataset,
+    train: Dataset | ShardedDataset,
     valid: Dataset | None = None,
     *,
     alpha: float = 0.1,
@@ -132,7 +168,9 @@ def train_lr(
     bits: int | None = None,
     fingerprint: str = "",
     downsample_rate: float = 1.0,
+    shuffle: bool = True,
     progress: _Progress | None = None,
+    init: Model | None = None,
 ) -> Model: ...
 
 # --- features (issue 8) and serving (issue 4) ---------------------------------------------

@@ -14,7 +14,9 @@ Fields beyond the obvious ones:
 - `key`: the artifact key in the store; `idempotency_key`: the registry's idempotency key;
 - `version`: None in the copy uploaded to the store, because the registry hands out the
   number only after both uploads complete; the registry's copy carries it;
-- `comparison`, `retrain`: what `control retrain` adds (holdout comparison, run and window).
+- `comparison`, `retrain`: what `control retrain` adds (holdout comparison, run and window);
+- `parent_version`: the version a warm-started model's training started from (None: a cold
+  start, and every manifest written before warm starts existed).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Manifest:
     artifact_uri: str = ""
     comparison: dict[str, Any] | None = None
     retrain: dict[str, Any] | None = None
+    parent_version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
 

@@ -23,3 +23,7 @@ class UnknownAliasError(NotFoundError):
 
 class ShardError(InputError):
     """Prepared shards that cannot be read: a missing, corrupt or other-version index or shard."""
+
+
+class WarmStartError(TrainingInputError):
+    """A warm start refused: no such version, or a model of another shape or feature spec."""

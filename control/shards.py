@@ -190,6 +190,10 @@ def write_shard(
             "version": VERSION,
             **info.to_json(),
             "weighted": "weights" in arrays,
+            # Field and feature counts of this shard (one more than the largest id), so that
+            # a reader knows the model's shape without reading every shard's arrays.
+            "num_fields": int(arrays["fields"].max()) + 1 if nnz else 0,
+            "num_features": int(arrays["indices"].max()) + 1 if nnz else 0,
             "extra": extra or {},
         }
         (tmp / META_NAME).write_text(json.dumps(meta, indent=1) + "\n")

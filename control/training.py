@@ -48,9 +48,11 @@ from bidscore.manifest import (
 from bidscore.registry import Registry, Version
 from bidscore.registry.base import utc_now
 from bidscore.store import ArtifactStore
-from control.errors import TrainingInputError
+from control.errors import TrainingInputError, WarmStartError
 from control.metrics import Metrics, evaluate
+from control.prepared import choose_storage, shard_rows, sharded, write_table_shards
 from control.profile import profile_table, spec_features
+from control.warm import check_compatible
 from features.catalog import Catalog, CatalogError, load
 from features.readers import downsample_rate, read_logs
 from features.readers.cast import WEIGHT_COLUMN
@@ -60,7 +62,7 @@ from features.tokenize import tokenize_table
 # The hyper-parameters `control train` exposes, with Rust's defaults (FfmParams::default(),
 # LrParams::default(): LIBFFM's for FFM, FTRL-proximal's for LR), the one source of them.
 # Run settings (threads, seed, downsampling) are options of their own, not hyper-parameters.
-_RUN_SETTINGS = {"threads", "seed", "downsample_rate"}
+_RUN_SETTINGS = {"threads", "seed", "downsample_rate", "shuffle"}
 FFM_DEFAULTS: dict[str, Any] = {
     k: v for k, v in rust_core.ffm_defaults().items() if k not in _RUN_SETTINGS
 }
@@ -231,6 +233,7 @@ class TrainedModel:
     profile: dict[str, Any]
     params: dict[str, Any]
     data: dict[str, Any]
+    parent_version: str | None = None
 
     def manifest(self) -> Manifest:
         """The manifest without the fields only publishing knows (sha256, URIs, version)."""
@@ -246,6 +249,7 @@ class TrainedModel:
             data=self.data,
             code_version=code_version(),
             created_at=utc_now(),
+            parent_version=self.parent_version,
         )
 
 
@@ -280,30 +284,24 @@ def fit(
     seed: int,
     rate: float,
     observer: Observer,
+    init: rust_core.Model | None = None,
 ) -> tuple[rust_core.Model, Metrics]:
-    """Train on tokenised rows and evaluate on the validation rows (the step every training
-    path shares: in memory from tables, or from prepared shards)."""
-    obs = observer
-    epochs = int(hyper["epochs"])
-    obs.stage(f"training {algo}: up to {epochs} epochs, {threads} thread(s)")
-
-    def on_epoch(epoch: int, train_ll: float, valid_ll: float | None) -> None:
-        obs.epoch(epoch, epochs, train_ll, valid_ll)
-
-    common: dict[str, Any] = {
-        "threads": threads,
-        "seed": seed,
-        "bits": spec.bits,
-        "fingerprint": spec.fingerprint,
-        "downsample_rate": rate,
-        "progress": on_epoch,
-    }
-    trainer = rust_core.train_ffm if algo == "ffm" else rust_core.train_lr
-    trained = trainer(train_set, valid_set, **hyper, **common)
-
-    obs.stage(f"evaluating on {len(valid_labels):,} validation rows")
-    predictions = trained.predict(valid_set)
-    metrics = evaluate(valid_labels, predictions, valid_weights)
+    """Train on tokenised rows and evaluate on the validation rows (training from prepared
+    shards, `control.scale.train`; the same steps as `train_tables`)."""
+    trained = _fit(
+        algo=algo,
+        hyper=hyper,
+        train_set=train_set,
+        valid_set=valid_set,
+        obs=observer,
+        threads=threads,
+        seed=seed,
+        spec=spec,
+        rate=rate,
+        init=init,
+    )
+    observer.stage(f"evaluating on {len(valid_labels):,} validation rows")
+    metrics = evaluate(valid_labels, trained.predict(valid_set), valid_weights)
     if not math.isfinite(metrics.logloss):
         raise TrainingInputError("training diverged (non-finite logloss); lower eta or alpha")
     return trained, metrics
@@ -321,11 +319,20 @@ def train_tables(
     observer: Observer | None = None,
     catalog: Catalog | None = None,
     params_source: str | None = None,
+    on_disk: bool = False,
+    memory_budget: int | None = None,
+    init: rust_core.Model | None = None,
+    parent_version: str | None = None,
 ) -> TrainedModel:
     """Train `model` on `data.train`, evaluate on `data.valid`, profile the training rows.
 
     `params_source` ("saved": tuned parameters from the registry, "default") is recorded
-    with the parameters in the manifest."""
+    with the parameters in the manifest.
+
+    The tokenised training rows go to CSR shards in a temporary directory and train out of
+    core (`rust_core.ShardedDataset`) with `on_disk`, or when their estimated size exceeds
+    `memory_budget` bytes (`control.prepared`); validation rows stay in memory. `init` warm
+    starts from that model (`parent_version` is recorded in the manifest)."""
     obs = observer or QuietObserver()
     spec = model_spec(model, catalog)
     target = model_target(model, catalog)
@@ -335,6 +342,9 @@ def train_tables(
         raise TrainingInputError(f"--threads must be >= 1, got {threads}")
     check_labels(data.train, target.label, "training rows")
     check_labels(data.valid, target.label, "validation rows")
+    if init is not None:
+        label = f"{spec.name} version {parent_version}" if parent_version else "the given model"
+        check_compatible(init, label, spec, algo, hyper)
 
     obs.stage(
         f"profiling {data.train.num_rows:,} training rows"
@@ -349,24 +359,57 @@ def train_tables(
     extra_rate = downsample if downsample is not None else 1.0
     train = downsample_negatives(data.train, target.label, extra_rate, seed)
     check_labels(train, target.label, "training rows after downsampling")
-    obs.stage(f"tokenising {train.num_rows:,} training and {data.valid.num_rows:,} validation rows")
-    train_set = tokenize_table(train, spec, target.label, WEIGHT_COLUMN if mixed_rates else None)
-    valid_set = tokenize_table(data.valid, spec, target.label)
-
-    rate = 1.0 if mixed_rates else data_rate * extra_rate
-    trained, metrics = fit(
+    weight_column = WEIGHT_COLUMN if mixed_rates else None
+    storage = choose_storage(
+        train,
         spec,
-        train_set,
-        valid_set,
-        algo=algo,
-        hyper=hyper,
-        valid_labels=data.valid[target.label].to_numpy(),
-        valid_weights=_weights(data.valid),
-        threads=threads,
-        seed=seed,
-        rate=rate,
-        observer=obs,
+        on_disk=on_disk,
+        budget=memory_budget,
+        extra_rows=data.valid.num_rows,
+        weighted=mixed_rates,
     )
+    obs.stage(f"training {'on disk' if storage.on_disk else 'in memory'}: {storage.reason}")
+    with tempfile.TemporaryDirectory(prefix="bidscore-shards-") as shard_dir:
+        if storage.on_disk:
+            rows = shard_rows(storage, train.num_rows)
+            obs.stage(
+                f"tokenising {train.num_rows:,} training rows into shards of {rows:,} rows"
+                f" and {data.valid.num_rows:,} validation rows"
+            )
+            root = Path(shard_dir) / "train"
+            index = write_table_shards(
+                train, spec, target.label, root, weights=weight_column, rows_per_shard=rows
+            )
+            train_set: rust_core.Dataset | rust_core.ShardedDataset = sharded(root)
+            prepared = {**storage.to_json(), "shards": len(index.shards), "shard_rows": rows}
+        else:
+            obs.stage(
+                f"tokenising {train.num_rows:,} training and"
+                f" {data.valid.num_rows:,} validation rows"
+            )
+            train_set = tokenize_table(train, spec, target.label, weight_column)
+            prepared = storage.to_json()
+        valid_set = tokenize_table(data.valid, spec, target.label)
+        trained = _fit(
+            algo=algo,
+            hyper=hyper,
+            train_set=train_set,
+            valid_set=valid_set,
+            obs=obs,
+            threads=threads,
+            seed=seed,
+            spec=spec,
+            rate=rate_of(data_rate, extra_rate, mixed_rates),
+            init=init,
+        )
+        del train_set
+
+    rate = rate_of(data_rate, extra_rate, mixed_rates)
+    obs.stage(f"evaluating on {data.valid.num_rows:,} validation rows")
+    predictions = trained.predict(valid_set)
+    metrics = evaluate(data.valid[target.label].to_numpy(), predictions, _weights(data.valid))
+    if not math.isfinite(metrics.logloss):
+        raise TrainingInputError("training diverged (non-finite logloss); lower eta or alpha")
     return TrainedModel(
         name=spec.name,
         spec=spec,
@@ -383,6 +426,7 @@ def train_tables(
             "weighted": mixed_rates,
             "best_epoch": trained.best_epoch,
             **({"params_source": params_source} if params_source else {}),
+            **({"warm_start": parent_version} if parent_version is not None else {}),
         },
         data={
             "paths": data.paths,
@@ -393,8 +437,53 @@ def train_tables(
             "label": target.label,
             "where": target.where,
             "window": data_window(data.train),
+            "prepared": prepared,
         },
+        parent_version=parent_version,
     )
+
+
+def rate_of(data_rate: float, extra_rate: float, mixed_rates: bool) -> float:
+    """The negative-keeping rate the model corrects its scores for (1 for weighted data)."""
+    return 1.0 if mixed_rates else data_rate * extra_rate
+
+
+def _fit(
+    *,
+    algo: str,
+    hyper: dict[str, Any],
+    train_set: rust_core.Dataset | rust_core.ShardedDataset,
+    valid_set: rust_core.Dataset,
+    obs: Observer,
+    threads: int,
+    seed: int,
+    spec: ModelSpec,
+    rate: float,
+    init: rust_core.Model | None,
+) -> rust_core.Model:
+    epochs = int(hyper["epochs"])
+    start = " from the parent model" if init is not None else ""
+    obs.stage(f"training {algo}{start}: up to {epochs} epochs, {threads} thread(s)")
+
+    def on_epoch(epoch: int, train_ll: float, valid_ll: float | None) -> None:
+        obs.epoch(epoch, epochs, train_ll, valid_ll)
+
+    common: dict[str, Any] = {
+        "threads": threads,
+        "seed": seed,
+        "bits": spec.bits,
+        "fingerprint": spec.fingerprint,
+        "downsample_rate": rate,
+        "progress": on_epoch,
+        "init": init,
+    }
+    trainer = rust_core.train_ffm if algo == "ffm" else rust_core.train_lr
+    try:
+        return trainer(train_set, valid_set, **hyper, **common)
+    except rust_core.DataError as exc:
+        if init is not None and "warm-start" in str(exc):
+            raise WarmStartError(str(exc)) from None
+        raise
 
 
 def artifact_key(model: str, checksum: str, key: str | None) -> str:

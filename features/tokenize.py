@@ -122,6 +122,11 @@ def _numeric_column(table: pa.Table, name: str) -> npt.NDArray[np.float32]:
     return np.asarray(column.to_numpy(), dtype=np.float32)
 
 
+def numeric_column(table: pa.Table, name: str) -> npt.NDArray[np.float32]:
+    """Column `name` (a label or weight) as float32; a missing value is a FeatureError."""
+    return _numeric_column(table, name)
+
+
 def table_columns(table: pa.Table, spec: ModelSpec) -> dict[str, Column]:
     """The Column tuples of the raw features `spec` reaches (absent ones are left out: Rust
     names them when it needs them)."""

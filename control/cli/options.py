@@ -85,3 +85,32 @@ RayCpusOpt = Annotated[
         show_default=False,
     ),
 ]
+
+# Out-of-core training and warm starts (`control train`, `control retrain`; issue 18).
+OnDiskOpt = Annotated[
+    bool,
+    typer.Option(
+        "--on-disk",
+        help="Tokenise the training rows into CSR shards in a temporary directory ($TMPDIR)"
+        " and train from them out of core, a few shards in memory at a time.",
+    ),
+]
+
+MemoryBudgetOpt = Annotated[
+    str,
+    typer.Option(
+        "--memory-budget",
+        help="BYTES (e.g. 8G, 512M) or auto (half of the available memory): train on disk"
+        " when the prepared rows are estimated to exceed it.",
+    ),
+]
+
+WarmStartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--warm-start",
+        help="Start from a registered version's weights: a version number or an alias"
+        " (production). Algorithm, hash bits, k and feature spec must match.",
+        show_default=False,
+    ),
+]

@@ -12,6 +12,8 @@ from control.cli.options import (
     AliasOpt,
     ExecutorOpt,
     JsonOpt,
+    MemoryBudgetOpt,
+    OnDiskOpt,
     RayCpusOpt,
     RegistryOpt,
     SpecsOpt,
@@ -97,6 +99,16 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     threads: Annotated[int, typer.Option(help="Training threads.")] = 1,
     executor: ExecutorOpt = None,
     ray_cpus: RayCpusOpt = None,
+    on_disk: OnDiskOpt = False,
+    memory_budget: MemoryBudgetOpt = "auto",
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start",
+            help="Start from the alias's (production's) version's weights; a cold start when"
+            " there is none. Refused if its algorithm, hash bits, k or feature spec differ.",
+        ),
+    ] = False,
     registry: RegistryOpt = None,
     specs: SpecsOpt = None,
     store: StoreOpt = None,
@@ -113,6 +125,7 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     # Heavy imports (rust_core, boto3, the feature code) only when a run really starts.
     from bidscore.store import open_store  # noqa: PLC0415
     from control.cli.registries import for_writing  # noqa: PLC0415
+    from control.prepared import parse_budget  # noqa: PLC0415
     from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
     from control.scale.executor import parse_executor, session  # noqa: PLC0415
@@ -140,6 +153,9 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
                 threads=threads,
                 specs=specs,
                 executor=runner.name,
+                on_disk=on_disk,
+                memory_budget=parse_budget(memory_budget),
+                warm_start=warm_start,
             )
             if len(names) > 1:
                 _retrain_several(

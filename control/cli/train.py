@@ -12,10 +12,13 @@ from rich.table import Table
 from control.cli.options import (
     ExecutorOpt,
     JsonOpt,
+    MemoryBudgetOpt,
+    OnDiskOpt,
     RayCpusOpt,
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
+    WarmStartOpt,
     registry_url,
     store_url,
 )
@@ -23,6 +26,7 @@ from control.cli.output import console, print_json, user_errors
 from control.cli.progress import observer as progress_observer
 from control.cli.registries import for_writing
 from control.errors import TrainingInputError
+from control.prepared import parse_budget
 from control.retrain.params import parse_overrides
 from control.retrain.trainer import hyper_parameter_names
 from control.scale.executor import Executor, parse_executor, session
@@ -127,6 +131,9 @@ def train(
         str | None,
         typer.Option(help="Idempotency key: if a version has it already, return that version."),
     ] = None,
+    on_disk: OnDiskOpt = False,
+    memory_budget: MemoryBudgetOpt = "auto",
+    warm_start: WarmStartOpt = None,
     registry: RegistryOpt = None,
     store: StoreOpt = None,
     specs: SpecsOpt = None,
@@ -141,6 +148,10 @@ def train(
 
     Hyper-parameters start from those `control tune --save` recorded for the model (unless
     `--params default`); explicit options and `--param NAME=VALUE` win.
+
+    Training runs in memory, or out of core from shards on disk with `--on-disk` or when the
+    prepared rows would exceed `--memory-budget`. `--warm-start` starts from a registered
+    version's weights and records it as the new version's parent.
     """
     overrides = {
         "k": k,
@@ -155,6 +166,7 @@ def train(
     }
     with user_errors(json_out):
         check_source(params_source)
+        budget = parse_budget(memory_budget)
         explicit = parse_overrides(param or [], hyper_parameter_names()) | {
             name: value for name, value in overrides.items() if value is not None
         }
@@ -178,6 +190,9 @@ def train(
         downsample=downsample_negatives,
         key=key,
         specs=specs,
+        on_disk=on_disk,
+        memory_budget=budget,
+        warm_start=warm_start,
     )
     if len(names) > 1:
         _train_several([replace(job, model=name) for name in names], runner, json_out)

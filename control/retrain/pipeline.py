@@ -13,11 +13,14 @@ The run is idempotent and resumable through the registry alone:
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import rust_core
 from bidscore.errors import ConflictError
 from bidscore.registry.base import Alias, Registry, Version
 from bidscore.store.base import ArtifactStore
@@ -32,6 +35,7 @@ from control.retrain.validate import ValidationPolicy, ValidationStoppedError, v
 from control.scale.executor import running_ray
 from control.training import TrainedModel
 from control.tuning.saved import saved_for, saved_params
+from control.warm import load_parent
 from features.catalog import load as load_catalog
 
 Notify = Callable[[str], None]
@@ -61,6 +65,9 @@ class RetrainRequest:
     # local: train from the tables read for validation; ray / ray://: prepare the window
     # into shards with Ray tasks and train from them (control.scale)
     executor: str = "local"
+    on_disk: bool = False  # train out of core from shards (control.prepared)
+    memory_budget: int | None = None  # bytes; above it the prepared rows train on disk
+    warm_start: bool = False  # start from the alias's (production's) version's weights
 
     def inputs(self) -> dict[str, Any]:
         """The request as JSON-ready data for the run record."""
@@ -79,6 +86,9 @@ class RetrainRequest:
             "policy": asdict(self.policy),
             "threads": self.threads,
             "executor": self.executor,
+            "on_disk": self.on_disk,
+            "memory_budget": self.memory_budget,
+            "warm_start": self.warm_start,
         }
 
 
@@ -172,11 +182,14 @@ class _Run:
         )
         tuned = saved_params(saved, algo)
         params = trainer.params_for(algo, recorded, tuned | req.overrides, recorded_algo)
+        # A warm start trains another model from the same window: it is part of the key (and
+        # absent from cold starts' keys, which stay what they were).
+        parent = self.warm_parent()
         key = idempotency_key(
             req.model,
             spec.fingerprint,
             selection.describe()["partitions"],
-            {"algo": algo, **params},
+            {"algo": algo, **params, **({"warm_start": parent} if parent else {})},
         )
         self.run["inputs"]["algo"] = algo
         self.run["inputs"]["params"] = params
@@ -184,6 +197,12 @@ class _Run:
         self.run["key"] = key
         self.recorder.save()
         return algo, params, key
+
+    def warm_parent(self) -> str | None:
+        """The version a warm start starts from: the alias's, if asked and there is one."""
+        if not self.request.warm_start or self.champion is None:
+            return None
+        return self.champion.version
 
     def already_done(self, key: str) -> Version | None:
         """The version an earlier run registered for this key, if any."""
@@ -218,36 +237,57 @@ class _Run:
             self.check_lock()
             shown = " ".join(f"{k}={v}" for k, v in sorted(params.items()))
             self.notify(f"train: {self.request.model} ({algo}) on the window, {shown}")
-            source = "saved" if self.run["inputs"].get("params_from_saved") else "default"
-            paths = [p.path for p in selection.train]
-            ray = running_ray(self.request.executor)
-            if ray is None:
-                trained = trainer.train(
-                    self.request.model,
-                    tables,
-                    algo=algo,
-                    params=params,
-                    paths=paths,
-                    threads=self.request.threads,
-                    catalog=self.catalog,
-                    params_source=source,
-                )
-            else:
-                trained = trainer.train_distributed(
-                    self.request.model,
-                    paths,
-                    store=self.store,
-                    ray=ray,
-                    run_id=self.recorder.run_id,
-                    specs=self.request.specs,
-                    notify=self.notify,
-                    algo=algo,
-                    params=params,
-                    threads=self.request.threads,
-                    catalog=self.catalog,
-                    params_source=source,
-                )
-                detail["prepared"] = trained.data.get("prepared")
+            req = self.request
+            if req.warm_start and self.champion is None:
+                self.notify(f"train: no {req.alias} version to warm-start from; a cold start")
+            with tempfile.TemporaryDirectory(prefix="bidscore-warm-") as workdir:
+                init: rust_core.Model | None = None
+                parent = self.warm_parent()
+                if parent is not None:
+                    init, _ = load_parent(
+                        self.registry,
+                        self.store,
+                        req.model,
+                        parent,
+                        Path(workdir),
+                        catalog=self.catalog,
+                    )
+                    self.notify(f"train: warm start from {req.alias} version {parent}")
+                source = "saved" if self.run["inputs"].get("params_from_saved") else "default"
+                ray = running_ray(req.executor)
+                if ray is not None:
+                    trained = trainer.train_distributed(
+                        req.model,
+                        [p.path for p in selection.train],
+                        store=self.store,
+                        ray=ray,
+                        run_id=self.recorder.run_id,
+                        specs=req.specs,
+                        notify=self.notify,
+                        algo=algo,
+                        params=params,
+                        threads=req.threads,
+                        catalog=self.catalog,
+                        params_source=source,
+                        init=init,
+                        parent_version=parent,
+                    )
+                    detail["prepared"] = trained.data.get("prepared")
+                else:
+                    trained = trainer.train(
+                        req.model,
+                        tables,
+                        algo=algo,
+                        params=params,
+                        paths=[p.path for p in selection.train],
+                        threads=req.threads,
+                        catalog=self.catalog,
+                        params_source=source,
+                        on_disk=req.on_disk,
+                        memory_budget=req.memory_budget,
+                        init=init,
+                        parent_version=parent,
+                    )
             metrics = trained.metrics
             best = trained.model.best_epoch
             detail["summary"] = (
@@ -256,6 +296,9 @@ class _Run:
                 + f", validation logloss {metrics.logloss:.5f} auc {metrics.auc:.4f}"
             )
             detail["metrics"] = metrics.to_dict()
+            detail["prepared"] = trained.data.get("prepared")
+            if req.warm_start:
+                detail["parent_version"] = parent  # None: no alias version, a cold start
         return trained
 
     def evaluate_step(self, tables: data.Tables, trained: TrainedModel) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+import rust_core
 from bidscore.registry.base import Registry, Version
 from bidscore.store.base import ArtifactStore
 from control.retrain.data import Tables, target_rows
@@ -91,9 +92,14 @@ def train(
     threads: int,
     catalog: Catalog | None = None,
     params_source: str | None = None,
+    on_disk: bool = False,
+    memory_budget: int | None = None,
+    init: rust_core.Model | None = None,
+    parent_version: str | None = None,
 ) -> TrainedModel:
     """Train on the window with `algo` and its hyper-parameters `params` (`params_source`:
-    whether saved tuned parameters are among them, recorded in the manifest)."""
+    whether saved tuned parameters are among them, recorded in the manifest); out of core
+    and warm-started as `control.training.train_tables` describes."""
     return train_tables(
         model,
         split(tables, model, paths, catalog),
@@ -103,6 +109,10 @@ def train(
         seed=SEED,
         catalog=catalog,
         params_source=params_source,
+        on_disk=on_disk,
+        memory_budget=memory_budget,
+        init=init,
+        parent_version=parent_version,
     )
 
 
@@ -120,6 +130,8 @@ def train_distributed(
     threads: int,
     catalog: Catalog | None = None,
     params_source: str | None = None,
+    init: Any | None = None,
+    parent_version: str | None = None,
 ) -> TrainedModel:
     """`train`, with the window prepared into shards by Ray tasks (`control.scale`): the same
     split (VALID_FRACTION, SEED) over the same row order, so the same model."""
@@ -140,6 +152,8 @@ def train_distributed(
             seed=SEED,
             catalog=catalog,
             params_source=params_source,
+            init=init,
+            parent_version=parent_version,
         )
     finally:
         cleanup(prepared, store)

@@ -7,8 +7,10 @@ an `Outcome` instead of raising, so that one model's failure never stops another
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from control.exits import EXIT_ALREADY_RUNNING, EXIT_ERROR
@@ -76,6 +78,9 @@ class TrainJob:
     downsample: float | None = None
     key: str | None = None
     specs: str | None = None
+    on_disk: bool = False  # in-memory path only: train out of core (control.prepared)
+    memory_budget: int | None = None
+    warm_start: str | None = None  # a version number or alias to start from
 
 
 def train_version(
@@ -85,8 +90,9 @@ def train_version(
     tasks and train from the shards). Returns the registered `Version`; raises on errors."""
     from bidscore.registry import open_registry  # noqa: PLC0415
     from bidscore.store import open_store  # noqa: PLC0415
-    from control.training import load_data, model_spec, publish, train_tables  # noqa: PLC0415
+    from control.training import model_spec, publish  # noqa: PLC0415
     from control.tuning.saved import layered, saved_for  # noqa: PLC0415
+    from control.warm import load_parent  # noqa: PLC0415
     from features import catalog  # noqa: PLC0415
 
     reg = registry if registry is not None else open_registry(job.registry_url, create=True)
@@ -95,6 +101,44 @@ def train_version(
     saved = saved_for(reg, job.model, job.params_source)
     algo = job.algo or (saved or {}).get("algorithm") or model_spec(job.model, models).algorithm
     hyper, source = layered(algo, saved, job.explicit)
+    with tempfile.TemporaryDirectory(prefix="bidscore-warm-") as workdir:
+        init, parent_version = None, None
+        if job.warm_start is not None:
+            init, found = load_parent(
+                reg, artifacts, job.model, job.warm_start, Path(workdir), catalog=models
+            )
+            parent_version = found.version
+            observer.stage(f"warm start from {job.model} version {parent_version}")
+        trained = _train(
+            job,
+            observer,
+            ray,
+            artifacts=artifacts,
+            models=models,
+            algo=algo,
+            hyper=hyper,
+            source=source,
+            init=init,
+            parent_version=parent_version,
+        )  # fmt: skip
+    return publish(trained, reg, artifacts, key=job.key, observer=observer)
+
+
+def _train(
+    job: TrainJob,
+    observer: Any,
+    ray: Any | None,
+    *,
+    artifacts: Any,
+    models: Any,
+    algo: str,
+    hyper: dict[str, Any],
+    source: str,
+    init: Any | None,
+    parent_version: str | None,
+) -> Any:
+    from control.training import load_data, train_tables  # noqa: PLC0415
+
     common: dict[str, Any] = {
         "algo": algo,
         "params": hyper,
@@ -104,6 +148,8 @@ def train_version(
         "observer": observer,
         "catalog": models,
         "params_source": source,
+        "init": init,
+        "parent_version": parent_version,
     }
     if ray is None:
         observer.stage(f"reading {', '.join(job.data)}")
@@ -115,7 +161,9 @@ def train_version(
             seed=job.seed,
             catalog=models,
         )
-        trained = train_tables(job.model, loaded, **common)
+        return train_tables(
+            job.model, loaded, on_disk=job.on_disk, memory_budget=job.memory_budget, **common
+        )
     else:
         from control.scale.prepare import cleanup, prepare  # noqa: PLC0415
         from control.scale.train import train_prepared  # noqa: PLC0415
@@ -132,14 +180,13 @@ def train_version(
             else None
         )
         try:
-            trained = train_prepared(
+            return train_prepared(
                 job.model, prepared, valid=valid, valid_fraction=job.valid_fraction, **common
             )
         finally:
             cleanup(prepared, artifacts)
             if valid is not None:
                 cleanup(valid, artifacts)
-    return publish(trained, reg, artifacts, key=job.key, observer=observer)
 
 
 def _failure(model: str, exc: BaseException, started: float) -> Outcome:

@@ -51,6 +51,8 @@ def train_prepared(
     observer: Observer | None = None,
     catalog: Catalog | None = None,
     params_source: str | None = None,
+    init: Any | None = None,
+    parent_version: str | None = None,
 ) -> TrainedModel:
     """Train `model` on prepared rows (`valid`: prepared validation logs, else a seeded
     `valid_fraction` of the rows, as `control.training.load_data` holds out)."""
@@ -115,6 +117,7 @@ def train_prepared(
         seed=seed,
         rate=rate,
         observer=obs,
+        init=init,
     )
     return TrainedModel(
         name=spec.name,
@@ -132,6 +135,7 @@ def train_prepared(
             "weighted": mixed_rates,
             "best_epoch": trained.best_epoch,
             **({"params_source": params_source} if params_source else {}),
+            **({"warm_start": parent_version} if parent_version is not None else {}),
         },
         data={
             "paths": prepared.sources,
@@ -148,6 +152,7 @@ def train_prepared(
                 "cpu_seconds": round(prepared.cpu_seconds, 3),
             },
         },
+        parent_version=parent_version,
     )
 
 

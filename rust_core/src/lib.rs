@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod rng;
 pub mod serving;
+pub mod shards;
 pub mod simd;
 pub mod slots;
 pub mod train;

@@ -64,6 +64,23 @@ impl Ftrl {
         }
     }
 
+    /// The `z` that gives coordinate `i` the weight `w` while its `n` is 0 (a warm start:
+    /// the inverse of [`Ftrl::weight`] there, up to rounding). Needs `beta > 0` or, for
+    /// `i > 0`, `l2 > 0`.
+    #[must_use]
+    pub fn state_for(&self, i: usize, w: f32) -> f32 {
+        let (l1, l2) = if i == 0 {
+            (0.0, 0.0)
+        } else {
+            (self.l1, self.l2)
+        };
+        if w == 0.0 {
+            0.0
+        } else {
+            -w * (self.beta / self.alpha + l2) - w.signum() * l1
+        }
+    }
+
     /// Weights of every coordinate from the FTRL state.
     #[must_use]
     pub fn materialize(&self, z: &[f32], n: &[f32]) -> Vec<f32> {

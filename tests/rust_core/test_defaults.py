@@ -40,6 +40,7 @@ def test_the_defaults_are_the_rust_structs():
         "threads": 1,
         "seed": 0,
         "downsample_rate": 1.0,
+        "shuffle": True,
     }
     lr = rust_core.lr_defaults()
     assert (lr["alpha"], lr["beta"], lr["epochs"]) == (0.1, 1.0, 15)

@@ -6,6 +6,7 @@ mod dataset;
 mod model;
 mod plan;
 mod scorer;
+mod shards;
 mod train;
 
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
@@ -120,6 +121,7 @@ fn rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ModelFormatError", py.get_type::<ModelFormatError>())?;
     m.add("DataError", py.get_type::<DataError>())?;
     m.add_class::<dataset::PyDataset>()?;
+    m.add_class::<shards::PyShardedDataset>()?;
     m.add_class::<model::PyModel>()?;
     m.add_function(wrap_pyfunction!(model::load_model, m)?)?;
     m.add_function(wrap_pyfunction!(train::train_ffm, m)?)?;

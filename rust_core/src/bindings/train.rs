@@ -3,15 +3,49 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::dataset::PyDataset;
 use super::model::PyModel;
+use super::shards::PyShardedDataset;
+use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::{self, Common, DefaultValue, Epoch, FfmParams, LrParams};
+use crate::shards::ShardSet;
+use crate::train::{self, Common, DefaultValue, Epoch, FfmParams, LrParams, Source};
+
+/// Training rows held past the GIL's release: in memory or shards on disk.
+enum Rows {
+    Memory(Arc<Dataset>),
+    Shards(Arc<ShardSet>),
+}
+
+impl Rows {
+    fn extract(train: &Bound<'_, PyAny>) -> PyResult<Rows> {
+        if let Ok(d) = train.cast::<PyDataset>() {
+            return Ok(Rows::Memory(Arc::clone(&d.get().inner)));
+        }
+        if let Ok(s) = train.cast::<PyShardedDataset>() {
+            return Ok(Rows::Shards(Arc::clone(&s.get().inner)));
+        }
+        let got = train
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string());
+        Err(PyTypeError::new_err(format!(
+            "train must be a Dataset or a ShardedDataset, got {got}"
+        )))
+    }
+
+    fn source(&self) -> Source<'_> {
+        match self {
+            Rows::Memory(d) => Source::Memory(d),
+            Rows::Shards(s) => Source::Shards(s),
+        }
+    }
+}
 
 fn fingerprint(hex: &str) -> PyResult<[u8; 32]> {
     let mut out = [0u8; 32];
@@ -62,15 +96,14 @@ fn run(
 }
 
 fn common(
-    epochs: u32,
-    auto_stop: bool,
-    threads: usize,
-    seed: u64,
+    (epochs, auto_stop, threads, seed): (u32, bool, usize, u64),
     bits: Option<u32>,
     fingerprint_hex: &str,
     downsample_rate: f64,
+    shuffle: bool,
 ) -> PyResult<Common> {
     Ok(Common {
+        shuffle,
         epochs,
         auto_stop,
         threads,
@@ -118,14 +151,14 @@ pub fn lr_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 #[pyfunction]
 #[pyo3(signature = (train, valid=None, *, k=4, eta=0.2, l2=2e-5, epochs=15, auto_stop=false,
                     normalize=true, threads=1, seed=0, bits=None, fingerprint="",
-                    downsample_rate=1.0, progress=None, kernel=None))]
+                    downsample_rate=1.0, shuffle=true, progress=None, kernel=None, init=None))]
 #[expect(
     clippy::too_many_arguments,
     reason = "mirrors the Python keyword arguments"
 )]
 pub fn train_ffm(
     py: Python<'_>,
-    train: &PyDataset,
+    train: &Bound<'_, PyAny>,
     valid: Option<&PyDataset>,
     k: u32,
     eta: f32,
@@ -138,17 +171,17 @@ pub fn train_ffm(
     bits: Option<u32>,
     fingerprint: &str,
     downsample_rate: f64,
+    shuffle: bool,
     progress: Option<Py<PyAny>>,
     kernel: Option<&str>,
+    init: Option<PyRef<'_, PyModel>>,
 ) -> PyResult<PyModel> {
     let common = common(
-        epochs,
-        auto_stop,
-        threads,
-        seed,
+        (epochs, auto_stop, threads, seed),
         bits,
         fingerprint,
         downsample_rate,
+        shuffle,
     )?;
     let params = FfmParams {
         k,
@@ -158,12 +191,10 @@ pub fn train_ffm(
         kernel: Some(super::kernel(kernel)?),
         common,
     };
-    let (t, v) = (
-        Arc::clone(&train.inner),
-        valid.map(|v| Arc::clone(&v.inner)),
-    );
+    let (t, v) = (Rows::extract(train)?, valid.map(|v| Arc::clone(&v.inner)));
+    let init = init.map(|m| Arc::clone(&m.inner));
     run(py, progress, move |cb| {
-        train::train_ffm(&t, v.as_deref(), &params, cb)
+        train::fit_ffm(t.source(), v.as_deref(), &params, init.as_deref(), cb)
     })
 }
 
@@ -171,14 +202,14 @@ pub fn train_ffm(
 #[pyfunction]
 #[pyo3(signature = (train, valid=None, *, alpha=0.1, beta=1.0, l1=0.0, l2=0.0, epochs=15,
                     auto_stop=false, threads=1, seed=0, bits=None, fingerprint="",
-                    downsample_rate=1.0, progress=None))]
+                    downsample_rate=1.0, shuffle=true, progress=None, init=None))]
 #[expect(
     clippy::too_many_arguments,
     reason = "mirrors the Python keyword arguments"
 )]
 pub fn train_lr(
     py: Python<'_>,
-    train: &PyDataset,
+    train: &Bound<'_, PyAny>,
     valid: Option<&PyDataset>,
     alpha: f32,
     beta: f32,
@@ -191,16 +222,16 @@ pub fn train_lr(
     bits: Option<u32>,
     fingerprint: &str,
     downsample_rate: f64,
+    shuffle: bool,
     progress: Option<Py<PyAny>>,
+    init: Option<PyRef<'_, PyModel>>,
 ) -> PyResult<PyModel> {
     let common = common(
-        epochs,
-        auto_stop,
-        threads,
-        seed,
+        (epochs, auto_stop, threads, seed),
         bits,
         fingerprint,
         downsample_rate,
+        shuffle,
     )?;
     let params = LrParams {
         ftrl: crate::lr::Ftrl {
@@ -211,11 +242,9 @@ pub fn train_lr(
         },
         common,
     };
-    let (t, v) = (
-        Arc::clone(&train.inner),
-        valid.map(|v| Arc::clone(&v.inner)),
-    );
+    let (t, v) = (Rows::extract(train)?, valid.map(|v| Arc::clone(&v.inner)));
+    let init = init.map(|m| Arc::clone(&m.inner));
     run(py, progress, move |cb| {
-        train::train_lr(&t, v.as_deref(), &params, cb)
+        train::fit_lr(t.source(), v.as_deref(), &params, init.as_deref(), cb)
     })
 }

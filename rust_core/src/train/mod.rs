@@ -1,6 +1,18 @@
 //! The training driver shared by LR and FFM: epochs over a seeded shuffle of the rows,
 //! single-threaded (bit-for-bit reproducible) or Hogwild across threads, per-epoch train
 //! and validation log loss, and early stopping that keeps the best epoch's weights.
+//!
+//! The rows come from memory ([`Source::Memory`], a [`Dataset`]) or from shards on disk
+//! ([`Source::Shards`], a [`ShardSet`]): then each epoch visits the shards in an order
+//! shuffled per epoch, a background thread reading the next shards while one trains, and
+//! shuffles the rows within each shard. With `shuffle` off both sources train the rows in
+//! their stored order (shards in listed order), so that, single-threaded, a model trained
+//! from shards is bit-identical to one trained in memory on the concatenated rows.
+//!
+//! Warm start ([`fit_ffm`] / [`fit_lr`] with `init`): training starts from an existing
+//! model's weights instead of random ones. The model file keeps weights only, so the
+//! optimiser state starts fresh: FFM's `AdaGrad` squared-gradient sums at 1 (as in a cold
+//! start), FTRL's `n` at 0 with `z` set so that the weights equal the model's.
 
 use std::ops::DerefMut;
 
@@ -10,6 +22,7 @@ use crate::hash::MAX_BITS;
 use crate::model::format::MAX_K;
 use crate::model::{Algorithm, Header, Model};
 use crate::rng::SplitMix64;
+use crate::shards::ShardSet;
 use crate::simd::Kernel;
 use crate::slots::{self, as_atomic, as_cells, as_pairs};
 use crate::{ffm, lr, metrics};
@@ -28,6 +41,8 @@ pub struct Common {
     pub fingerprint: [u8; 32],
     /// Rate at which negatives were kept; scoring corrects for it.
     pub downsample_rate: f64,
+    /// Shuffle the rows every epoch (and, from shards, the shard order); off: stored order.
+    pub shuffle: bool,
 }
 
 impl Default for Common {
@@ -40,6 +55,7 @@ impl Default for Common {
             bits: None,
             fingerprint: [0; 32],
             downsample_rate: 1.0,
+            shuffle: true,
         }
     }
 }
@@ -109,13 +125,14 @@ impl DefaultValue {
 impl Common {
     /// The keyword defaults shared by both algorithms (`bits` and `fingerprint`, which
     /// default to None and "", are left out).
-    fn defaults(&self) -> [(&'static str, DefaultValue); 5] {
+    fn defaults(&self) -> [(&'static str, DefaultValue); 6] {
         [
             ("epochs", DefaultValue::Int(u64::from(self.epochs))),
             ("auto_stop", DefaultValue::Bool(self.auto_stop)),
             ("threads", DefaultValue::Int(self.threads as u64)),
             ("seed", DefaultValue::Int(self.seed)),
             ("downsample_rate", DefaultValue::Float(self.downsample_rate)),
+            ("shuffle", DefaultValue::Bool(self.shuffle)),
         ]
     }
 }
@@ -167,11 +184,71 @@ pub struct Epoch {
 /// Called after every epoch; an error stops training and is returned.
 pub type Progress<'a> = &'a mut dyn FnMut(&Epoch) -> Result<()>;
 
+/// Where the training rows come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    Memory(&'a Dataset),
+    /// Shards on disk, read one at a time in the background (see the module docs).
+    Shards(&'a ShardSet),
+}
+
+impl Source<'_> {
+    fn num_rows(&self) -> u64 {
+        match self {
+            Source::Memory(d) => d.num_rows() as u64,
+            Source::Shards(s) => s.num_rows(),
+        }
+    }
+
+    fn num_fields(&self) -> u32 {
+        match self {
+            Source::Memory(d) => d.num_fields(),
+            Source::Shards(s) => s.num_fields(),
+        }
+    }
+
+    fn num_features(&self) -> u64 {
+        match self {
+            Source::Memory(d) => d.num_features(),
+            Source::Shards(s) => s.num_features(),
+        }
+    }
+
+    /// Weighted share of positives.
+    fn base_rate(&self) -> f64 {
+        match self {
+            Source::Memory(d) => base_rate(d),
+            Source::Shards(s) => s.base_rate(),
+        }
+    }
+
+    /// Total importance weight, summed row by row in stored order.
+    fn weight_sum(&self) -> f64 {
+        match self {
+            Source::Memory(d) => (0..d.num_rows()).map(|i| f64::from(d.weight(i))).sum(),
+            Source::Shards(s) => s.weight_sum(),
+        }
+    }
+}
+
 /// Trains an FFM.
 pub fn train_ffm(
     train: &Dataset,
     valid: Option<&Dataset>,
     p: &FfmParams,
+    progress: Progress<'_>,
+) -> Result<Model> {
+    fit_ffm(Source::Memory(train), valid, p, None, progress)
+}
+
+/// Trains an FFM from `train`, starting from `init`'s weights if given (warm start; refused
+/// unless `init` is an FFM of the same hash bits, fields, k, layout, normalisation and
+/// feature-spec fingerprint).
+pub fn fit_ffm(
+    train: Source<'_>,
+    valid: Option<&Dataset>,
+    p: &FfmParams,
+    init: Option<&Model>,
     progress: Progress<'_>,
 ) -> Result<Model> {
     check(p.eta > 0.0 && p.eta.is_finite(), || {
@@ -183,7 +260,7 @@ pub fn train_ffm(
     check((1..=MAX_K).contains(&p.k), || {
         format!("k must be in 1..={MAX_K}, got {}", p.k)
     })?;
-    let (bits, fields) = dims(train, &p.common)?;
+    let (bits, fields) = dims(&train, &p.common, init)?;
     let kernel = p.kernel.unwrap_or_else(Kernel::active).or_fallback();
     // Latent vectors padded to whole 4-lane chunks (except on the legacy path, which
     // reproduces format version 1's training).
@@ -208,13 +285,19 @@ pub fn train_ffm(
     // FFM keeps weights and squared-gradient sums interleaved in one array (the first of the
     // driver's two state arrays); the second stays empty.
     let (state, mut st) = ffm::TrainState::new(&shape, kernel).ok_or_else(too_big)?;
-    state.init(&mut st, base_rate(train), &mut rng);
+    // A warm start draws the same random numbers as a cold one, then overwrites the weights:
+    // the row order of a seed does not depend on where the weights came from.
+    state.init(&mut st, train.base_rate(), &mut rng);
+    if let Some(m) = init {
+        check_init(m, &header)?;
+        state.set_weights(&mut st, m.weights());
+    }
     let sgd = ffm::Sgd {
         eta: p.eta,
         l2: p.l2,
     };
     let learner = Learner {
-        single: &|st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
+        single: &|train: &Dataset, st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
             let st = as_cells(st);
             let mut bias = state.bias(st);
             let loss = pass(train, row_ids, |row, next, y, wt| {
@@ -223,7 +306,7 @@ pub fn train_ffm(
             state.set_bias(st, bias);
             loss
         },
-        shared: &|st: &mut [f32], _: &mut [f32], order: &[u32], threads: usize| {
+        shared: &|train: &Dataset, st: &mut [f32], _: &mut [f32], order: &[u32], threads: usize| {
             // One Hogwild pass over a block of rows. The bias is every row's, so each thread
             // works on its own copy and adds its change back after each block.
             fn rows<S: slots::Write + ?Sized>(
@@ -277,6 +360,18 @@ pub fn train_lr(
     p: &LrParams,
     progress: Progress<'_>,
 ) -> Result<Model> {
+    fit_lr(Source::Memory(train), valid, p, None, progress)
+}
+
+/// Trains a logistic regression from `train`, starting from `init`'s weights if given (warm
+/// start; refused unless `init` is an LR of the same hash bits, fields and fingerprint).
+pub fn fit_lr(
+    train: Source<'_>,
+    valid: Option<&Dataset>,
+    p: &LrParams,
+    init: Option<&Model>,
+    progress: Progress<'_>,
+) -> Result<Model> {
     let f = p.ftrl;
     check(f.alpha > 0.0 && f.alpha.is_finite(), || {
         format!("alpha must be > 0, got {}", f.alpha)
@@ -286,19 +381,19 @@ pub fn train_lr(
             format!("{name} must be >= 0, got {x}")
         })?;
     }
-    let (bits, fields) = dims(train, &p.common)?;
+    let (bits, fields) = dims(&train, &p.common, init)?;
     let shape = lr::Shape { bits, fields };
     let header = header(Algorithm::Lr, (bits, fields, 0, 0, false), &p.common);
     let len = shape.payload_len().ok_or_else(too_big)?;
     let mut rng = SplitMix64::new(p.common.seed);
     let learner = Learner {
-        single: &|z: &mut [f32], n: &mut [f32], row_ids: &[u32]| {
+        single: &|train: &Dataset, z: &mut [f32], n: &mut [f32], row_ids: &[u32]| {
             let (z, n) = (as_cells(z), as_cells(n));
             pass(train, row_ids, |row, _, y, wt| {
                 f.train_row(z, n, &shape, row, y, wt)
             })
         },
-        shared: &|z: &mut [f32], n: &mut [f32], order: &[u32], threads: usize| {
+        shared: &|train: &Dataset, z: &mut [f32], n: &mut [f32], order: &[u32], threads: usize| {
             let (z, n) = (as_atomic(z), as_atomic(n));
             hogwild(order, threads, |row_ids| {
                 pass(train, row_ids, |row, _, y, wt| {
@@ -308,14 +403,25 @@ pub fn train_lr(
         },
         weights: &|z: &[f32], n: &[f32]| f.materialize(z, n),
     };
-    let state = (vec![0.0f32; len], vec![0.0f32; len]);
+    let mut state = (vec![0.0f32; len], vec![0.0f32; len]);
+    if let Some(m) = init {
+        check_init(m, &header)?;
+        check(f.beta > 0.0 || f.l2 > 0.0, || {
+            "a warm-started LR needs beta > 0 or l2 > 0 (with both 0 FTRL cannot hold weights \
+             before its first update)"
+                .into()
+        })?;
+        for (i, (&w, z)) in m.weights().iter().zip(state.0.iter_mut()).enumerate() {
+            *z = f.state_for(i, w);
+        }
+    }
     run(
         train, valid, &p.common, &header, state, &learner, &mut rng, progress,
     )
 }
 
-type Single<'a> = &'a (dyn Fn(&mut [f32], &mut [f32], &[u32]) -> f64 + Sync);
-type Shared<'a> = &'a (dyn Fn(&mut [f32], &mut [f32], &[u32], usize) -> f64 + Sync);
+type Single<'a> = &'a (dyn Fn(&Dataset, &mut [f32], &mut [f32], &[u32]) -> f64 + Sync);
+type Shared<'a> = &'a (dyn Fn(&Dataset, &mut [f32], &mut [f32], &[u32], usize) -> f64 + Sync);
 type Extract<'a> = &'a (dyn Fn(&[f32], &[f32]) -> Vec<f32> + Sync);
 
 /// An algorithm as the driver sees it: a pass over some rows on exclusive state (one thread)
@@ -381,7 +487,7 @@ fn hogwild(order: &[u32], threads: usize, pass: impl Fn(&[u32]) -> f64 + Sync) -
 
 #[expect(clippy::too_many_arguments, reason = "internal driver, called twice")]
 fn run<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
-    train: &Dataset,
+    train: Source<'_>,
     valid: Option<&Dataset>,
     c: &Common,
     header: &Header,
@@ -390,26 +496,103 @@ fn run<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
     rng: &mut SplitMix64,
     progress: Progress<'_>,
 ) -> Result<Model> {
+    match train {
+        Source::Memory(data) => {
+            let rows = u32::try_from(data.num_rows())
+                .map_err(|_| Error::InvalidArgument("at most 2^32 - 1 training rows".into()))?;
+            let threads = c.threads.min(rows as usize).max(1);
+            let mut order: Vec<u32> = (0..rows).collect();
+            let mut epoch_pass = |a: &mut [f32], b: &mut [f32]| {
+                if c.shuffle {
+                    rng.shuffle(&mut order);
+                }
+                Ok(if threads == 1 {
+                    (learner.single)(data, a, b, &order)
+                } else {
+                    (learner.shared)(data, a, b, &order, threads)
+                })
+            };
+            epochs(
+                train,
+                valid,
+                c,
+                header,
+                state,
+                learner,
+                &mut epoch_pass,
+                progress,
+            )
+        }
+        Source::Shards(set) => std::thread::scope(|s| {
+            let orders = set.epoch_orders(c.epochs, c.seed, c.shuffle);
+            let shards_per_epoch = set.shards().len();
+            let incoming = set.stream(s, orders);
+            let mut order: Vec<u32> = Vec::new();
+            let mut epoch_pass = |a: &mut [f32], b: &mut [f32]| {
+                let mut loss = 0.0;
+                for _ in 0..shards_per_epoch {
+                    let data = incoming.recv().map_err(|_| {
+                        Error::Data("the shard reader stopped before the epoch ended".into())
+                    })??;
+                    let rows = u32::try_from(data.num_rows()).map_err(|_| {
+                        Error::InvalidArgument("at most 2^32 - 1 rows per shard".into())
+                    })?;
+                    check(data.num_fields() <= set.num_fields(), || {
+                        "a shard has more fields than its meta.json says".into()
+                    })?;
+                    order.clear();
+                    order.extend(0..rows);
+                    if c.shuffle {
+                        rng.shuffle(&mut order);
+                    }
+                    let threads = c.threads.min(rows as usize).max(1);
+                    loss += if threads == 1 {
+                        (learner.single)(&data, a, b, &order)
+                    } else {
+                        (learner.shared)(&data, a, b, &order, threads)
+                    };
+                }
+                Ok(loss)
+            };
+            // Returning drops `incoming`, which stops the reader if training ended early.
+            epochs(
+                train,
+                valid,
+                c,
+                header,
+                state,
+                learner,
+                &mut epoch_pass,
+                progress,
+            )
+        }),
+    }
+}
+
+/// One epoch's training on the state `(a, b)`, returning the summed loss.
+type EpochPass<'a> = &'a mut dyn FnMut(&mut [f32], &mut [f32]) -> Result<f64>;
+
+/// The epoch loop: `epoch_pass` trains one epoch on the state and returns the summed loss.
+#[expect(clippy::too_many_arguments, reason = "internal driver, called twice")]
+fn epochs<A: DerefMut<Target = [f32]>, B: DerefMut<Target = [f32]>>(
+    train: Source<'_>,
+    valid: Option<&Dataset>,
+    c: &Common,
+    header: &Header,
+    state: (A, B),
+    learner: &Learner<'_>,
+    epoch_pass: EpochPass<'_>,
+    progress: Progress<'_>,
+) -> Result<Model> {
     let (mut a, mut b) = state;
-    let rows = u32::try_from(train.num_rows())
-        .map_err(|_| Error::InvalidArgument("at most 2^32 - 1 training rows".into()))?;
-    let weight_sum: f64 = (0..train.num_rows())
-        .map(|i| f64::from(train.weight(i)))
-        .sum();
+    let weight_sum = train.weight_sum();
     check(weight_sum > 0.0, || {
         "training rows have zero total weight".into()
     })?;
-    let threads = c.threads.min(rows as usize).max(1);
-    let mut order: Vec<u32> = (0..rows).collect();
     let mut best: Option<(f64, u32, Model)> = None;
     let mut last = None;
     for epoch in 1..=c.epochs {
-        rng.shuffle(&mut order);
-        let loss = if threads == 1 {
-            (learner.single)(&mut a, &mut b, &order)
-        } else {
-            (learner.shared)(&mut a, &mut b, &order, threads)
-        };
+        let loss = epoch_pass(&mut a, &mut b)?;
         let needed = valid.is_some() || epoch == c.epochs;
         let model = if needed {
             Some(Model::new(header.clone(), (learner.weights)(&a, &b)).map_err(|_| {
@@ -461,8 +644,9 @@ fn too_big() -> Error {
     Error::InvalidArgument("model too large for this machine's address space".into())
 }
 
-/// Hash bits and field count of a model for this training set.
-fn dims(train: &Dataset, c: &Common) -> Result<(u32, u32)> {
+/// Hash bits and field count of a model for this training set (and warm start, whose model
+/// fixes both: the data may have fewer fields than it, not more).
+fn dims(train: &Source<'_>, c: &Common, init: Option<&Model>) -> Result<(u32, u32)> {
     check(c.epochs >= 1, || "epochs must be >= 1".into())?;
     check(c.threads >= 1, || "threads must be >= 1".into())?;
     check(c.downsample_rate > 0.0 && c.downsample_rate <= 1.0, || {
@@ -482,11 +666,79 @@ fn dims(train: &Dataset, c: &Common) -> Result<(u32, u32)> {
             format!("bits must be in 1..={MAX_BITS}, got {b}")
         })?;
         b
+    } else if let Some(m) = init {
+        m.hash_bits()
     } else {
         let needed = 64 - train.num_features().saturating_sub(1).leading_zeros();
         needed.clamp(1, MAX_BITS)
     };
-    Ok((bits, train.num_fields()))
+    let fields = match init {
+        Some(m) if train.num_fields() <= m.num_fields() => m.num_fields(),
+        Some(m) => {
+            return Err(Error::Data(format!(
+                "cannot warm-start: the training data has {} fields, the initial model {}",
+                train.num_fields(),
+                m.num_fields()
+            )))
+        }
+        None => train.num_fields(),
+    };
+    Ok((bits, fields))
+}
+
+/// Refuses a warm-start model that does not have the shape `header` describes.
+fn check_init(m: &Model, header: &Header) -> Result<()> {
+    let h = m.header();
+    let hex = |f: &[u8; 32]| {
+        use std::fmt::Write as _;
+        f.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    };
+    let mismatch = if h.algorithm != header.algorithm {
+        Some(format!(
+            "algorithm {} where {} is trained",
+            h.algorithm.name(),
+            header.algorithm.name()
+        ))
+    } else if h.bits != header.bits {
+        Some(format!(
+            "{} hash bits where training uses {}",
+            h.bits, header.bits
+        ))
+    } else if h.fields != header.fields {
+        Some(format!(
+            "{} fields where training has {}",
+            h.fields, header.fields
+        ))
+    } else if h.k != header.k {
+        Some(format!("k = {} where training uses k = {}", h.k, header.k))
+    } else if h.stride != header.stride {
+        Some(format!(
+            "latent stride {} where this kernel trains {} (a model of another kernel family)",
+            h.stride, header.stride
+        ))
+    } else if h.normalize != header.normalize {
+        Some(format!(
+            "normalize = {} where training uses normalize = {}",
+            h.normalize, header.normalize
+        ))
+    } else if h.fingerprint != header.fingerprint {
+        Some(format!(
+            "feature-spec fingerprint {} where training uses {}",
+            hex(&h.fingerprint),
+            hex(&header.fingerprint)
+        ))
+    } else {
+        None
+    };
+    match mismatch {
+        Some(why) => Err(Error::Data(format!(
+            "cannot warm-start from this model: it has {why}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The header of a model with dimensions `(bits, fields, k, stride, normalize)`.

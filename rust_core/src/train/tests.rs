@@ -4,6 +4,7 @@ use super::*;
 use crate::math::sigmoid;
 use crate::metrics::auc;
 use crate::rng::SplitMix64;
+use crate::shards::ShardSet;
 
 /// Rows of one categorical feature per field (index = field * vocab + value, value 1),
 /// values drawn with a skew so that some features are frequent and some rare.
@@ -494,4 +495,233 @@ fn binding_signatures_repeat_the_default_structs() {
             );
         }
     }
+}
+
+// --- out of core and warm start ---------------------------------------------------------
+
+use crate::shards::tests::{shard_dataset, tempdir};
+
+fn checksum_of(m: &Model) -> u64 {
+    m.checksum()
+}
+
+#[test]
+fn shards_in_stored_order_train_the_in_memory_model_bit_for_bit() {
+    let d = planted_ffm_data(3_000, 10, 21);
+    let dir = tempdir("bitwise");
+    // Uneven shards (the last one short) test the carry-over of state across shards.
+    shard_dataset(&dir, &d.train, 700);
+    let set = ShardSet::open_root(&dir).unwrap().with_prefetch(1);
+    let common = Common {
+        epochs: 3,
+        shuffle: false,
+        seed: 9,
+        ..Common::default()
+    };
+    for kernel in [Kernel::Scalar, Kernel::active()] {
+        let p = FfmParams {
+            kernel: Some(kernel),
+            common: common.clone(),
+            ..FfmParams::default()
+        };
+        let mem = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+        let disk = fit_ffm(Source::Shards(&set), None, &p, None, &mut no_progress()).unwrap();
+        assert_eq!(checksum_of(&mem), checksum_of(&disk), "{kernel:?}");
+        assert_eq!(mem.header(), disk.header());
+    }
+    let p = LrParams {
+        common: common.clone(),
+        ..LrParams::default()
+    };
+    let mem = train_lr(&d.train, None, &p, &mut no_progress()).unwrap();
+    let disk = fit_lr(Source::Shards(&set), None, &p, None, &mut no_progress()).unwrap();
+    assert_eq!(checksum_of(&mem), checksum_of(&disk));
+    // Shuffled, the two differ in row order but learn as well.
+    let p = FfmParams {
+        common: Common {
+            shuffle: true,
+            ..common
+        },
+        ..FfmParams::default()
+    };
+    let mem = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+    let disk = fit_ffm(Source::Shards(&set), None, &p, None, &mut no_progress()).unwrap();
+    assert_ne!(checksum_of(&mem), checksum_of(&disk));
+    let ll =
+        |m: &Model| metrics::logloss(&m.predict_uncalibrated(&d.train), d.train.labels(), None);
+    assert!(
+        (ll(&mem) - ll(&disk)).abs() < 0.01,
+        "{} vs {}",
+        ll(&mem),
+        ll(&disk)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_corrupt_shard_stops_training_with_a_data_error() {
+    let d = planted_ffm_data(500, 10, 3);
+    let dir = tempdir("corrupt-train");
+    let dirs = shard_dataset(&dir, &d.train, 100);
+    std::fs::write(dirs[3].join("indices.npy"), b"\x93NUMPY\x01\x00\x10\x00").unwrap();
+    let set = ShardSet::open_root(&dir).unwrap();
+    let e = fit_ffm(
+        Source::Shards(&set),
+        None,
+        &FfmParams::default(),
+        None,
+        &mut no_progress(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Data(_)), "{e}");
+    assert!(e.to_string().contains("part-00003"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn warm_start_continues_from_the_model_and_refuses_another_shape() {
+    let d = planted_ffm_data(4_000, 2_000, 31);
+    let common = Common {
+        epochs: 2,
+        bits: Some(7),
+        ..Common::default()
+    };
+    let p = FfmParams {
+        eta: 0.05,
+        common: common.clone(),
+        ..FfmParams::default()
+    };
+    let first = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+    // One epoch from the trained model is better than one from scratch.
+    let one = FfmParams {
+        common: Common {
+            epochs: 1,
+            ..common.clone()
+        },
+        ..p.clone()
+    };
+    let ll = |m: &Model| metrics::logloss(&m.predict_uncalibrated(&d.test), d.test.labels(), None);
+    let cold = train_ffm(&d.train, None, &one, &mut no_progress()).unwrap();
+    let warm = fit_ffm(
+        Source::Memory(&d.train),
+        None,
+        &one,
+        Some(&first),
+        &mut no_progress(),
+    )
+    .unwrap();
+    assert!(
+        ll(&warm) < ll(&cold),
+        "warm {} cold {}",
+        ll(&warm),
+        ll(&cold)
+    );
+    // Zero learning... is not allowed; a tiny one keeps the model nearly where it was.
+    let still = FfmParams {
+        eta: 1e-9,
+        ..one.clone()
+    };
+    let kept = fit_ffm(
+        Source::Memory(&d.train),
+        None,
+        &still,
+        Some(&first),
+        &mut no_progress(),
+    )
+    .unwrap();
+    assert!((ll(&kept) - ll(&first)).abs() < 1e-4);
+
+    let refuse = |p: &FfmParams, init: &Model| {
+        fit_ffm(
+            Source::Memory(&d.train),
+            None,
+            p,
+            Some(init),
+            &mut no_progress(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let k8 = FfmParams {
+        k: 8,
+        ..one.clone()
+    };
+    assert!(refuse(&k8, &first).contains("k = 4 where training uses k = 8"));
+    let bits = FfmParams {
+        common: Common {
+            bits: Some(8),
+            ..one.common.clone()
+        },
+        ..one.clone()
+    };
+    assert!(refuse(&bits, &first).contains("7 hash bits where training uses 8"));
+    let fp = FfmParams {
+        common: Common {
+            fingerprint: [1; 32],
+            ..one.common.clone()
+        },
+        ..one.clone()
+    };
+    assert!(refuse(&fp, &first).contains("feature-spec fingerprint"));
+    let lr = train_lr(
+        &d.train,
+        None,
+        &LrParams {
+            common: common.clone(),
+            ..LrParams::default()
+        },
+        &mut no_progress(),
+    )
+    .unwrap();
+    assert!(refuse(&one, &lr).contains("algorithm lr where ffm is trained"));
+}
+
+#[test]
+fn lr_warm_start_reproduces_the_model_before_any_update() {
+    let d = planted_ffm_data(4_000, 2_000, 31);
+    let common = Common {
+        epochs: 2,
+        bits: Some(7),
+        ..Common::default()
+    };
+    let lr = train_lr(
+        &d.train,
+        None,
+        &LrParams {
+            common: common.clone(),
+            ..LrParams::default()
+        },
+        &mut no_progress(),
+    )
+    .unwrap();
+    // LR: the warm state reproduces the model's weights before any update.
+    let lp = LrParams {
+        common: Common {
+            epochs: 1,
+            ..common
+        },
+        ..LrParams::default()
+    };
+    let tiny = LrParams {
+        ftrl: lr::Ftrl {
+            alpha: 1e-12,
+            ..lp.ftrl
+        },
+        ..lp.clone()
+    };
+    let again = fit_lr(
+        Source::Memory(&d.train),
+        None,
+        &tiny,
+        Some(&lr),
+        &mut no_progress(),
+    )
+    .unwrap();
+    let (a, b) = (lr.predict(&d.test), again.predict(&d.test));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "{worst}");
 }
