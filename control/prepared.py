@@ -97,7 +97,7 @@ def nnz_per_row(table: pa.Table, spec: ModelSpec) -> float:
     if sample.num_rows == 0:
         return 0.0
     indptr = table_csr(sample, spec)[0]
-    return float(indptr[-1]) / sample.num_rows
+    return float(indptr[-1]) / int(sample.num_rows)
 
 
 def prepared_bytes(rows: int, per_row: float, *, weighted: bool = False) -> int:

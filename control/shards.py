@@ -284,7 +284,7 @@ def read_index(root: str | Path) -> ShardIndex:
             rows=int(d["rows"]),
             nnz=int(d["nnz"]),
             label_sum=float(d["label_sum"]),
-            weight_sum=float(d.get("weight_sum", d["rows"])),
+            weight_sum=float(d["weight_sum"] if "weight_sum" in d else d["rows"]),
             fingerprint=str(d["fingerprint"]),
             hash_bits=int(d["hash_bits"]),
             num_fields=int(d["num_fields"]),

@@ -15,11 +15,15 @@ pub struct PyShardedDataset {
     pub(crate) inner: Arc<ShardSet>,
 }
 
+const _: () = assert!(DEFAULT_PREFETCH == 2);
+
 #[pymethods]
 impl PyShardedDataset {
     /// Opens the shards (reading each one's `meta.json` and labels, not its features).
+    // `prefetch=2` is `DEFAULT_PREFETCH` as a literal: pyo3 shows only literal defaults in
+    // the text signature (the assertion below keeps the two together).
     #[new]
-    #[pyo3(signature = (source, *, prefetch=DEFAULT_PREFETCH))]
+    #[pyo3(signature = (source, *, prefetch=2))]
     fn new(py: Python<'_>, source: &Bound<'_, PyAny>, prefetch: usize) -> PyResult<Self> {
         let set = if source.is_instance_of::<PyList>() || source.is_instance_of::<PyTuple>() {
             let dirs: Vec<PathBuf> = source.extract()?;
