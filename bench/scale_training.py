@@ -126,12 +126,12 @@ def training_rates(data: Path, tmp: Path) -> dict[str, Any]:
     return out
 
 
-def out_of_core() -> dict[str, Any]:
+def out_of_core(rows: int) -> dict[str, Any]:
     try:
         from bench.out_of_core import measure  # noqa: PLC0415 - the ooc branch's benchmark
     except ImportError as exc:
         return {"missing": f"bench.out_of_core.measure is not available here ({exc})"}
-    result: dict[str, Any] = measure()
+    result: dict[str, Any] = measure(rows)
     return result
 
 
@@ -218,7 +218,7 @@ def main() -> None:
         write_dataset(data, rows=args.rows, seed=7, days=args.days)
         prep = preparation(data, tmp)
         rates = training_rates(data, tmp)
-        ooc = out_of_core()
+        ooc = out_of_core(args.rows * args.days)
         spare = machine_parallelism()
         par = parallel_models(data, tmp, args.parallel_algo)
         spare_after = machine_parallelism()
