@@ -105,11 +105,11 @@ test-jvm: $(VENV)/.installed ## JVM client (clients/jvm): build it, run its test
 .PHONY: test
 test: install lint typecheck test-rust deploy-check test-python test-jvm ## Everything CI runs: lints, types, Rust, deploy checks, Python and JVM tests
 
-# The inner loop: no Go, no AWS emulator, no server subprocesses; a couple of minutes.
+# The inner loop: no Go, no AWS emulator, no server subprocesses, no Ray; a couple of minutes.
 .PHONY: test-fast
 test-fast: $(VENV)/.installed ## Unit tests + cargo test (no ghz, no moto, no servers)
 	cargo test --quiet
-	$(BIN)/pytest -q -m "not aws and not slow and not server" -p no:cacheprovider
+	$(BIN)/pytest -q -m "not aws and not slow and not server and not ray" -p no:cacheprovider
 
 .PHONY: demo
 demo: install ## The main job end to end on the embedded defaults

@@ -11,3 +11,6 @@ EXIT_ALARM = 4  # monitor drift --fail-on-alarm: a feature drifted to alarm leve
 EXIT_STOPPED = 5  # retrain: data validation stopped the run before training
 EXIT_SLOW = 5  # loadtest: the run met --max-p99-ms no more (a different command from retrain)
 EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: another run of the model holds the lock; retry later
+# train/retrain with several --model: 100 + a mask of the models that failed, bit i for the
+# i-th --model (101: the first failed, 102: the second, 103: both); 0 when all succeeded.
+EXIT_MODELS_FAILED = 100

@@ -68,6 +68,7 @@ class FeatureProfile(TypedDict):
     max: NotRequired[float | None]
     mean: NotRequired[float | None]
     histogram: NotRequired[Histogram]
+    merged_approximate: NotRequired[bool]  # merged from parts (merge_profiles)
 
 
 def value_text(value: Any) -> str:
@@ -181,3 +182,76 @@ def spec_features(spec: Any) -> dict[str, RawType]:
     """The raw (column) features a `features.ModelSpec` reaches, with their types."""
     raw, _derived = spec.definitions()
     return {d["name"]: d["type"] for d in raw if d.get("source") in ("context", "candidate")}
+
+
+def merge_profiles(parts: Sequence[Mapping[str, FeatureProfile]]) -> dict[str, FeatureProfile]:
+    """One profile from the profiles of disjoint parts of a data set (shards prepared apart).
+
+    Exact: `rows`, `missing`, `missing_rate`, `min`, `max`, `mean`. Approximate (flagged
+    `merged_approximate`): `top` sums each part's own top counts (a value outside a part's top
+    is missed there), `distinct` is the largest part's count (a lower bound), and the
+    histogram averages the parts' decile edges weighted by their values and sums their bin
+    counts when every part has the same number of bins (else it keeps the largest part's).
+    One part is returned as it is."""
+    present = [p for p in parts if p]
+    if len(present) <= 1:
+        return dict(present[0]) if present else {}
+    merged: dict[str, FeatureProfile] = {}
+    for name in present[0]:
+        entries = [p[name] for p in present if name in p]
+        merged[name] = _merge_entries(entries)
+    return merged
+
+
+def _merge_entries(entries: Sequence[FeatureProfile]) -> FeatureProfile:
+    rows = sum(e["rows"] for e in entries)
+    missing = sum(e["missing"] for e in entries)
+    counts: dict[str, int] = {}
+    for e in entries:
+        for t in e["top"]:
+            counts[t["value"]] = counts.get(t["value"], 0) + t["count"]
+    # Most frequent first; ties by value text, so the merge does not depend on part order.
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K]
+    top: list[TopValue] = [
+        {"value": v, "count": c, "frequency": c / rows if rows else 0.0} for v, c in ranked
+    ]
+    in_top = sum(t["count"] for t in top)
+    entry: FeatureProfile = {
+        "type": entries[0]["type"],
+        "rows": rows,
+        "missing": missing,
+        "missing_rate": missing / rows if rows else 0.0,
+        "distinct": max(e["distinct"] for e in entries),
+        "distinct_approximate": True,
+        "top": top,
+        "other_frequency": max(0.0, (rows - missing - in_top) / rows) if rows else 0.0,
+    }
+    if entry["type"] in ("int", "float"):
+        numeric = [e for e in entries if e.get("histogram", {}).get("counts")]
+        if not numeric:
+            entry["min"] = entry["max"] = entry["mean"] = None
+            entry["histogram"] = {"edges": [], "counts": []}
+            entry["merged_approximate"] = True
+            return entry
+        sizes = [sum(e["histogram"]["counts"]) for e in numeric]
+        low = min(float(e.get("min") or 0.0) for e in numeric)
+        high = max(float(e.get("max") or 0.0) for e in numeric)
+        entry["min"], entry["max"] = low, high
+        entry["mean"] = float(
+            sum(float(e["mean"] or 0.0) * n for e, n in zip(numeric, sizes, strict=True))
+            / max(1, sum(sizes))
+        )
+        bins = {len(e["histogram"]["counts"]) for e in numeric}
+        if len(bins) == 1:
+            weights = np.asarray(sizes, dtype=np.float64) / max(1, sum(sizes))
+            edges = np.asarray([e["histogram"]["edges"] for e in numeric], dtype=np.float64)
+            hist_edges = [float(x) for x in (weights @ edges)]
+            hist_edges[0], hist_edges[-1] = low, high
+            entry["histogram"] = {
+                "edges": hist_edges,
+                "counts": [int(c) for c in np.sum([e["histogram"]["counts"] for e in numeric], 0)],
+            }
+        else:
+            entry["histogram"] = numeric[int(np.argmax(sizes))]["histogram"]
+    entry["merged_approximate"] = True
+    return entry

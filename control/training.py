@@ -271,6 +271,42 @@ def _weights(table: pa.Table) -> npt.NDArray[np.float64] | None:
     return np.asarray(table[WEIGHT_COLUMN].to_numpy(), dtype=np.float64)
 
 
+def fit(
+    spec: ModelSpec,
+    train_set: rust_core.Dataset,
+    valid_set: rust_core.Dataset,
+    *,
+    algo: str,
+    hyper: dict[str, Any],
+    valid_labels: npt.NDArray[Any],
+    valid_weights: npt.NDArray[np.float64] | None,
+    threads: int,
+    seed: int,
+    rate: float,
+    observer: Observer,
+    init: rust_core.Model | None = None,
+) -> tuple[rust_core.Model, Metrics]:
+    """Train on tokenised rows and evaluate on the validation rows (training from prepared
+    shards, `control.scale.train`; the same steps as `train_tables`)."""
+    trained = _fit(
+        algo=algo,
+        hyper=hyper,
+        train_set=train_set,
+        valid_set=valid_set,
+        obs=observer,
+        threads=threads,
+        seed=seed,
+        spec=spec,
+        rate=rate,
+        init=init,
+    )
+    observer.stage(f"evaluating on {len(valid_labels):,} validation rows")
+    metrics = evaluate(valid_labels, trained.predict(valid_set), valid_weights)
+    if not math.isfinite(metrics.logloss):
+        raise TrainingInputError("training diverged (non-finite logloss); lower eta or alpha")
+    return trained, metrics
+
+
 def train_tables(
     model: str,
     data: Data,

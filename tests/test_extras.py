@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-ROLES = ("serve", "train", "tune", "monitor", "aws")
+ROLES = ("serve", "train", "tune", "monitor", "aws", "ray")
 
 # The top-level modules each optional distribution provides.
 MODULES = {
@@ -33,6 +33,7 @@ MODULES = {
     "python-json-logger": ["pythonjsonlogger"],
     "cryptography": ["cryptography"],
     "optuna": ["optuna"],
+    "ray": ["ray"],
 }
 
 RUNNER = """
@@ -120,6 +121,8 @@ def test_the_base_install_runs_the_main_job(tmp_path: Path) -> None:
         (("loadtest", "--duration", "1"), "serve"),
         (("monitor", "report", "--out", "r.html"), "monitor"),
         (("models", "list", "--registry", "dynamodb://t?region=us-east-1"), "aws"),
+        (("train", "--model", "ctr", "--data", "logs", "--executor", "ray"), "ray"),
+        (("retrain", "--model", "ctr", "--data", "logs", "--executor", "ray://h:1"), "ray"),
     ]:
         done = _control(tmp_path, hidden, *args)
         assert done.returncode == 1, (args, done.stdout, done.stderr)

@@ -66,6 +66,25 @@ SpecsOpt = Annotated[
     ),
 ]
 
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where the work runs: local (this process), ray (a Ray started on this machine)"
+        " or ray://HOST:PORT (a Ray cluster through Ray Client; needs bidscore[ray])."
+        " Default: $BIDSCORE_EXECUTOR, else local.",
+        show_default=False,
+    ),
+]
+
+RayCpusOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ray-cpus",
+        help="CPUs of the Ray that --executor ray starts (default: the machine's cores).",
+        show_default=False,
+    ),
+]
 
 # Out-of-core training and warm starts (`control train`, `control retrain`; issue 18).
 OnDiskOpt = Annotated[

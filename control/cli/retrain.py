@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Any
 
 import typer
 
 from bidscore.errors import BidscoreError
 from control.cli.options import (
     AliasOpt,
+    ExecutorOpt,
     JsonOpt,
     MemoryBudgetOpt,
     OnDiskOpt,
+    RayCpusOpt,
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
+    registry_url,
     store_url,
 )
 from control.cli.output import console, err_console, fail, print_json, user_errors
@@ -27,7 +31,14 @@ from control.retrain.validate import ValidationPolicy
 
 
 def retrain(  # noqa: PLR0917 - every Typer option is a parameter
-    model: Annotated[str, typer.Option("--model", help="Model to retrain: ctr, cvr.")],
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="Model to retrain: ctr, cvr; repeat it to retrain several at once (each its"
+            " own run, lock, gates and promotion).",
+        ),
+    ],
     data: Annotated[
         str,
         typer.Option(
@@ -86,6 +97,8 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
         float, typer.Option(help="Seconds a dead run's lock outlives it (renewed while alive).")
     ] = 120.0,
     threads: Annotated[int, typer.Option(help="Training threads.")] = 1,
+    executor: ExecutorOpt = None,
+    ray_cpus: RayCpusOpt = None,
     on_disk: OnDiskOpt = False,
     memory_budget: MemoryBudgetOpt = "auto",
     warm_start: Annotated[
@@ -105,6 +118,9 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     the same holdout days, and promote it when every gate passes.
 
     Exit codes: 0 promoted/held/no-op, 1 error, 5 stopped by validation, 75 already running.
+    With several --model: 0 when every model's run exited 0, else 100 + a mask of the failed
+    models (bit i for the i-th --model: 101 the first, 102 the second, 103 both); each
+    model's own code is in the summary table.
     """
     # Heavy imports (rust_core, boto3, the feature code) only when a run really starts.
     from bidscore.store import open_store  # noqa: PLC0415
@@ -112,12 +128,15 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
     from control.prepared import parse_budget  # noqa: PLC0415
     from control.retrain.pipeline import RetrainRequest, run_retrain  # noqa: PLC0415
     from control.retrain.trainer import hyper_parameter_names  # noqa: PLC0415
+    from control.scale.executor import parse_executor, session  # noqa: PLC0415
     from control.tuning.saved import check_source  # noqa: PLC0415
 
     with user_errors(json_out):
+        runner = parse_executor(executor, ray_cpus=ray_cpus)
+        names = list(dict.fromkeys(model))
         try:
             request = RetrainRequest(
-                model=model,
+                model=names[0],
                 data_root=data,
                 window_days=parse_days(window, "--window"),
                 holdout_days=parse_days(holdout, "--holdout"),
@@ -133,11 +152,21 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
                 lock_ttl=lock_ttl,
                 threads=threads,
                 specs=specs,
+                executor=runner.name,
                 on_disk=on_disk,
                 memory_budget=parse_budget(memory_budget),
                 warm_start=warm_start,
             )
-            with for_writing(registry) as reg:
+            if len(names) > 1:
+                _retrain_several(
+                    [replace(request, model=name) for name in names],
+                    registry_url(registry),
+                    store_url(store),
+                    runner,
+                    json_out,
+                )
+                return
+            with for_writing(registry) as reg, session(runner):
                 result = run_retrain(
                     request,
                     reg,
@@ -156,3 +185,38 @@ def retrain(  # noqa: PLR0917 - every Typer option is a parameter
         render_run(result.run, console)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+def _retrain_several(
+    requests: list[Any], registry: str, store: str, runner: Any, json_out: bool
+) -> None:
+    """Every model's run at once (control.scale.parallel); a summary row per model."""
+    from control.cli.registries import for_writing  # noqa: PLC0415
+    from control.retrain.trainer import spec_for  # noqa: PLC0415
+    from control.scale.executor import session  # noqa: PLC0415
+    from control.scale.jobs import RetrainJob, retrain_job  # noqa: PLC0415
+    from control.scale.parallel import (  # noqa: PLC0415
+        MAX_MODELS,
+        exit_code,
+        run_jobs,
+        summary_table,
+    )
+    from features.catalog import load as load_catalog  # noqa: PLC0415
+
+    if len(requests) > MAX_MODELS:
+        fail(f"at most {MAX_MODELS} --model at once, got {len(requests)}")
+    for request in requests:  # an unknown model is a usage error, before any run starts
+        spec_for(request.model, load_catalog(request.specs))
+    jobs = [RetrainJob(r, registry, store) for r in requests]
+    # Ray first: an unreachable cluster fails before anything is created.
+    with session(runner) as ray:
+        with for_writing(registry):
+            pass  # created once here, not by two runs racing
+        outcomes = run_jobs(retrain_job, jobs, threads=requests[0].threads, ray=ray)
+    code = exit_code(outcomes)
+    if json_out:
+        print_json({"models": [o.to_json() for o in outcomes], "exit_code": code})
+    else:
+        console.print(summary_table(outcomes, f"control retrain ({runner.name})"))
+    if code:
+        raise typer.Exit(code)

@@ -2,41 +2,52 @@
 
 from __future__ import annotations
 
-import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-import rust_core
-from bidscore.store import open_store
 from control.cli.options import (
+    ExecutorOpt,
     JsonOpt,
     MemoryBudgetOpt,
     OnDiskOpt,
+    RayCpusOpt,
     RegistryOpt,
     SpecsOpt,
     StoreOpt,
     WarmStartOpt,
+    registry_url,
     store_url,
 )
 from control.cli.output import console, print_json, user_errors
 from control.cli.progress import observer as progress_observer
 from control.cli.registries import for_writing
+from control.errors import TrainingInputError
 from control.prepared import parse_budget
 from control.retrain.params import parse_overrides
 from control.retrain.trainer import hyper_parameter_names
-from control.training import load_data, model_spec, publish, train_tables
-from control.tuning.saved import check_source, layered, saved_for
-from control.warm import load_parent
+from control.scale.executor import Executor, parse_executor, session
+from control.scale.jobs import TrainJob, train_job, train_version
+from control.scale.parallel import MAX_MODELS, exit_code, run_jobs, summary_table
+from control.training import model_spec
+from control.tuning.saved import check_source
 from features import catalog
 
 _HYPER = "Hyper-parameters (default: LIBFFM's for ffm, FTRL's for lr)"
 
 
 def train(
-    model: Annotated[str, typer.Option("--model", help="Model to train: ctr or cvr.")],
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="Model to train: ctr or cvr; repeat it to train several at once (each its"
+            " own version).",
+        ),
+    ],
     data: Annotated[
         list[Path],
         typer.Option(
@@ -92,6 +103,8 @@ def train(
         ),
     ] = None,
     threads: Annotated[int, typer.Option(help="Training threads (1 is reproducible).")] = 1,
+    executor: ExecutorOpt = None,
+    ray_cpus: RayCpusOpt = None,
     downsample_negatives: Annotated[
         float | None,
         typer.Option(help="Keep each negative training row with this probability (0..1]."),
@@ -157,52 +170,41 @@ def train(
         explicit = parse_overrides(param or [], hyper_parameter_names()) | {
             name: value for name, value in overrides.items() if value is not None
         }
+        runner = parse_executor(executor, ray_cpus=ray_cpus)
+        names = list(dict.fromkeys(model))
+        if len(names) > MAX_MODELS:
+            raise TrainingInputError(f"at most {MAX_MODELS} --model at once, got {len(names)}")
+    job = TrainJob(
+        model=names[0],
+        data=tuple(map(str, data)),
+        registry_url=registry_url(registry),
+        store_url=store_url(store),
+        executor=runner.name,
+        valid=tuple(map(str, valid or ())),
+        valid_fraction=valid_fraction,
+        algo=algo,
+        explicit=explicit,
+        params_source=params_source,
+        threads=threads,
+        seed=seed,
+        downsample=downsample_negatives,
+        key=key,
+        specs=specs,
+        on_disk=on_disk,
+        memory_budget=budget,
+        warm_start=warm_start,
+    )
+    if len(names) > 1:
+        _train_several([replace(job, model=name) for name in names], runner, json_out)
+        return
     # Open the backends first: an unreachable registry should fail before minutes of work.
     with (
         user_errors(json_out),
         progress_observer(json_out) as observer,
         for_writing(registry) as reg,
-        tempfile.TemporaryDirectory(prefix="bidscore-warm-") as workdir,
+        session(runner) as ray,
     ):
-        artifacts = open_store(store_url(store))
-        models = catalog.load(specs)
-        saved = saved_for(reg, model, params_source)
-        algo = algo or (saved or {}).get("algorithm") or model_spec(model, models).algorithm
-        hyper, source = layered(algo, saved, explicit)
-        parent: rust_core.Model | None = None
-        parent_version: str | None = None
-        if warm_start is not None:
-            parent, found = load_parent(
-                reg, artifacts, model, warm_start, Path(workdir), catalog=models
-            )
-            parent_version = found.version
-            observer.stage(f"warm start from {model} version {parent_version}")
-        observer.stage(f"reading {', '.join(map(str, data))}")
-        loaded = load_data(
-            model,
-            data,
-            valid_paths=valid or (),
-            valid_fraction=valid_fraction,
-            seed=seed,
-            catalog=models,
-        )
-        trained = train_tables(
-            model,
-            loaded,
-            algo=algo,
-            params=hyper,
-            threads=threads,
-            seed=seed,
-            downsample=downsample_negatives,
-            observer=observer,
-            catalog=models,
-            params_source=source,
-            on_disk=on_disk,
-            memory_budget=budget,
-            init=parent,
-            parent_version=parent_version,
-        )
-        version = publish(trained, reg, artifacts, key=key, observer=observer)
+        version = train_version(job, observer, ray, registry=reg)
     metrics = version.manifest.metrics
     if json_out:
         print_json(
@@ -228,3 +230,23 @@ def train(
         f"registered {version.model} version {version.version} -> {version.artifact_uri}",
         soft_wrap=True,
     )
+
+
+def _train_several(jobs: list[TrainJob], runner: Executor, json_out: bool) -> None:
+    """Every model's job at once (control.scale.parallel); a summary row per model."""
+    with user_errors(json_out):
+        models = catalog.load(jobs[0].specs)
+        for job in jobs:  # an unknown model is a usage error, before any job starts
+            model_spec(job.model, models)
+        # Ray first: an unreachable cluster fails before anything is created.
+        with session(runner) as ray:
+            with for_writing(jobs[0].registry_url):
+                pass  # created once here, not by two jobs racing
+            outcomes = run_jobs(train_job, jobs, threads=jobs[0].threads, ray=ray)
+    code = exit_code(outcomes)
+    if json_out:
+        print_json({"models": [o.to_json() for o in outcomes], "exit_code": code})
+    else:
+        console.print(summary_table(outcomes, f"control train ({runner.name})"))
+    if code:
+        raise typer.Exit(code)

@@ -129,8 +129,8 @@ def tune(
     executor: Annotated[
         str | None,
         typer.Option(
-            help="Run trials in parallel: local (a pool of --workers). ray / ray://... need"
-            " the Ray executor (not available yet). Default: one trial at a time."
+            help="Run trials in parallel: local (a pool of --workers). Trials do not run on"
+            " Ray (ray / ray://... are for train and retrain). Default: one trial at a time."
         ),
     ] = None,
     workers: Annotated[

@@ -32,6 +32,7 @@ from control.retrain.params import idempotency_key
 from control.retrain.partitions import Selection, select
 from control.retrain.record import RunRecorder, mark_abandoned
 from control.retrain.validate import ValidationPolicy, ValidationStoppedError, validate
+from control.scale.executor import running_ray
 from control.training import TrainedModel
 from control.tuning.saved import saved_for, saved_params
 from control.warm import load_parent
@@ -61,6 +62,9 @@ class RetrainRequest:
     threads: int = 1
     actor: str = "control retrain"
     specs: str | None = None  # the model catalogue (features.catalog); None = the default
+    # local: train from the tables read for validation; ray / ray://: prepare the window
+    # into shards with Ray tasks and train from them (control.scale)
+    executor: str = "local"
     on_disk: bool = False  # train out of core from shards (control.prepared)
     memory_budget: int | None = None  # bytes; above it the prepared rows train on disk
     warm_start: bool = False  # start from the alias's (production's) version's weights
@@ -81,6 +85,7 @@ class RetrainRequest:
             "params_source": self.params_source,
             "policy": asdict(self.policy),
             "threads": self.threads,
+            "executor": self.executor,
             "on_disk": self.on_disk,
             "memory_budget": self.memory_budget,
             "warm_start": self.warm_start,
@@ -248,22 +253,41 @@ class _Run:
                         catalog=self.catalog,
                     )
                     self.notify(f"train: warm start from {req.alias} version {parent}")
-                trained = trainer.train(
-                    req.model,
-                    tables,
-                    algo=algo,
-                    params=params,
-                    paths=[p.path for p in selection.train],
-                    threads=req.threads,
-                    catalog=self.catalog,
-                    params_source="saved"
-                    if self.run["inputs"].get("params_from_saved")
-                    else "default",
-                    on_disk=req.on_disk,
-                    memory_budget=req.memory_budget,
-                    init=init,
-                    parent_version=parent,
-                )
+                source = "saved" if self.run["inputs"].get("params_from_saved") else "default"
+                ray = running_ray(req.executor)
+                if ray is not None:
+                    trained = trainer.train_distributed(
+                        req.model,
+                        [p.path for p in selection.train],
+                        store=self.store,
+                        ray=ray,
+                        run_id=self.recorder.run_id,
+                        specs=req.specs,
+                        notify=self.notify,
+                        algo=algo,
+                        params=params,
+                        threads=req.threads,
+                        catalog=self.catalog,
+                        params_source=source,
+                        init=init,
+                        parent_version=parent,
+                    )
+                    detail["prepared"] = trained.data.get("prepared")
+                else:
+                    trained = trainer.train(
+                        req.model,
+                        tables,
+                        algo=algo,
+                        params=params,
+                        paths=[p.path for p in selection.train],
+                        threads=req.threads,
+                        catalog=self.catalog,
+                        params_source=source,
+                        on_disk=req.on_disk,
+                        memory_budget=req.memory_budget,
+                        init=init,
+                        parent_version=parent,
+                    )
             metrics = trained.metrics
             best = trained.model.best_epoch
             detail["summary"] = (

@@ -6,6 +6,7 @@ them), so this module hands the tables to `train_tables` and `publish` directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,49 @@ def train(
         init=init,
         parent_version=parent_version,
     )
+
+
+def train_distributed(
+    model: str,
+    paths: list[str],
+    *,
+    store: ArtifactStore,
+    ray: Any,
+    run_id: str,
+    specs: str | None,
+    notify: Callable[[str], None],
+    algo: str,
+    params: dict[str, Any],
+    threads: int,
+    catalog: Catalog | None = None,
+    params_source: str | None = None,
+    init: Any | None = None,
+    parent_version: str | None = None,
+) -> TrainedModel:
+    """`train`, with the window prepared into shards by Ray tasks (`control.scale`): the same
+    split (VALID_FRACTION, SEED) over the same row order, so the same model."""
+    from control.scale.prepare import cleanup, prepare  # noqa: PLC0415
+    from control.scale.train import train_prepared  # noqa: PLC0415
+
+    prepared = prepare(
+        paths, model, store=store, specs=specs, ray=ray, run_id=run_id, notify=notify
+    )
+    try:
+        return train_prepared(
+            model,
+            prepared,
+            valid_fraction=VALID_FRACTION,
+            algo=algo,
+            params=params,
+            threads=threads,
+            seed=SEED,
+            catalog=catalog,
+            params_source=params_source,
+            init=init,
+            parent_version=parent_version,
+        )
+    finally:
+        cleanup(prepared, store)
 
 
 def register(

@@ -51,6 +51,7 @@ __all__ = [
     "Partition",
     "combine_tables",
     "downsample_rate",
+    "list_files",
     "list_partitions",
     "read_libffm",
     "read_logs",
@@ -152,13 +153,16 @@ def _in_range(date: dt.date, start: dt.date | None, end: dt.date | None) -> bool
     return (start is None or date >= start) and (end is None or date <= end)
 
 
-def _sources(root: str, start: dt.date | None, end: dt.date | None) -> list[Source]:
-    """The files behind one path argument, in read order."""
+def _sources(
+    root: str, start: dt.date | None, end: dt.date | None, *, fetch: bool = True
+) -> list[Source]:
+    """The files behind one path argument, in read order (S3 objects' bytes only with
+    `fetch`)."""
     ranged = start is not None or end is not None
     if s3.is_s3(root):
         loc = s3.parse_s3(root)
         if loc.key and not ranged and s3.object_exists(loc):
-            return [Source(loc.name(), data=s3.fetch(loc, loc.key))]
+            return [Source(loc.name(), data=s3.fetch(loc, loc.key) if fetch else None)]
         groups = _s3_partitions(loc)
         if not groups and not ranged:
             # A partition's own prefix (as list_partitions returns it): its Parquet objects.
@@ -172,9 +176,11 @@ def _sources(root: str, start: dt.date | None, end: dt.date | None) -> list[Sour
             )
             if not flat:
                 raise LogReadError(f"{root}: no dt=YYYY-MM-DD partitions and no Parquet objects")
-            return [Source(loc.name(key), data=s3.fetch(loc, key)) for key in flat]
+            return [
+                Source(loc.name(key), data=s3.fetch(loc, key) if fetch else None) for key in flat
+            ]
         return [
-            Source(loc.name(key), data=s3.fetch(loc, key))
+            Source(loc.name(key), data=s3.fetch(loc, key) if fetch else None)
             for date, _, objects in groups
             if _in_range(date, start, end)
             for key, _ in objects
@@ -204,6 +210,21 @@ def _sources(root: str, start: dt.date | None, end: dt.date | None) -> list[Sour
     if not files:
         raise LogReadError(f"{path}: no dt=YYYY-MM-DD partitions and no Parquet files")
     return [Source(str(p), path=p) for p in files]
+
+
+def list_files(path_or_paths: PathLike | Sequence[PathLike]) -> list[str]:
+    """The files (local paths or `s3://` URLs) `read_logs` would read, in its order, without
+    reading them: each can be read on its own with `read_logs(name)`."""
+    roots = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
+    if not roots:
+        raise LogReadError("no input paths")
+    names = []
+    for root in map(str, roots):
+        # An object URL keeps the root's query (endpoint_url=...), so it reads on its own.
+        query = s3.parse_s3(root).query if s3.is_s3(root) else ""
+        tail = f"?{query}" if query else ""
+        names += [src.name + tail for src in _sources(root, None, None, fetch=False)]
+    return names
 
 
 def _rate_of(table: pa.Table) -> bytes | None:

@@ -152,7 +152,7 @@ def test_executors():
     assert parse_executor("local", 3, 1).workers == 3
     assert parse_executor("local", None, 1).workers >= 1
     for ray in ("ray", "ray://head:10001"):
-        with pytest.raises(TuningError, match=r"needs the Ray executor \(not available yet\)"):
+        with pytest.raises(TuningError, match="control tune runs its trials in this process"):
             parse_executor(ray, None, 1)
     with pytest.raises(TuningError, match="unknown executor"):
         parse_executor("dask", None, 1)
