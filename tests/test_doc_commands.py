@@ -26,6 +26,7 @@ RUNNERS = {
     "readme-retrain": __name__,
     "control-tour": __name__,
     "control-alias-typo": __name__,
+    "control-past-memory": __name__,
     "retraining-story": __name__,
     "tuning": __name__,
 }
@@ -65,8 +66,6 @@ def test_the_scanner_sees_marks_and_prompts(tmp_path: Path) -> None:
     ]
 
 
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_readme_retrain_block(tmp_path: Path) -> None:
@@ -89,6 +88,22 @@ def test_control_tour(tmp_path: Path) -> None:
     ):
         assert expected in out, out[-4000:]
     run_transcript(blocks_named("control-alias-typo"), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_training_past_memory(tmp_path: Path) -> None:
+    (block,) = blocks_named("control-past-memory")
+    # The block assumes a registry with a production ctr and a version 7: make one (with
+    # --force: a small day need not beat the base rate) and point "7" at version 1.
+    setup = (
+        "control datagen --rows 3000 --days 2 --out logs\n"
+        "control train --model ctr --data logs/ --auto-stop\n"
+        "control promote ctr 1 --force\n"
+    )
+    out = run_script(setup + substitute(block.text, {"--warm-start 7": "--warm-start 1"}), tmp_path)
+    assert "registered ctr version 5" in out, out[-4000:]
+    assert out.count("on disk") >= 1, out[-4000:]
 
 
 @pytest.mark.slow
