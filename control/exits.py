@@ -11,3 +11,4 @@ EXIT_ALARM = 4  # monitor drift --fail-on-alarm: a feature drifted to alarm leve
 EXIT_STOPPED = 5  # retrain: data validation stopped the run before training
 EXIT_SLOW = 5  # loadtest: the run met --max-p99-ms no more (a different command from retrain)
 EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: another run of the model holds the lock; retry later
+EXIT_GUARDRAIL = 6  # experiment watch: a canary guardrail breached and watch stopped the canary

@@ -173,7 +173,7 @@ def _online_settings(
 ) -> OnlineSettings:
     return OnlineSettings(
         bucket_seconds=parse_duration(bucket),
-        windows=_windows(window or []),
+        windows=attribution_windows(window or []),
         thresholds=_thresholds(band, margin, min_positives),
     )
 
@@ -200,7 +200,7 @@ def _online_report(  # noqa: PLR0917 -- private helper of two commands
     )
 
 
-def _windows(values: list[str]) -> AttributionWindows:
+def attribution_windows(values: list[str]) -> AttributionWindows:
     default, per_label = DEFAULT_WINDOW_SECONDS, {}
     for value in values:
         label, sep, duration = value.partition("=")

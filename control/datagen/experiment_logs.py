@@ -77,7 +77,7 @@ def write_experiment_logs(
     treatment: Scorer,
     rows: int = 20_000,
     candidates: int = 2,
-    users: int = 5_000,
+    users: int = 200_000,
     seed: int = 1,
     drop_treatment: float = 0.0,
 ) -> Written:
