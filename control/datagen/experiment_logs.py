@@ -93,9 +93,10 @@ def write_experiment_logs(
     starts = [0] + [i for i in range(1, len(request_ids)) if request_ids[i] != request_ids[i - 1]]
     user_of = rng.integers(0, users, size=len(starts))
     arms = [assign(experiment.salt, f"user-{u}", experiment.share) for u in user_of]
+    # Scores travel as float32 in the response (the proto's `float`), as the log records them.
     by_arm = {
-        "control": control.scores(truth, rng),
-        "treatment": treatment.scores(truth, rng),
+        "control": control.scores(truth, rng).astype(np.float32).astype(np.float64),
+        "treatment": treatment.scores(truth, rng).astype(np.float32).astype(np.float64),
     }
     keep = rng.random(len(starts)) >= drop_treatment
     ts = table["ts"].to_numpy()
