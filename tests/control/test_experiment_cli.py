@@ -1,0 +1,202 @@
+"""`control experiment` through the real CLI (CliRunner) on both registry backends: start ->
+status -> stop -> history -> list, bad input (one line, non-zero exit, nothing written), a
+second running experiment refused, a corrupt treatment refused, stop --promote through the
+promotion gates, and a miscalibrated canary stopped by `watch` with the reason recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from bidscore.registry import Registry, open_registry
+from bidscore.store import open_store
+from control.cli.app import app
+from control.exits import EXIT_CONFLICT, EXIT_GUARDRAIL, EXIT_REFUSED
+from control.training import TrainedModel
+from tests.control.experiment_data import Scorer, publish_versions, settled_after, simulate
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def ok_json(*args: str) -> object:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+def one_line_error(result: Result, code: int, *fragments: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def urls(backends: tuple[str, str], trained_ctr: TrainedModel) -> list[str]:
+    """Registry and store with ctr v1..v3 (real artifacts), production on v1."""
+    registry = open_registry(backends[0], create=True)
+    publish_versions(trained_ctr, registry, open_store(backends[1]), 3)
+    return ["--registry", backends[0], "--store", backends[1]]
+
+
+def _registry(urls: list[str]) -> Registry:
+    return open_registry(urls[1])
+
+
+START = ("experiment", "start", "ctr-v2", "--model", "ctr", "--treatment", "2", "--share", "0.1",
+         "--key", "user_id")  # fmt: skip
+
+
+def test_start_stop_history_list_round_trip(urls: list[str]) -> None:
+    started = ok_json(*START, "--reason", "try v2", *urls)
+    assert started["state"] == "running"
+    assert (started["control"], started["treatment"], started["generation"]) == ("1", "2", 1)
+    assert started["salt"]  # random, recorded
+    shown = invoke("experiment", "status", "ctr-v2", *urls[:2])
+    assert shown.exit_code == 0 and "control v1 vs treatment v2" in shown.stdout
+
+    again = invoke(*START[:2], "ctr-v3", *START[3:], *urls)
+    one_line_error(again, EXIT_CONFLICT, "already has a running experiment 'ctr-v2'")
+
+    stopped = ok_json("experiment", "stop", "ctr-v2", "--reason", "enough", *urls)
+    assert (stopped["state"], stopped["generation"], stopped["promoted"]) == ("stopped", 2, None)
+    one_line_error(invoke("experiment", "stop", "ctr-v2", *urls), EXIT_CONFLICT, "already stopped")
+    history = ok_json("experiment", "history", "ctr-v2", *urls[:2])
+    assert [(e["kind"], e["reason"]) for e in history] == [("start", "try v2"), ("stop", "enough")]
+    listed = ok_json("experiment", "list", "--model", "ctr", *urls[:2])
+    assert [(e["name"], e["state"]) for e in listed] == [("ctr-v2", "stopped")]
+    table = invoke("experiment", "list", *urls[:2])
+    assert table.exit_code == 0 and "ctr-v2" in table.stdout
+    assert invoke("experiment", "history", "ctr-v2", *urls[:2]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"--model": "nope"}, "unknown model 'nope'"),
+        ({"--treatment": "9"}, "no version '9'"),
+        ({"--share": "1.5"}, "--share must be in (0, 1)"),
+        ({"--share": "0"}, "--share must be in (0, 1)"),
+        ({"--key": ""}, "--key must name a request context key"),
+        ({"--treatment": "1"}, "treatment and control are both version 1"),
+        ({"--guardrail": "psi=0.2"}, "--guardrail applies to --mode canary"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    urls: list[str], changes: dict[str, str], fragment: str
+) -> None:
+    args = list(START)
+    for option, value in changes.items():
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
+    one_line_error(invoke(*args, *urls), 1, fragment)
+    assert _registry(urls).list_experiments() == []
+
+
+def test_a_model_without_production_is_refused(
+    backends: tuple[str, str], trained_ctr: TrainedModel
+) -> None:
+    from control.training import publish  # noqa: PLC0415
+
+    registry = open_registry(backends[0], create=True)
+    store = open_store(backends[1])
+    publish(trained_ctr, registry, store)
+    publish(trained_ctr, registry, store)
+    result = invoke(*START, "--control", "1", "--registry", backends[0], "--store", backends[1])
+    one_line_error(result, 1, "no 'production' alias", "control promote ctr")
+    assert registry.list_experiments() == []
+
+
+def test_a_corrupt_treatment_is_refused(urls: list[str], tmp_path: Path) -> None:
+    """Version 4 is v2's manifest over a copy of its artifact with one byte flipped: the
+    checksum `control promote` verifies fails, and nothing is written."""
+    registry = _registry(urls)
+    version = registry.get_version("ctr", "2")
+    store = open_store(urls[3])
+    local = tmp_path / "model.bin"
+    store.get(version.artifact_uri, local)
+    data = bytearray(local.read_bytes())
+    data[-1] ^= 0xFF
+    local.write_bytes(bytes(data))
+    registry.register_version("ctr", version.manifest, store.put(local, "ctr/corrupt.model"))
+    result = invoke(*START[:6], "4", *START[7:], *urls)
+    one_line_error(result, EXIT_REFUSED, "ctr v4 refused")
+    assert registry.list_experiments() == []
+
+
+def test_stop_promote_treatment_goes_through_the_gates(urls: list[str]) -> None:
+    ok_json(*START, *urls)
+    stopped = ok_json("experiment", "stop", "ctr-v2", "--promote", "treatment", *urls)
+    assert stopped["promoted"] == "treatment"
+    promotion = stopped["promotion"]
+    assert (promotion["previous_version"], promotion["alias"]["version"]) == ("1", "2")
+    assert {g["name"] for g in promotion["gates"]} >= {"base rate", "logloss", "auc"}
+    registry = _registry(urls)
+    assert registry.get_alias("ctr", "production").version == "2"  # type: ignore[union-attr]
+    assert registry.get_experiment("ctr-v2").state == "stopped"
+
+
+def test_status_of_a_planted_better_treatment(urls: list[str], tmp_path: Path) -> None:
+    ok_json(*START[:-3], "0.3", "--key", "user_id", "--salt", "planted", *urls)
+    experiment = _registry(urls).get_experiment("ctr-v2")
+    written = simulate(
+        tmp_path, experiment, control=Scorer(noise=1.0, scale=0.7), treatment=Scorer(), rows=60_000
+    )
+    logs = ["--predictions", str(written.log.parent), "--outcomes", str(written.outcomes)]
+    as_of = ["--as-of", str(settled_after(written))]
+    status = ok_json("experiment", "status", "ctr-v2", *logs, *as_of, *urls[:2])
+    assert status["verdict"]["outcome"] == "better"  # type: ignore[index]
+    assert status["differences"]["logloss"]["high"] < 0  # type: ignore[index]
+    assert status["srm"]["flagged"] is False  # type: ignore[index]
+    table = invoke("experiment", "status", "ctr-v2", *logs, *as_of, *urls[:2])
+    assert table.exit_code == 0, table.stderr
+    assert "treatment better: logloss difference" in table.stdout
+    print(table.stdout)  # the closing note of issue 16 quotes it (pytest -s)
+
+
+def test_watch_stops_a_miscalibrated_canary(urls: list[str], tmp_path: Path) -> None:
+    canary = ok_json(
+        *START[:-3], "0.2", "--key", "user_id", "--mode", "canary",
+        "--guardrail", "calibration=0.8:1.25", "--guardrail", "min-outcomes=50", *urls,
+    )  # fmt: skip
+    assert canary["guardrails"]["calibration_high"] == 1.25  # type: ignore[index]
+    experiment = _registry(urls).get_experiment("ctr-v2")
+    # Treatment predicts about twice the true odds.
+    written = simulate(
+        tmp_path, experiment, control=Scorer(), treatment=Scorer(shift=0.7), rows=20_000
+    )
+    logs = ["--predictions", str(written.log.parent), "--outcomes", str(written.outcomes)]
+    as_of = ["--as-of", str(settled_after(written))]
+    status = ok_json("experiment", "status", "ctr-v2", *logs, *as_of, *urls[:2])
+    rails = {g["name"]: g for g in status["guardrails"]}  # type: ignore[index]
+    assert rails["calibration"]["state"] == "breach"
+    assert rails["error-rate"]["detail"] == "error-rate guardrail not evaluated (no --metrics-url)"
+
+    result = invoke(
+        "experiment", "watch", "ctr-v2", *logs, *as_of, "--interval", "0", "--max-iterations",
+        "3", *urls[:2],
+    )  # fmt: skip
+    assert result.exit_code == EXIT_GUARDRAIL, result.stdout + result.stderr
+    stopped = _registry(urls).get_experiment("ctr-v2")
+    assert (stopped.state, stopped.stopped_by) == ("stopped", "watch")
+    assert stopped.stop_reason is not None
+    assert stopped.stop_reason.startswith("canary guardrail: treatment calibration ")
+    assert "outside [0.8, 1.25] over " in stopped.stop_reason
+    assert _registry(urls).running_experiments() == []  # traffic back on control
+    history = ok_json("experiment", "history", "ctr-v2", *urls[:2])
+    assert history[-1]["actor"] == "watch"  # type: ignore[index]
+    # A second watch finds it stopped and ends by itself (exit 0).
+    again = invoke("experiment", "watch", "ctr-v2", *logs, "--interval", "0", *urls[:2])
+    assert again.exit_code == 0 and "is stopped (by watch" in again.stdout
