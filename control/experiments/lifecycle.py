@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bidscore.errors import ConflictError, InputError, NotFoundError
-from bidscore.experiments import Experiment, Guardrails, Mode, check_experiment
+from bidscore.experiments import ARMS, Experiment, Guardrails, Mode, check_experiment
 from bidscore.registry import Registry
 from bidscore.settings import DEFAULT_ALIAS
 from bidscore.store import ArtifactStore
@@ -118,10 +118,7 @@ def start(
             guardrails=guardrails,
         )
     )
-    arms = {
-        arm: registry.get_version(model, experiment.version_of(arm))
-        for arm in ("control", "treatment")
-    }  # type: ignore[arg-type]
+    arms = {arm: registry.get_version(model, experiment.version_of(arm)) for arm in ARMS}
     with tempfile.TemporaryDirectory(prefix="bidscore-experiment-") as tmp:
         for arm, version in arms.items():
             fetch_and_verify(store, version, Path(tmp) / arm, catalog)

@@ -31,7 +31,7 @@ def experiment(mode: str = "ab", share: float = 0.3, **changes: object) -> Exper
     return base.replace(**changes)
 
 
-def simulate(  # noqa: PLR0913 -- the knobs of one simulation
+def simulate(
     out: Path,
     exp: Experiment,
     *,

@@ -63,7 +63,8 @@ def test_start_stop_history_list_round_trip(urls: list[str]) -> None:
     assert (started["control"], started["treatment"], started["generation"]) == ("1", "2", 1)
     assert started["salt"]  # random, recorded
     shown = invoke("experiment", "status", "ctr-v2", *urls[:2])
-    assert shown.exit_code == 0 and "control v1 vs treatment v2" in shown.stdout
+    assert shown.exit_code == 0
+    assert "control v1 vs treatment v2" in shown.stdout
 
     again = invoke(*START[:2], "ctr-v3", *START[3:], *urls)
     one_line_error(again, EXIT_CONFLICT, "already has a running experiment 'ctr-v2'")
@@ -76,7 +77,8 @@ def test_start_stop_history_list_round_trip(urls: list[str]) -> None:
     listed = ok_json("experiment", "list", "--model", "ctr", *urls[:2])
     assert [(e["name"], e["state"]) for e in listed] == [("ctr-v2", "stopped")]
     table = invoke("experiment", "list", *urls[:2])
-    assert table.exit_code == 0 and "ctr-v2" in table.stdout
+    assert table.exit_code == 0
+    assert "ctr-v2" in table.stdout
     assert invoke("experiment", "history", "ctr-v2", *urls[:2]).exit_code == 0
 
 
@@ -199,4 +201,5 @@ def test_watch_stops_a_miscalibrated_canary(urls: list[str], tmp_path: Path) -> 
     assert history[-1]["actor"] == "watch"  # type: ignore[index]
     # A second watch finds it stopped and ends by itself (exit 0).
     again = invoke("experiment", "watch", "ctr-v2", *logs, "--interval", "0", *urls[:2])
-    assert again.exit_code == 0 and "is stopped (by watch" in again.stdout
+    assert again.exit_code == 0
+    assert "is stopped (by watch" in again.stdout

@@ -56,7 +56,8 @@ def test_srm_flags_a_skewed_split_only() -> None:
     assert not srm_test(9_000, 1_000, 0.1).flagged
     assert srm_test(9_000, 1_000, 0.1).p_value == pytest.approx(1.0)
     skewed = srm_test(9_200, 800, 0.1)
-    assert skewed.flagged and skewed.p_value < SRM_ALPHA
+    assert skewed.flagged
+    assert skewed.p_value < SRM_ALPHA
     assert "SAMPLE RATIO MISMATCH" in skewed.describe()
     assert not srm_test(0, 0, 0.1).flagged
 
@@ -122,15 +123,18 @@ def test_power_calculation_by_hand() -> None:
 def test_the_verdict_reads_the_logloss_difference() -> None:
     enough = (MIN_POSITIVES, MIN_POSITIVES)
     better = decide(Estimate(-0.01, -0.015, -0.005), (1_000, 1_000), enough)
-    assert better.outcome == "better" and better.line.startswith("treatment better")
+    assert better.outcome == "better"
+    assert better.line.startswith("treatment better")
     worse = decide(Estimate(0.01, 0.005, 0.015), (1_000, 1_000), enough)
     assert worse.outcome == "worse"
     unsure = decide(Estimate(-0.001, -0.003, 0.001), (1_000, 1_000), enough)
     assert unsure.outcome == "not yet distinguishable"
-    assert unsure.more_outcomes is not None and unsure.more_outcomes > 0
+    assert unsure.more_outcomes is not None
+    assert unsure.more_outcomes > 0
     assert f"about {unsure.more_outcomes:,} more outcomes needed" in unsure.line
     few = decide(Estimate(-0.1, -0.2, -0.05), (1_000, 1_000), (MIN_POSITIVES - 1, 100))
-    assert few.outcome == "not yet distinguishable" and "too few outcomes" in few.line
+    assert few.outcome == "not yet distinguishable"
+    assert "too few outcomes" in few.line
 
 
 def test_score_psi() -> None:
@@ -141,14 +145,17 @@ def test_score_psi() -> None:
 
 
 def test_per_arm_errors_from_a_metrics_exposition() -> None:
-    text = (
-        "# HELP bidscore_experiment_requests_total Requests per arm.\n"
-        "# TYPE bidscore_experiment_requests_total counter\n"
-        'bidscore_experiment_requests_total{model="ctr",version="1",arm="control",grpc_code="OK"} 990\n'
-        'bidscore_experiment_requests_total{model="ctr",version="1",arm="control",grpc_code="INTERNAL"} 10\n'
-        'bidscore_experiment_requests_total{model="ctr",version="2",arm="treatment",grpc_code="OK"} 95\n'
-        'bidscore_experiment_requests_total{model="ctr",version="2",arm="treatment",grpc_code="UNAVAILABLE"} 5\n'
-        'bidscore_experiment_requests_total{model="cvr",version="1",arm="control",grpc_code="OK"} 7\n'
+    name = "bidscore_experiment_requests_total"
+    samples = [
+        ("ctr", "1", "control", "OK", 990),
+        ("ctr", "1", "control", "INTERNAL", 10),
+        ("ctr", "2", "treatment", "OK", 95),
+        ("ctr", "2", "treatment", "UNAVAILABLE", 5),
+        ("cvr", "1", "control", "OK", 7),
+    ]
+    text = f"# HELP {name} Requests per arm.\n# TYPE {name} counter\n" + "".join(
+        f'{name}{{model="{m}",version="{v}",arm="{a}",grpc_code="{c}"}} {n}\n'
+        for m, v, a, c, n in samples
     )
     counts = arm_errors_from_text(text, "ctr")
     assert counts is not None

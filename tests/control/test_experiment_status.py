@@ -44,7 +44,8 @@ def test_a_truly_better_treatment_is_called_better(tmp_path: Path) -> None:
     assert logloss.high < 0, logloss
     assert m.differences["auc"].low > 0
     assert not m.srm.flagged
-    assert m.treatment.impressions > 10_000 and m.control.impressions > 25_000
+    assert m.treatment.impressions > 10_000
+    assert m.control.impressions > 25_000
     # The treatment is the truth: calibrated.
     assert m.treatment.calibration.low < 1 < m.treatment.calibration.high
 
@@ -60,7 +61,8 @@ def test_identical_arms_are_not_yet_distinguishable(tmp_path: Path) -> None:
     logloss = m.differences["logloss"]
     assert logloss.low < 0 < logloss.high
     assert "more outcomes needed at the observed effect" in m.verdict.line
-    assert m.verdict.more_outcomes is not None and m.verdict.more_outcomes > 0
+    assert m.verdict.more_outcomes is not None
+    assert m.verdict.more_outcomes > 0
     assert not m.srm.flagged
 
 
