@@ -3,63 +3,17 @@ intervals, the difference, the sample-ratio test, a canary's guardrails and the 
 
 from __future__ import annotations
 
-import math
-
 from rich.markup import escape
 from rich.table import Table
 
 from control.cli.output import console
-from control.experiments.arms import METHODS, ArmMetrics, Measurement
-from control.experiments.stats import Estimate
+from control.experiments.arms import METHODS, Measurement
 from control.experiments.status import ExperimentStatus
-
-
-def number(value: float, digits: int = 4) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
-
-
-def interval(e: Estimate, digits: int = 4, signed: bool = False) -> str:
-    """`0.0296 [0.0267, 0.0328]` (signed: `+0.0005 [-0.0030, +0.0043]`)."""
-    if not math.isfinite(e.value):
-        return "-"
-    f = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
-    if not (math.isfinite(e.low) and math.isfinite(e.high)):
-        return f.format(e.value)
-    return f"{f.format(e.value)} [{f.format(e.low)}, {f.format(e.high)}]"
-
-
-def say(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def header(status: ExperimentStatus) -> str:
-    e = status.experiment
-    state = (
-        e.state if e.running else f"stopped by {e.stopped_by} at {e.stopped_at}: {e.stop_reason}"
-    )
-    return (
-        f"experiment {e.name}: {e.mode} of {e.model}, control v{e.control} vs treatment"
-        f" v{e.treatment}, share {e.share:g}, key {e.key}, salt {e.salt};"
-        f" started {e.started_at} by {e.started_by}; {state}"
-    )
-
-
-# (row label, how to read it from an arm, digits, the difference's key or None)
-_ROWS: tuple[tuple[str, str, int, str | None], ...] = (
-    ("requests", "requests", 0, None),
-    ("impressions settled", "impressions", 0, None),
-    ("pending", "pending", 0, None),
-    ("positives", "positives", 0, None),
-    ("{rate}", "rate", 4, "rate"),
-    ("mean prediction", "mean_prediction", 4, "mean_prediction"),
-    ("calibration", "calibration", 3, "calibration"),
-    ("logloss", "logloss", 5, "logloss"),
-    ("AUC", "auc", 4, "auc"),
-)
+from control.experiments.text import ARM_ROWS, cell, header, interval, rate_name
 
 
 def arms_table(m: Measurement) -> Table:
-    rate = "CTR" if m.label == "click" else "CVR" if m.label == "conversion" else f"{m.label} rate"
+    rate = rate_name(m.label)
     caption = (
         "95% intervals: rate Wilson (difference Newcombe); mean prediction and logloss normal"
         f"{' (paired: the same impressions)' if m.paired else ''}; calibration delta method;"
@@ -70,18 +24,15 @@ def arms_table(m: Measurement) -> Table:
     table.add_column(f"control v{m.control.version}", justify="right")
     table.add_column(f"treatment v{m.treatment.version}", justify="right")
     table.add_column("treatment - control", justify="right")
-    for label, attr, digits, diff in _ROWS:
-        cells = [_cell(arm, attr, digits) for arm in (m.control, m.treatment)]
+    for label, attr, digits, diff in ARM_ROWS:
+        cells = [cell(getattr(arm, attr), digits) for arm in (m.control, m.treatment)]
         delta = interval(m.differences[diff], digits, signed=True) if diff else ""
         table.add_row(label.format(rate=rate), *cells, delta)
     return table
 
 
-def _cell(arm: ArmMetrics, attr: str, digits: int) -> str:
-    value = getattr(arm, attr)
-    if isinstance(value, Estimate):
-        return interval(value, digits)
-    return f"{value:,}"
+def say(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_status(status: ExperimentStatus) -> None:

@@ -203,3 +203,29 @@ def test_watch_stops_a_miscalibrated_canary(urls: list[str], tmp_path: Path) -> 
     again = invoke("experiment", "watch", "ctr-v2", *logs, "--interval", "0", *urls[:2])
     assert again.exit_code == 0
     assert "is stopped (by watch" in again.stdout
+
+
+def test_the_monitoring_report_shows_experiments(urls: list[str], tmp_path: Path) -> None:
+    """A skewed A/B test in the log: the report's experiments section puts the arms side by
+    side with intervals, and the sample-ratio mismatch is an alarm on top."""
+    ok_json(*START[:-3], "0.3", "--key", "user_id", *urls)
+    experiment = _registry(urls).get_experiment("ctr-v2")
+    written = simulate(
+        tmp_path, experiment, control=Scorer(noise=1.0), treatment=Scorer(), rows=20_000,
+        drop_treatment=0.3,
+    )  # fmt: skip
+    out = tmp_path / "report.html"
+    result = invoke(
+        "monitor", "report", "--out", str(out), "--predictions", str(written.log.parent),
+        "--outcomes", str(written.outcomes), "--as-of", str(settled_after(written)), *urls[:2],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    page = out.read_text()
+    section = page[page.index('<h2 id="experiments">') : page.index("<h2>Feature distributions")]
+    assert 'id="experiment-ctr-v2"' in section
+    assert "control v1" in section
+    assert "treatment v2" in section
+    assert "logloss" in section
+    assert '<p class="alarm srm">Sample ratio: SAMPLE RATIO MISMATCH' in section
+    flags = page[page.index('<h2 id="flags">') : page.index("<h2>Offline")]
+    assert "experiment.srm" in flags
