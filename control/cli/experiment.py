@@ -274,11 +274,9 @@ def stop(  # noqa: PLR0917 -- Typer maps each parameter to one option
         f" all traffic of {stopped.model} back on the production alias at the servers' next poll"
     )
     if promotion is not None:
-        alias = promotion.alias
-        _say(
-            f"promoted {alias.model}/{alias.alias}: {promotion.previous or '(unset)'} ->"
-            f" {alias.version} (generation {alias.generation})"
-        )
+        from control.cli.promote import report_promotion  # noqa: PLC0415
+
+        report_promotion(promotion, "promoted")
     elif promote is not None:
         _say(f"production already pointed at the {promote} (v{stopped.version_of(promote)})")
 
