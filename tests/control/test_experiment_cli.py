@@ -229,3 +229,101 @@ def test_the_monitoring_report_shows_experiments(urls: list[str], tmp_path: Path
     assert '<p class="alarm srm">Sample ratio: SAMPLE RATIO MISMATCH' in section
     flags = page[page.index('<h2 id="flags">') : page.index("<h2>Offline")]
     assert "experiment.srm" in flags
+
+
+def test_a_treatment_trained_on_other_features_is_refused(
+    urls: list[str], trained_ctr: TrainedModel
+) -> None:
+    """A real model file carrying cvr's spec fingerprint, with a manifest that agrees: only the
+    comparison with the running feature code catches it, as in `control promote`."""
+    import dataclasses  # noqa: PLC0415
+
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    import rust_core  # noqa: PLC0415
+    from control.training import publish  # noqa: PLC0415
+    from features.bid import SPECS  # noqa: PLC0415
+    from features.tokenize import tokenize_table  # noqa: PLC0415
+
+    rows = tokenize_table(pq.read_table(trained_ctr.data["paths"][0]), SPECS["ctr"], "click")
+    other = rust_core.train_lr(
+        rows, epochs=1, bits=SPECS["ctr"].bits, fingerprint=SPECS["cvr"].fingerprint
+    )
+    registry = _registry(urls)
+    version = publish(dataclasses.replace(trained_ctr, model=other), registry, open_store(urls[3]))
+    result = invoke(*START[:6], version.version, *START[7:], *urls)
+    one_line_error(result, EXIT_REFUSED, f"ctr v{version.version} refused", "feature spec mismatch")
+    assert registry.list_experiments() == []
+
+
+def test_stop_promote_control_keeps_production(urls: list[str]) -> None:
+    ok_json(*START, *urls)
+    stopped = ok_json("experiment", "stop", "ctr-v2", "--promote", "control", *urls)
+    assert (stopped["promoted"], stopped["promotion"]) == ("control", None)
+    assert _registry(urls).get_alias("ctr", "production").version == "1"  # type: ignore[union-attr]
+
+
+def test_watch_needs_a_canary_and_runs_bounded_rounds(urls: list[str], tmp_path: Path) -> None:
+    ok_json(*START, *urls)
+    experiment = _registry(urls).get_experiment("ctr-v2")
+    written = simulate(tmp_path, experiment, control=Scorer(), treatment=Scorer(), rows=2_000)
+    logs = ["--predictions", str(written.log.parent), "--outcomes", str(written.outcomes)]
+    refused = invoke("experiment", "watch", "ctr-v2", *logs, "--interval", "0", *urls[:2])
+    one_line_error(refused, 1, "watch needs a canary")
+    ok_json("experiment", "stop", "ctr-v2", *urls)
+
+    ok_json(*START[:2], "ctr-v2-canary", *START[3:], "--mode", "canary", *urls)
+    canary = _registry(urls).get_experiment("ctr-v2-canary")
+    written = simulate(tmp_path / "c", canary, control=Scorer(), treatment=Scorer(), rows=4_000)
+    logs = ["--predictions", str(written.log.parent), "--outcomes", str(written.outcomes)]
+    result = invoke(
+        "experiment", "watch", "ctr-v2-canary", *logs, "--as-of", str(settled_after(written)),
+        "--interval", "0", "--max-iterations", "2", *urls[:2],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout.count("round ") == 2
+    assert _registry(urls).get_experiment("ctr-v2-canary").running
+
+
+def test_the_error_rate_guardrail_reads_per_arm_failures(tmp_path: Path) -> None:
+    """`--metrics-url`: a treatment failing 5 % against control's 1 % breaches the default
+    +0.1 % limit; an endpoint without per-arm counts leaves the guardrail not evaluated."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from bidscore.experiments import Guardrails  # noqa: PLC0415
+    from control.experiments.errors import fetch_arm_errors  # noqa: PLC0415
+    from control.experiments.guardrails import error_rate  # noqa: PLC0415
+
+    body = (
+        b"# TYPE bidscore_experiment_requests_total counter\n"
+        b'bidscore_experiment_requests_total{model="ctr",arm="control",grpc_code="OK"} 990\n'
+        b'bidscore_experiment_requests_total{model="ctr",arm="control",grpc_code="INTERNAL"} 10\n'
+        b'bidscore_experiment_requests_total{model="ctr",arm="treatment",grpc_code="OK"} 95\n'
+        b'bidscore_experiment_requests_total{model="ctr",arm="treatment",grpc_code="INTERNAL"} 5\n'
+    )
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body if self.path == "/metrics" else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Metrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        counts, why = fetch_arm_errors(f"{url}/metrics", "ctr")
+        result = error_rate(Guardrails(), counts, why)
+        assert result.state == "breach", result
+        assert "treatment error rate 5.0000% vs control 1.0000%" in result.detail
+        counts, why = fetch_arm_errors(f"{url}/other", "ctr")
+        assert counts is None
+        assert error_rate(Guardrails(), counts, why).state == "not evaluated"
+    finally:
+        server.shutdown()
+        server.server_close()
