@@ -161,7 +161,10 @@ def status(  # noqa: PLR0917 -- Typer maps each parameter to one option
     from control.experiments.status import experiment_status  # noqa: PLC0415
 
     if bool(predictions) != bool(outcomes):
-        fail("give both the prediction log (--predictions) and the outcomes (--outcomes)")
+        fail(
+            "give both the prediction log (--predictions) and the outcomes (--outcomes)",
+            json_out=json_out,
+        )
     with user_errors(json_out):
         experiment = for_reading(registry).get_experiment(name)
         inputs = _inputs(experiment, predictions, outcomes, window, as_of, metrics_url, specs)
