@@ -327,3 +327,30 @@ def test_the_error_rate_guardrail_reads_per_arm_failures(tmp_path: Path) -> None
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_two_concurrent_starts_through_the_entry_point_one_wins(urls: list[str]) -> None:
+    """Two `control experiment start` processes on the same model at once: exactly one
+    experiment runs, the other process exits 3 with one line."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "control", *START[:2], f"race-{i}", *START[3:], *urls],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, EXIT_CONFLICT], results
+    loser = next(err for code, _, err in results if code == EXIT_CONFLICT)
+    assert loser.strip().count("\n") == 0
+    assert "already has a running experiment" in loser
+    assert [e.name for e in _registry(urls).running_experiments()] in (["race-0"], ["race-1"])
