@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.doc_blocks import blocks_named, doc_env
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,12 +30,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 ROWS_PER_DAY = "8000"
 
 
-def everyday_block(readme: str) -> str:
-    """The first ```sh block after the "## Everyday commands" heading."""
-    section = readme.split("## Everyday commands", 1)[1]
-    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    assert match is not None, "README.md has no sh block under 'Everyday commands'"
-    return match.group(1)
+def everyday_block() -> str:
+    """The README block marked `<!-- doc-test: readme-everyday -->`."""
+    (block,) = blocks_named("readme-everyday")
+    return block.text
 
 
 def substituted(block: str, port: int) -> str:
@@ -57,17 +54,8 @@ def substituted(block: str, port: int) -> str:
     return script
 
 
-def _ghz_dir() -> str:
-    found = os.environ.get("BIDSCORE_GHZ") or shutil.which("ghz")
-    if found is None and (REPO / ".tools/bin/ghz").exists():
-        found = str(REPO / ".tools/bin/ghz")
-    if found is None:
-        pytest.fail("ghz is not installed: run `make install` (it builds .tools/bin/ghz)")
-    return str(Path(found).parent)
-
-
 def test_extraction_and_substitution() -> None:
-    block = everyday_block((REPO / "README.md").read_text(encoding="utf-8"))
+    block = everyday_block()
     assert block.startswith(". .venv/bin/activate")
     script = substituted(block, 41234)
     assert "activate" not in script
@@ -79,18 +67,8 @@ def test_extraction_and_substitution() -> None:
 
 def test_everyday_commands_run_as_written(tmp_path: Path, free_port: Callable[[], int]) -> None:
     port = free_port()
-    script = substituted(everyday_block((REPO / "README.md").read_text(encoding="utf-8")), port)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"BIDSCORE_REGISTRY", "BIDSCORE_STORE", "BIDSCORE_SPECS"}
-    }
-    env |= {
-        "BIDSCORE_HOME": str(tmp_path / "home"),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), _ghz_dir(), env["PATH"]]),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        "COLUMNS": "160",
-    }
+    script = substituted(everyday_block(), port)
+    env = doc_env(tmp_path / "home")
     log_path = tmp_path / "everyday.log"
     # A file, not a pipe: the background server inherits the output and outlives bash.
     with log_path.open("w") as log:

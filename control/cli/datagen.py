@@ -9,6 +9,7 @@ Examples::
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -107,15 +108,24 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
     problem = None if force else _occupied(out, partitioned=days is not None)
     if problem is not None:
         fail(f"{out}: {problem}; pass --force to write there anyway", json_out=as_json)
+    # A bar on a terminal; in a log (cron, CI) one plain line per day written.
+    bar = err_console.is_terminal
     progress = Progress(
         TextColumn("writing days"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        disable=days is None or as_json,
+        disable=days is None or as_json or not bar,
         transient=True,
     )
+
+    def advance(done: int, total: int) -> None:
+        if bar:
+            progress.update(task, completed=done)
+        elif days is not None and not as_json:
+            print(f"wrote day {done}/{total}", file=sys.stderr, flush=True)
+
     with progress:
         task = progress.add_task("days", total=days or 1)
         try:
@@ -130,7 +140,7 @@ def datagen(  # noqa: PLR0917 -- Typer maps each parameter to one option
                 shift_from_day=shift_from_day,
                 shrink_from_day=shrink_from_day,
                 shrink_factor=shrink_factor,
-                progress=lambda done, _total: progress.update(task, completed=done),
+                progress=advance,
             )
         except (ValueError, OSError) as exc:
             fail(str(exc), json_out=as_json)

@@ -111,3 +111,26 @@ def test_existing_output_is_refused_unless_forced(tmp_path: Path):
     assert sorted(p.name for p in root.iterdir()) == ["dt=2020-01-01"]
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert len(list(root.iterdir())) == 3
+
+
+def test_a_log_gets_one_plain_line_per_day(tmp_path: Path):
+    # stderr is a pipe here, as under cron or CI: no bar, one line per day written.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "control",
+            "datagen",
+            "--rows",
+            "200",
+            "--days",
+            "3",
+            "--out",
+            str(tmp_path / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stderr.splitlines() == ["wrote day 1/3", "wrote day 2/3", "wrote day 3/3"]
+    assert proc.stdout.startswith("wrote 600 rows")
