@@ -69,7 +69,8 @@ def wilson(successes: int, n: int, level: float = LEVEL) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
+    # At p = 0 or 1 the bound equals p exactly; rounding must not put it on the wrong side.
+    return Estimate(p, min(max(0.0, centre - half), p), max(min(1.0, centre + half), p))
 
 
 def rate_difference(

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from control.experiments import stats
 from control.experiments.errors import arm_errors_from_text
@@ -162,3 +164,26 @@ def test_per_arm_errors_from_a_metrics_exposition() -> None:
     assert (counts.rate("control"), counts.rate("treatment")) == (0.01, 0.05)
     assert arm_errors_from_text(text, "other") is None
     assert arm_errors_from_text("", "ctr") is None
+
+
+@given(
+    n=st.integers(min_value=1, max_value=10_000_000),
+    share=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_wilson_is_inside_0_1_and_holds_the_estimate(n: int, share: float) -> None:
+    k = min(n, round(share * n))
+    e = stats.wilson(k, n)
+    assert 0.0 <= e.low <= e.value <= e.high <= 1.0
+
+
+@given(
+    k_t=st.integers(0, 5_000),
+    n_t=st.integers(1, 5_000),
+    k_c=st.integers(0, 5_000),
+    n_c=st.integers(1, 5_000),
+)
+def test_newcombe_holds_the_difference_inside_minus_1_1(
+    k_t: int, n_t: int, k_c: int, n_c: int
+) -> None:
+    e = stats.rate_difference(min(k_t, n_t), n_t, min(k_c, n_c), n_c)
+    assert -1.0 - 1e-12 <= e.low <= e.value <= e.high <= 1.0 + 1e-12

@@ -83,3 +83,32 @@ def test_shadow_compares_the_same_impressions(tmp_path: Path) -> None:
     assert m.treatment.positives == m.control.positives
     assert m.verdict.outcome == "better", m.verdict.line
     assert not m.srm.flagged
+
+
+def test_a_truly_worse_treatment_is_called_worse(tmp_path: Path) -> None:
+    m = _measure(tmp_path, experiment("ab", share=0.3), Scorer(), WEAKER, rows=60_000)
+    assert m.verdict.outcome == "worse", m.verdict.line
+    assert m.differences["logloss"].low > 0
+
+
+def test_the_report_picks_experiments_that_ran_during_the_log(tmp_path: Path) -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from control.experiments.status import overlapping  # noqa: PLC0415
+
+    logged = experiment("ab", share=0.3)
+    written = simulate(tmp_path, logged, control=Scorer(), treatment=Scorer(), rows=2_000)
+    log = read_predictions([str(written.log)])
+    first = min(log.scores["ts"].to_pylist())
+
+    def at(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+    during = experiment("canary", name="during", started_at=at(first + 60), stopped_at=None)
+    before = experiment(
+        "ab", name="before", started_at=at(first - 9_000), stopped_at=at(first - 5_000)
+    )
+    other_model = experiment("ab", name="cvr-one", model="cvr", started_at=at(first + 60))
+    # The logged one says nothing about its dates: its rows in the log are enough.
+    chosen = overlapping([logged, during, before, other_model], log, ["ctr"])
+    assert [e.name for e in chosen] == [logged.name, "during"]
