@@ -14,3 +14,4 @@ EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: another run of the model holds the loc
 # train/retrain with several --model: 100 + a mask of the models that failed, bit i for the
 # i-th --model (101: the first failed, 102: the second, 103: both); 0 when all succeeded.
 EXIT_MODELS_FAILED = 100
+EXIT_GUARDRAIL = 6  # experiment watch: a canary guardrail breached and watch stopped the canary

@@ -29,6 +29,7 @@ RUNNERS = {
     "control-past-memory": __name__,
     "retraining-story": __name__,
     "tuning": __name__,
+    "experiments": __name__,
 }
 
 
@@ -118,6 +119,20 @@ def test_retraining_story(tmp_path: Path) -> None:
 def test_tuning_walkthrough(tmp_path: Path) -> None:
     out = run_transcript(blocks_named("tuning"), tmp_path)
     assert '"params_source":"saved"' in out, out[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_experiments_walkthrough(tmp_path: Path) -> None:
+    # The walk-through runs from the repository root; its simulation script is found there.
+    (tmp_path / "scripts").symlink_to(REPO / "scripts")
+    out = run_transcript(blocks_named("experiments"), tmp_path)
+    for expected in (
+        "treatment better: logloss difference",
+        "stopped ctr-v3-canary: canary guardrail: treatment calibration",
+        "promoted ctr/production: 1 -> 2",
+    ):
+        assert expected in out, out[-4000:]
 
 
 def test_readme_is_scanned() -> None:

@@ -75,6 +75,9 @@ app.add_typer(monitor_app, name="monitor")
 from control.cli.tune import tune  # noqa: E402 -- registrations follow the app
 
 app.command("tune")(tune)
+from control.cli.experiment import app as experiment_app  # noqa: E402 -- registrations follow
+
+app.add_typer(experiment_app, name="experiment")
 
 
 # Click's base of usage errors (unknown option, missing argument), reached through a public

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -31,6 +31,10 @@ from control.monitor.offline import OfflineReport, OfflineTolerances
 from control.monitor.online import BucketMetrics, OnlineReport, OnlineThresholds, iso
 from control.monitor.predictions import PredictionLogData
 from control.monitor.sources import MonitorInputError
+
+if TYPE_CHECKING:
+    from bidscore.registry import Registry
+    from control.experiments.status import ExperimentStatus
 
 app = typer.Typer(
     help="Monitor models: offline metrics over versions, online accuracy from the prediction "
@@ -173,7 +177,7 @@ def _online_settings(
 ) -> OnlineSettings:
     return OnlineSettings(
         bucket_seconds=parse_duration(bucket),
-        windows=_windows(window or []),
+        windows=attribution_windows(window or []),
         thresholds=_thresholds(band, margin, min_positives),
     )
 
@@ -200,7 +204,7 @@ def _online_report(  # noqa: PLR0917 -- private helper of two commands
     )
 
 
-def _windows(values: list[str]) -> AttributionWindows:
+def attribution_windows(values: list[str]) -> AttributionWindows:
     default, per_label = DEFAULT_WINDOW_SECONDS, {}
     for value in values:
         label, sep, duration = value.partition("=")
@@ -385,6 +389,7 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
             offline=offline_reports(reg, models),
             drift=drift_reports(reg, models, log=serving),
             online=online_report,
+            experiments=_experiments(reg, log, outcomes, models, window, as_of, specs),
         )
         html_report.write(inputs, out)
     flags = inputs.flags
@@ -395,6 +400,42 @@ def report(  # noqa: PLR0917 -- Typer maps each parameter to one option
         markup=False,
         highlight=False,
     )
+
+
+def _experiments(  # noqa: PLR0917 -- private helper of `report`
+    registry: Registry,
+    log: PredictionLogData | None,
+    outcomes: list[str] | None,
+    models: list[str],
+    window: list[str] | None,
+    as_of: str | None,
+    specs: str | None,
+) -> list[ExperimentStatus]:
+    """The experiments that ran during the log's period, measured on it (none without a log
+    and outcomes)."""
+    if log is None or not outcomes:
+        return []
+    from control.experiments.status import (  # noqa: PLC0415
+        StatusInputs,
+        experiment_status,
+        overlapping,
+    )
+    from features import catalog  # noqa: PLC0415
+
+    targets = catalog.load(specs)
+    return [
+        experiment_status(
+            e,
+            StatusInputs(
+                log=log,
+                outcomes=outcomes,
+                target=targets.target(e.model),
+                windows=attribution_windows(window or []),
+                as_of=parse_instant(as_of) if as_of else None,
+            ),
+        )
+        for e in overlapping(registry.list_experiments(), log, models)
+    ]
 
 
 # --- shared ---------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def _comparison(evaluation: Evaluation) -> Table:
     return table
 
 
-def _report(result: PromotionResult, verb: str) -> None:
+def report_promotion(result: PromotionResult, verb: str) -> None:
     alias = result.alias
     console.print(
         f"{verb} [bold]{alias.model}/{alias.alias}[/]: {result.previous or '(unset)'} ->"
@@ -168,7 +168,7 @@ def promote(
     if json_out:
         print_json(result.to_dict())
     else:
-        _report(result, "promoted")
+        report_promotion(result, "promoted")
 
 
 # The docstring doubles as --help; fill in the real tolerances rather than repeating numbers.
@@ -206,4 +206,4 @@ def rollback(
     if json_out:
         print_json(result.to_dict())
     else:
-        _report(result, "rolled back")
+        report_promotion(result, "rolled back")

@@ -42,7 +42,8 @@ class AttributionWindows:
 
 @dataclass(frozen=True)
 class Attributed:
-    """Settled predictions (`ts, request_id, candidate_id, model, version, score, label`) and
+    """Settled predictions (the score table's columns — `ts, request_id, candidate_id, model,
+    version, score`, and `experiment, arm, shadow` from a prediction log — then `label`) and
     the pending counts."""
 
     rows: pa.Table
@@ -73,7 +74,8 @@ def attribute(
         versions = waiting.to_numpy(zero_copy_only=False)
         for version in np.unique(versions):
             pending[(model, str(version))] = int(np.sum(versions == version))
-    columns = ["ts", "request_id", "candidate_id", "model", "version", "score", "label"]
+    # Every column of the score table is kept (experiment and arm included), then the label.
+    columns = [*scores.column_names, "label"]
     if not pieces:
         empty = {n: pa.array([], scores.schema.field(n).type) for n in columns[:-1]}
         return Attributed(pa.table({**empty, "label": pa.array([], pa.int8())}), pending)

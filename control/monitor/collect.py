@@ -18,7 +18,7 @@ from control.monitor.drift import DriftReport, DriftThresholds, drift_report, se
 from control.monitor.offline import OfflineReport, OfflineTolerances, offline_report
 from control.monitor.online import OnlineReport, OnlineThresholds, online_report
 from control.monitor.outcomes import read_outcomes
-from control.monitor.predictions import PredictionLogData
+from control.monitor.predictions import PredictionLogData, served
 from control.monitor.sources import MonitorInputError
 from features.spec import Target
 
@@ -67,7 +67,8 @@ def with_serving(
         raise MonitorInputError(
             "the prediction log has no raw features: start the server with feature logging on"
         )
-    scores = log.scores.filter(pc.equal(log.scores["model"], report.model))
+    scores = served(log.scores)
+    scores = scores.filter(pc.equal(scores["model"], report.model))
     comparisons, flags = list(report.comparisons), list(report.flags)
     for version in sorted(set(scores["version"].to_pylist())):
         mine = scores.filter(pc.equal(scores["version"], version))
@@ -106,14 +107,21 @@ def online_from_log(
     settings: OnlineSettings | None = None,
     registry: Registry | None = None,
 ) -> OnlineReport:
-    """Join the log with the outcomes and compute per-bucket metrics and flags."""
+    """Join the log with the outcomes and compute per-bucket metrics and flags.
+
+    Shadow rows (an experiment's treatment scoring off the response path) are left out: this
+    report is the accuracy of what the bidders were answered with, per served version, and
+    its flags are about served models. A shadowed version is judged against control on the
+    same requests by `control experiment status`.
+    """
     s = settings or OnlineSettings()
+    scores = served(log.scores)
     labels = sorted(
         {t.label for t in targets.values()} | {t.where for t in targets.values() if t.where}
     )
     outcomes = read_outcomes(outcome_locations, labels)
-    attributed = attribute(log.scores, outcomes, targets, s.windows, as_of)
-    trained = training_logloss(registry, log.scores) if registry is not None else {}
+    attributed = attribute(scores, outcomes, targets, s.windows, as_of)
+    trained = training_logloss(registry, scores) if registry is not None else {}
     return online_report(
         attributed,
         bucket_seconds=s.bucket_seconds,

@@ -3,6 +3,15 @@
 Each JSONL record is one sampled response; it becomes one row per candidate and model in
 `scores`, and (when the log carries raw features) one row per candidate in `features`.
 
+Experiments (`bidscore.experiments`) add two things to a record, both optional, so logs
+written before them read as before:
+- a model entry scored under a running experiment carries `"experiment": NAME` and
+  `"arm": "control" | "treatment"` beside `name` and `version` (the version actually used);
+  its rows get those values in the `experiment` and `arm` columns (null otherwise);
+- a shadowed request has `"shadow": [{"name", "version", "experiment", "arm", "scores"}]`,
+  the treatment's scores per candidate in candidate order, which the bidder never saw; they
+  become extra rows with `shadow` true (false on every other row).
+
 A file is parsed by Arrow's JSON reader and flattened with array operations (about 20x faster
 than decoding line by line: a day of sampled traffic is millions of records). A file Arrow
 cannot read, or whose records break the format, is parsed again line by line, which either
@@ -35,8 +44,16 @@ SCORE_SCHEMA = pa.schema(
         ("model", pa.string()),
         ("version", pa.string()),
         ("score", pa.float64()),
+        ("experiment", pa.string()),  # null: not scored under an experiment
+        ("arm", pa.string()),  # "control" | "treatment" | null
+        ("shadow", pa.bool_()),  # true: a shadow score the bidder never saw
     ]
 )
+
+
+def served(scores: pa.Table) -> pa.Table:
+    """The rows the bidders were answered with: shadow rows left out."""
+    return scores.filter(pc.invert(scores["shadow"]))
 
 
 @dataclass(frozen=True)
@@ -103,20 +120,88 @@ def _parse_arrow(data: bytes) -> tuple[pa.Table, pa.Table | None]:
     position = np.arange(len(flat_scores)) - score_start[score_cand]
     model_index = pa.array(model_start[score_request] + position)
     rows = pa.array(score_request)
+    candidate_ids = _strings(_child(flat_cands, "id"))
     scores = pa.table(
         [
             ts.take(rows),
             request_id.take(rows),
-            _strings(_child(flat_cands, "id")).take(pa.array(score_cand)),
+            candidate_ids.take(pa.array(score_cand)),
             _strings(_child(flat_models, "name")).take(model_index),
             _strings(_child(flat_models, "version")).take(model_index),
             pc.cast(flat_scores, pa.float64()),
+            _optional_strings(flat_models, "experiment").take(model_index),
+            _optional_strings(flat_models, "arm").take(model_index),
+            pa.array(np.zeros(len(flat_scores), dtype=bool)),
         ],
         schema=SCORE_SCHEMA,
     )
+    if "shadow" in table.column_names:
+        cand_start = np.concatenate([[0], np.cumsum(per_request_cands(candidates))[:-1]])
+        shadow = _arrow_shadow(table, ts, request_id, candidate_ids, candidates, cand_start)
+        scores = pa.concat_tables([scores, shadow])
     if pc.any(pc.is_null(scores["score"])).as_py() or scores["model"].null_count:
         raise _NotTheFormat("null scores or model names")
     return scores, _arrow_features(table, request_id, flat_cands, cand_request)
+
+
+def per_request_cands(candidates: pa.Array) -> npt.NDArray[np.int64]:
+    return np.asarray(pc.list_value_length(candidates).to_numpy(zero_copy_only=False), np.int64)
+
+
+def _arrow_shadow(  # noqa: PLR0917 -- the pieces of one flattening
+    table: pa.Table,
+    ts: pa.Array,
+    request_id: pa.Array,
+    candidate_ids: pa.Array,
+    candidates: pa.Array,
+    cand_start: npt.NDArray[np.int64],
+) -> pa.Table:
+    """The shadow rows: one per shadow model entry and candidate of its request."""
+    shadow = table["shadow"].combine_chunks()
+    if pa.types.is_null(shadow.type):
+        return SCORE_SCHEMA.empty_table()
+    if not pa.types.is_list(shadow.type):
+        raise _NotTheFormat("shadow must be a list")
+    entries = shadow.flatten()
+    if len(entries) == 0:
+        return SCORE_SCHEMA.empty_table()
+    if not {"name", "version", "scores"} <= _fields(entries):
+        raise _NotTheFormat("shadow entries need name, version and scores")
+    entry_request = _parents(shadow)
+    score_lists = _child(entries, "scores")
+    if not pa.types.is_list(score_lists.type) or score_lists.null_count:
+        raise _NotTheFormat("shadow scores must be lists")
+    lengths = np.asarray(pc.list_value_length(score_lists).to_numpy(zero_copy_only=False))
+    if not np.array_equal(lengths, per_request_cands(candidates)[entry_request]):
+        raise _NotTheFormat("a shadow entry's scores do not match the candidates")
+    flat = score_lists.flatten()
+    parent = _parents(score_lists)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    position = np.arange(len(flat)) - starts[parent]
+    request = pa.array(entry_request[parent])
+    entry = pa.array(parent)
+    return pa.table(
+        [
+            ts.take(request),
+            request_id.take(request),
+            candidate_ids.take(pa.array(cand_start[entry_request[parent]] + position)),
+            _strings(_child(entries, "name")).take(entry),
+            _strings(_child(entries, "version")).take(entry),
+            pc.cast(flat, pa.float64()),
+            _optional_strings(entries, "experiment").take(entry),
+            _optional_strings(entries, "arm").take(entry),
+            pa.array(np.ones(len(flat), dtype=bool)),
+        ],
+        schema=SCORE_SCHEMA,
+    )
+
+
+def _optional_strings(struct: pa.Array, name: str) -> pa.Array:
+    """A struct's string field, all null when no record had it."""
+    if name not in _fields(struct):
+        return pa.nulls(len(struct), pa.string())
+    values = _child(struct, name)
+    return pa.nulls(len(struct), pa.string()) if pa.types.is_null(values.type) else _strings(values)
 
 
 def _arrow_features(
@@ -210,28 +295,67 @@ def _add_record(
 ) -> None:
     ts = float(record["ts"])
     request_id = str(record["request_id"])
-    models = [(str(m["name"]), str(m["version"])) for m in record["models"]]
+    models = [_model_of(m) for m in record["models"]]
     context = record.get("context")
+    candidate_ids: list[str] = []
     for candidate in record["candidates"]:
         candidate_id = str(candidate["id"])
+        candidate_ids.append(candidate_id)
         scores = candidate["scores"]
         if len(scores) != len(models):
             raise ValueError(
                 f"candidate {candidate_id!r} has {len(scores)} scores for {len(models)} models"
             )
-        for (model, version), score in zip(models, scores, strict=True):
-            cols["ts"].append(ts)
-            cols["request_id"].append(request_id)
-            cols["candidate_id"].append(candidate_id)
-            cols["model"].append(model)
-            cols["version"].append(version)
-            cols["score"].append(float(score))
+        for model, score in zip(models, scores, strict=True):
+            _add_row(cols, (ts, request_id, candidate_id), model, score, shadow=False)
         features = candidate.get("features")
         if context is not None or features is not None:
             row = {"request_id": request_id, "candidate_id": candidate_id}
             row.update({str(k): str(v) for k, v in (context or {}).items()})
             row.update({str(k): str(v) for k, v in (features or {}).items()})
             feature_rows.append(row)
+    for entry in record.get("shadow") or []:
+        scores = entry["scores"]
+        if len(scores) != len(candidate_ids):
+            raise ValueError(
+                f"shadow {entry['name']!r} has {len(scores)} scores for"
+                f" {len(candidate_ids)} candidates"
+            )
+        for candidate_id, score in zip(candidate_ids, scores, strict=True):
+            key = (ts, request_id, candidate_id)
+            _add_row(cols, key, _model_of(entry), score, shadow=True)
+
+
+_Model = tuple[str, str, str | None, str | None]  # name, version, experiment, arm
+
+
+def _model_of(entry: dict[str, Any]) -> _Model:
+    experiment, arm = entry.get("experiment"), entry.get("arm")
+    return (
+        str(entry["name"]),
+        str(entry["version"]),
+        None if experiment is None else str(experiment),
+        None if arm is None else str(arm),
+    )
+
+
+def _add_row(
+    cols: dict[str, list[Any]],
+    key: tuple[float, str, str],
+    model: _Model,
+    score: Any,
+    *,
+    shadow: bool,
+) -> None:
+    """One score row; `key` is (ts, request id, candidate id)."""
+    for name, value in zip(("ts", "request_id", "candidate_id"), key, strict=True):
+        cols[name].append(value)
+    cols["model"].append(model[0])
+    cols["version"].append(model[1])
+    cols["score"].append(float(score))
+    cols["experiment"].append(model[2])
+    cols["arm"].append(model[3])
+    cols["shadow"].append(shadow)
 
 
 def _feature_table(rows: list[dict[str, str]]) -> pa.Table | None:

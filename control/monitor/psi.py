@@ -128,3 +128,14 @@ def _point_mass(edges: FloatArray, x: float) -> FloatArray:
     index = int(np.searchsorted(edges, x, side="right")) - 1
     shares[min(max(index, 0), shares.size - 1)] = 1.0
     return shares
+
+
+def score_psi(expected: FloatArray, actual: FloatArray, bins: int = 10) -> float:
+    """PSI of one score distribution against another, on the deciles of `expected` (a canary's
+    treatment scores against control's); NaN if either is empty."""
+    if expected.size == 0 or actual.size == 0:
+        return float("nan")
+    inner = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(inner, expected, side="right"), minlength=inner.size + 1)
+    a = np.bincount(np.searchsorted(inner, actual, side="right"), minlength=inner.size + 1)
+    return _psi(e / expected.size, a / actual.size)

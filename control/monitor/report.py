@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from control.experiments.status import ExperimentStatus, experiment_flags
+from control.experiments.text import ARM_ROWS, cell, header, interval, rate_name
 from control.monitor import plots
 from control.monitor.cells import ACCURACY_COLUMNS, VERSION_COLUMNS, accuracy_cells, version_cells
 from control.monitor.drift import DriftReport
@@ -31,6 +33,8 @@ class ReportInputs:
     drift: list[DriftReport]
     online: OnlineReport | None = None
     extra_flags: list[Flag] = field(default_factory=list)  # serving drift, for example
+    # Experiments that ran during the log's period, measured on it (control.experiments).
+    experiments: list[ExperimentStatus] = field(default_factory=list)
 
     @property
     def flags(self) -> list[Flag]:
@@ -39,6 +43,7 @@ class ReportInputs:
             *(f for r in self.drift for f in r.flags),
             *(self.online.flags if self.online else []),
             *self.extra_flags,
+            *(f for e in self.experiments for f in experiment_flags(e)),
         ]
         # Alarms first, then by model and version as numbers where they are numbers.
         return sorted(
@@ -82,6 +87,7 @@ def render(inputs: ReportInputs, title: str = "bidscore monitoring report") -> s
             plots.reliability_curve(inputs.online),
         ),
         online_table=_online_table(inputs.online),
+        experiments=_experiments_section(inputs.experiments),
         plot_psi=_figure(
             "psi",
             "Population stability index per feature, each version against the one before",
@@ -172,3 +178,51 @@ def _online_table(report: OnlineReport | None) -> str:
     ]
     header = ["model", "version", "from", "settled", "positives", "pending", *ACCURACY_COLUMNS]
     return _table(header, rows)
+
+
+def _experiments_section(statuses: list[ExperimentStatus]) -> str:
+    """Each experiment: its record, the arms side by side with 95 % intervals and the
+    difference, the sample-ratio test (flagged), a canary's guardrails and the verdict."""
+    if not statuses:
+        return '<p id="no-experiments">No experiment ran during the log\'s period.</p>'
+    parts = []
+    for status in statuses:
+        e, m = status.experiment, status.measurement
+        body = [f"<p>{html.escape(header(status))}</p>"]
+        if m is not None:
+            rows, classes = [], []
+            for label, attr, digits, diff in ARM_ROWS:
+                cells = [cell(getattr(arm, attr), digits) for arm in (m.control, m.treatment)]
+                delta = interval(m.differences[diff], digits, signed=True) if diff else ""
+                rows.append([label.format(rate=rate_name(m.label)), *cells, delta])
+                classes.append("")
+            body.append(
+                _table(
+                    [
+                        "metric",
+                        f"control v{m.control.version}",
+                        f"treatment v{m.treatment.version}",
+                        "treatment - control",
+                    ],
+                    rows,
+                    classes,
+                )
+            )
+            srm_class = "alarm" if m.srm.flagged else "ok"
+            body.append(
+                f'<p class="{srm_class} srm">Sample ratio: {html.escape(m.srm.describe())}</p>'
+            )
+            if status.guardrails:
+                body.append(
+                    _table(
+                        ["guardrail", "state", "detail"],
+                        [[g.name, g.state, g.detail] for g in status.guardrails],
+                        ["alarm" if g.breached else "" for g in status.guardrails],
+                    )
+                )
+            body.append(f'<p class="verdict"><strong>{html.escape(m.verdict.line)}</strong></p>')
+        parts.append(
+            f'<section class="experiment" id="experiment-{html.escape(e.name)}">'
+            f"<h3>{html.escape(e.name)}</h3>{''.join(body)}</section>"
+        )
+    return "\n".join(parts)

@@ -108,6 +108,9 @@ def test_defaults_live_under_bidscore_home(bidscore_home: Path, small_logs: Path
     assert invoke("promote", "ctr", "1").exit_code == 0
 
 
+EXPERIMENT_SPLIT = ("--share", "0.1", "--key", "user_id")
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -118,6 +121,23 @@ def test_defaults_live_under_bidscore_home(bidscore_home: Path, small_logs: Path
         ("promote", "ctr", "1"),
         ("rollback", "ctr"),
         ("monitor", "offline", "ctr"),
+        (
+            "experiment",
+            "start",
+            "e",
+            "--model",
+            "ctr",
+            "--treatment",
+            "2",
+            "--share",
+            "0.1",
+            "--key",
+            "user_id",
+        ),
+        ("experiment", "status", "e"),
+        ("experiment", "stop", "e"),
+        ("experiment", "list"),
+        ("experiment", "history", "e"),
     ],
 )
 def test_reading_commands_refuse_a_registry_that_does_not_exist(
@@ -474,7 +494,13 @@ def _failing_invocations(tmp_path: Path, dead: str) -> dict[str, list[str]]:
         "monitor drift": ["monitor", "drift", "ctr", "--registry", dead],
         "models params": ["models", "params", "ctr", "--registry", dead],
         "tune": ["tune", "--model", "ctr", "--data", absent, "--trials", "0"],
-    }
+        "experiment start": ["experiment", "start", "e", "--model", "ctr", "--treatment", "2",
+                             "--share", "0.1", "--key", "user_id", "--registry", dead],
+        "experiment status": ["experiment", "status", "e", "--predictions", absent],
+        "experiment stop": ["experiment", "stop", "e", "--registry", dead],
+        "experiment list": ["experiment", "list", "--registry", dead],
+        "experiment history": ["experiment", "history", "e", "--registry", dead],
+    }  # fmt: skip
 
 
 def _commands_with_json() -> set[str]:
