@@ -103,19 +103,39 @@ def logloss(y: npt.NDArray[np.float64], p: npt.NDArray[np.float64]) -> float:
     return evaluate(y, p).logloss
 
 
+class _Scorer:
+    """Test logloss and AUC of fixed predictions under row weights (a bootstrap resample is
+    a weighting of the rows by how often each was drawn), in O(rows) per resample."""
+
+    def __init__(self, y: npt.NDArray[np.float64], p: npt.NDArray[np.float64]) -> None:
+        q = np.clip(p, 1e-15, 1.0 - 1e-15)
+        self.y = y
+        self.loss = -(y * np.log(q) + (1.0 - y) * np.log(1.0 - q))
+        _, self.group = np.unique(q, return_inverse=True)  # tie groups, ascending score
+        self.groups = int(self.group.max()) + 1
+
+    def __call__(self, w: npt.NDArray[np.float64]) -> tuple[float, float]:
+        pos = np.bincount(self.group, weights=w * self.y, minlength=self.groups)
+        neg = np.bincount(self.group, weights=w * (1.0 - self.y), minlength=self.groups)
+        below = np.cumsum(neg) - neg  # negatives scored strictly lower
+        auc = float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+        return float((w * self.loss).sum() / w.sum()), auc
+
+
 def bootstrap(
     y: npt.NDArray[np.float64], a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """95% intervals of logloss(a) - logloss(b) and auc(a) - auc(b) over resampled rows."""
     rng = np.random.default_rng(0)
+    sa, sb = _Scorer(y, a), _Scorer(y, b)
     dl, da = [], []
     for _ in range(1000):
-        i = rng.integers(0, len(y), len(y))
-        if y[i].min() == y[i].max():
+        w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(np.float64)
+        if (w * y).sum() in (0.0, w.sum()):
             continue
-        ma, mb = evaluate(y[i], a[i]), evaluate(y[i], b[i])
-        dl.append(ma.logloss - mb.logloss)
-        da.append(ma.auc - mb.auc)
+        (la, aa), (lb, ab) = sa(w), sb(w)
+        dl.append(la - lb)
+        da.append(aa - ab)
     q = (2.5, 97.5)
     lo, hi = np.percentile(dl, q)
     alo, ahi = np.percentile(da, q)
@@ -136,14 +156,22 @@ class RealLibffm:
         cmd += ["-t", str(iters), "-s", "1"]
         if auto_stop:
             cmd += ["-p", str(self.tmp / "va.txt"), "--auto-stop"]
-        subprocess.run([*cmd, str(self.tmp / "tr.txt"), str(model)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*cmd, str(self.tmp / "tr.txt"), str(model)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=self.tmp,  # ffm-train writes its tr.txt.bin / va.txt.bin cache here
+        )
 
         def predict(which: str) -> npt.NDArray[np.float64]:
             out = self.tmp / f"libffm-{self.runs}.{which}.out"
             src = self.tmp / ("va.txt" if which == "valid" else "te.txt")
-            subprocess.run([str(self.bindir / "ffm-predict"), str(src), str(model), str(out)],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [str(self.bindir / "ffm-predict"), str(src), str(model), str(out)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                cwd=self.tmp,
+            )
             return np.loadtxt(out, dtype=np.float64)
 
         return predict
@@ -172,8 +200,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         how = prepare(args.data, tmp, args.seed, args.rows)
-        train, valid, test = (rust_core.Dataset.from_libffm(tmp / f) for f in
-                              ("tr.txt", "va.txt", "te.txt"))
+        train, valid, test = (
+            rust_core.Dataset.from_libffm(tmp / f) for f in ("tr.txt", "va.txt", "te.txt")
+        )
         yv, yt = valid.labels.astype(np.float64), test.labels.astype(np.float64)
         print(f"machine: {machine()}")
         print(f"data: {args.data} ({how})")
@@ -184,24 +213,24 @@ def main() -> int:
         )
 
         def rc(m: rust_core.Model) -> Predict:
-            return lambda which: m.predict(valid if which == "valid" else test).astype(
-                np.float64
-            )
+            return lambda which: m.predict(valid if which == "valid" else test).astype(np.float64)
 
         models: dict[str, Predict] = {}
         models["bidscore defaults (= LIBFFM defaults, 15 it.)"] = rc(
             rust_core.train_ffm(train, **LIBFFM_DEFAULTS)
         )
         models["LIBFFM defaults + auto-stop (rust_core)"] = rc(
-            rust_core.train_ffm(train, valid, **(LIBFFM_DEFAULTS | {"epochs": MAX_ITER}),
-                                auto_stop=True)
+            rust_core.train_ffm(
+                train, valid, **(LIBFFM_DEFAULTS | {"epochs": MAX_ITER}), auto_stop=True
+            )
         )
         grid = list(itertools.product(*GRID.values()))
         best: tuple[float, str, Predict] | None = None
         t0 = time.perf_counter()
         for k, eta, l2 in grid:
-            m = rust_core.train_ffm(train, valid, k=k, eta=eta, l2=l2, epochs=MAX_ITER,
-                                    auto_stop=True)
+            m = rust_core.train_ffm(
+                train, valid, k=k, eta=eta, l2=l2, epochs=MAX_ITER, auto_stop=True
+            )
             score = logloss(yv, m.predict(valid))
             if best is None or score < best[0]:
                 best = (score, f"k={k} eta={eta} lambda={l2}, {m.best_epoch} it.", rc(m))
@@ -216,8 +245,11 @@ def main() -> int:
                 k=4, eta=0.2, l2=2e-5, iters=15, auto_stop=False
             )
             models["real LIBFFM defaults + auto-stop"] = real.train(
-                k=int(d["k"]), eta=float(d["eta"]), l2=float(d["l2"]), iters=MAX_ITER,
-                auto_stop=True
+                k=int(d["k"]),
+                eta=float(d["eta"]),
+                l2=float(d["l2"]),
+                iters=MAX_ITER,
+                auto_stop=True,
             )
             t0 = time.perf_counter()
             rbest: tuple[float, str, Predict] | None = None
@@ -251,8 +283,10 @@ def main() -> int:
     for name, (pv, pt) in preds.items():
         t = evaluate(yt, pt)
         print(f"{name:<{width}} {logloss(yv, pv):9.5f} {t.logloss:9.5f} {t.auc:9.5f}")
-    print("bootstrap 95% intervals of the test difference, tune_ffm minus each"
-          " (logloss: < 0 is better; AUC: > 0 is better):")
+    print(
+        "bootstrap 95% intervals of the test difference, tune_ffm minus each"
+        " (logloss: < 0 is better; AUC: > 0 is better):"
+    )
     tuned = preds[tuned_name][1]
     for name, (_, pt) in preds.items():
         if name == tuned_name:
