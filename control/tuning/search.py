@@ -142,11 +142,43 @@ class SearchOptions:
             raise TuningError(f"--timeout must be > 0 seconds, got {self.timeout}")
 
 
+# A trial whose validation logloss fell by more than this fraction in its last epoch is
+# still learning and is not pruned (see `StillLearningPruner`).
+MIN_GAIN = 0.005
+
+
+class StillLearningPruner(optuna.pruners.BasePruner):
+    """Optuna's median pruner, except for a trial that is still learning fast.
+
+    The median pruner compares trials at the same epoch, which favours fast starters: a trial
+    with a small learning rate or a strong l2 is worse than the median after two epochs and
+    pruned, even when it would end best (on the Frappe CTR data the best of LIBFFM's grid,
+    eta 0.2 and lambda 1e-3, needs 50 epochs and is behind every fast trial at epoch 2).
+    Here a trial whose validation logloss fell by more than `min_gain` (relative) in its last
+    epoch is never pruned; once its progress slows, the median pruner decides as usual.
+    """
+
+    def __init__(self, inner: optuna.pruners.BasePruner, min_gain: float = MIN_GAIN) -> None:
+        self.inner = inner
+        self.min_gain = min_gain
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None:
+            return False
+        values = trial.intermediate_values
+        before = values.get(step - 1)  # none at a fold's first epoch
+        if before is not None and values[step] < before * (1.0 - self.min_gain):
+            return False
+        return self.inner.prune(study, trial)
+
+
 def pruner(prune: bool) -> optuna.pruners.BasePruner:
-    """Median pruning after a few complete trials and two epochs; none for comparisons."""
+    """Median pruning after a few complete trials and two epochs, sparing trials still
+    learning fast (`StillLearningPruner`); none for comparisons."""
     if not prune:
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+    return StillLearningPruner(optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2))
 
 
 def _check_labels(folds: Sequence[Fold]) -> None:
