@@ -31,11 +31,12 @@ Requests under an experiment are sampled at `experiment_sample_rate` (default: `
 `control serve --predlog-experiment-sample-rate 1` logs every one). `context` and
 per-candidate `features` (the raw wire strings) are present only with
 `include_features=True`, and then only for the keys in `feature_names` (the schema's raw
-features: a client's other keys are never stored). Every client-supplied string (ids, feature values) is cut to `MAX_VALUE_CHARS` characters (a cut
-value ends with `...`), and a line is at most `max_line_bytes`: a longer record is written
-without its features (`"features_dropped": true`) and, if still too long, dropped and counted
-as `too_large`. `control.monitor.predictions` reads
-these files back. Create the log in each worker process after forking: it owns a thread.
+features: a client's other keys are never stored). Every client-supplied string (ids,
+feature values) is cut to `MAX_VALUE_CHARS` characters (a cut value ends with `...`), and a
+line is at most `max_line_bytes`: a longer record is written without its features
+(`"features_dropped": true`) and, if still too long, dropped and counted as `too_large`.
+`control.monitor.predictions` reads these files back. Create the log in each worker process
+after forking: it owns a thread.
 """
 
 from __future__ import annotations
