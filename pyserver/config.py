@@ -64,6 +64,9 @@ class ServerConfig:
     # Refuse (INVALID_ARGUMENT) a request carrying a feature key the schema does not define;
     # off, such keys are only counted (bidscore_unknown_features_total, sampled).
     strict_features: bool = False
+    # Context keys that are not features but expected (experiment keys, e.g. the generator's
+    # user_id): neither counted as unknown nor refused. A running experiment's key always is.
+    context_keys: tuple[str, ...] = ("user_id",)
     log_level: str = "INFO"
     # Sampled prediction log (pyserver.predlog): a directory or s3:// prefix; None = off.
     predlog: str | None = None

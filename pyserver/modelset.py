@@ -52,6 +52,11 @@ class ModelSet:
     def ranges(self) -> dict[str, Mapping[str, tuple[float, float]]]:
         return {name: loaded.ranges for name, loaded in self.models.items()}
 
+    @cached_property
+    def experiment_keys(self) -> frozenset[str]:
+        """The context keys of the running experiments (not features, but expected)."""
+        return frozenset(served.experiment.key for served in self.experiments.values())
+
     @property
     def versions(self) -> dict[str, str]:
         return {name: loaded.version for name, loaded in self.models.items()}

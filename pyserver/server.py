@@ -110,6 +110,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
             ranges=RangeChecks(
                 features.numeric_raw, strict=config.strict_features, registry=metrics.registry
             ),
+            context_keys=config.context_keys,
         ),
         max_concurrent=config.max_concurrent_rpcs,
         experiments=experiments,

@@ -142,7 +142,9 @@ class ScoreService:
         if names is not None:
             check_models(names, self._max_models)
         if self._unknown_features is not None:
-            self._unknown_features.check(request, ranges=models.ranges)
+            self._unknown_features.check(
+                request, ranges=models.ranges, context_keys=models.experiment_keys
+            )
         # The work of a request is candidates x models; the offload threshold is counted
         # for a request asking for every served model, the usual case.
         served = len(models.models) or 1

@@ -161,6 +161,14 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             "(INVALID_ARGUMENT); off, they are only counted."
         ),
     ] = default_of(_C, "strict_features"),
+    context_keys: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated context keys that are not features but expected (experiment "
+            "keys): not counted as unknown, not refused by --strict-features. A running "
+            "experiment's key always is."
+        ),
+    ] = ",".join(default_of(_C, "context_keys")),
     stream_max_in_flight: Annotated[
         int,
         typer.Option(
@@ -238,6 +246,7 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             stream_max_in_flight=stream_max_in_flight,
             grace_seconds=grace,
             strict_features=strict_features,
+            context_keys=parse_models(context_keys),
             log_level=log_level.upper(),
             predlog=predlog,
             predlog_sample_rate=predlog_sample_rate,
