@@ -36,6 +36,7 @@ EXPECTED_TYPES = {
     },
     "click": pa.int64(),
     "conversion": pa.int64(),
+    "user_id": pa.string(),  # a context key for experiments, not a feature
 }
 
 
