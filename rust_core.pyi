@@ -190,12 +190,11 @@ class FeaturePlan:
         python_values: _PythonValues | None = None,
     ) -> list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float32]]]: ...
 
-@final
 # model -> (experiment, mode "ab"|"canary"|"shadow", key, salt, share, (treatment, version) | None)
 _Experiments = dict[str, tuple[str, str, str, str, float, tuple[Model, str] | None]]
 
 def experiment_bucket(salt: str, value: str) -> float: ...
-
+@final
 class Scorer:
     def __new__(
         cls,

@@ -122,7 +122,7 @@ class ScoreService:
         self._metrics.candidates.observe(candidates)
         if self._metrics.sample_scores():
             self._observe_scores(response)
-        if routing and self.experiments is not None:
+        if routing and self.experiments is not None and models is not None:
             self.experiments.answered(models, request, response, routing)
         elif self.on_response is not None:
             self.on_response(request, response)
