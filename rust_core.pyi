@@ -194,6 +194,7 @@ class FeaturePlan:
 _Experiments = dict[str, tuple[str, str, str, str, float, tuple[Model, str] | None]]
 
 def experiment_bucket(salt: str, value: str) -> float: ...
+
 @final
 class Scorer:
     def __new__(
