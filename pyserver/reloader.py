@@ -215,6 +215,29 @@ class Reloader:
                     path.unlink()
             self._verified.forget(path)
             del self._loaded[name]
+        for name, served in list(self._experiments.items()):
+            # A treatment's file too: dropping the entry makes this poll load a fresh copy.
+            if served.treatment is None:
+                continue
+            path = Path(served.treatment.path)
+            change = self._verified.changed(path)
+            if change is None:
+                continue
+            log.error(
+                "cached file of %s treatment version %s (experiment %s) changed on disk (%s):"
+                " %s; loading a fresh copy",
+                name,
+                served.treatment.version,
+                served.experiment.name,
+                change,
+                path,
+            )
+            self._metrics.reload_failed(name, CACHE_CHANGED)
+            if self._verified.in_place(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._verified.forget(path)
+            del self._experiments[name]
 
     def _read_experiments(self, registry: Registry) -> dict[str, Experiment]:
         """model -> its running experiment, for the served models."""
