@@ -23,7 +23,7 @@ import queue
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import rust_core
 from bidscore.experiments import Experiment
@@ -240,7 +240,7 @@ class ShadowScorer:
             self._predlog.enqueue(request, response, experiments=arms, shadow=shadow)
 
 
-def describe(served: Mapping[str, Any]) -> str:
+def describe(served: Mapping[str, ServedExperiment]) -> str:
     """`ctr: exp1 (ab 10% on user_id, control 3 / treatment 7)` for the log."""
     parts = []
     for model, entry in sorted(served.items()):
