@@ -46,8 +46,12 @@ def main() -> None:
     spec = serve_specs.SPECS["ctr"]
     table = datagen.generate(3000, seed=7)
     data = tokenize_table(table, spec, label="click")
-    a = rust_core.train_ffm(data, k=2, epochs=1, seed=1, bits=spec.bits, fingerprint=spec.fingerprint)
-    b = rust_core.train_ffm(data, k=2, epochs=2, seed=2, bits=spec.bits, fingerprint=spec.fingerprint)
+    a = rust_core.train_ffm(
+        data, k=2, epochs=1, seed=1, bits=spec.bits, fingerprint=spec.fingerprint
+    )
+    b = rust_core.train_ffm(
+        data, k=2, epochs=2, seed=2, bits=spec.bits, fingerprint=spec.fingerprint
+    )
     features = ServingFeatures([spec])
     plain = rust_core.Scorer(features.plan, {"ctr": (a, "1")})
     routed = rust_core.Scorer(
