@@ -228,6 +228,11 @@ class FeaturePlan:
         python_values: _PythonValues | None = None,
     ) -> list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float32]]]: ...
 
+# model -> (experiment, mode "ab"|"canary"|"shadow", key, salt, share, (treatment, version) | None)
+_Experiments = dict[str, tuple[str, str, str, str, float, tuple[Model, str] | None]]
+
+def experiment_bucket(salt: str, value: str) -> float: ...
+
 @final
 class Scorer:
     def __new__(
@@ -235,9 +240,12 @@ class Scorer:
         plan: FeaturePlan,
         models: dict[str, tuple[Model, str]],
         max_candidates: int = 1000,
+        experiments: _Experiments | None = None,
     ) -> Scorer: ...
     @property
     def models(self) -> list[tuple[str, str]]: ...
+    @property
+    def experiments(self) -> list[tuple[str, str, str | None]]: ...
     @property
     def max_candidates(self) -> int: ...
     def score_request(
@@ -249,13 +257,22 @@ class Scorer:
         python_values: _PythonValues | None = None,
         defer_over: int | None = None,
     ) -> tuple[bytes | None, int]: ...
+    def score_request_routed(
+        self,
+        request: bytes,
+        python_values: _PythonValues | None = None,
+        defer_over: int | None = None,
+    ) -> tuple[bytes | None, int, int]: ...
+    def score_shadow(
+        self, request: bytes, python_values: _PythonValues | None = None
+    ) -> bytes | None: ...
     def score_many(
         self,
         requests: list[bytes],
         max_request_bytes: int,
         defer_over: int | None = None,
         python_values: list[_PythonValues | None] | None = None,
-    ) -> list[tuple[bytes | None, int, str]]: ...
+    ) -> list[tuple[bytes | None, int, str, int]]: ...
     def score(
         self,
         context: dict[str, str],

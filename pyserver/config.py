@@ -34,6 +34,8 @@ class ServerConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     # `module:attribute` naming a dict of ModelSpec: the feature code this server trusts.
     specs: str = dataclasses.field(default_factory=catalog.default_ref)
+    # The alias every model follows (`production`), or one per model (`ctr=canary,cvr=production`;
+    # a model not named follows settings.DEFAULT_ALIAS): see `aliases`.
     alias: str = settings.DEFAULT_ALIAS
     poll_interval: float = 2.0
     # Upper bound of the exponential backoff while the registry or the store is unreachable.
@@ -62,10 +64,18 @@ class ServerConfig:
     # Refuse (INVALID_ARGUMENT) a request carrying a feature key the schema does not define;
     # off, such keys are only counted (bidscore_unknown_features_total, sampled).
     strict_features: bool = False
+    # Context keys that are not features but expected (experiment keys, e.g. the generator's
+    # user_id): neither counted as unknown nor refused. A running experiment's key always is.
+    context_keys: tuple[str, ...] = ("user_id",)
     log_level: str = "INFO"
     # Sampled prediction log (pyserver.predlog): a directory or s3:// prefix; None = off.
     predlog: str | None = None
     predlog_sample_rate: float = 0.01
+    # Requests for a model under a running experiment; None = predlog_sample_rate. 1 logs every
+    # one (tests, small experiments): shadow scores reach only the log.
+    predlog_experiment_sample_rate: float | None = None
+    # Shadowed requests waiting for the shadow-scoring thread; beyond it shadow work is dropped.
+    shadow_queue: int = 1024
     predlog_features: bool = False
     # TLS on the scoring port (pyserver.tls): both or neither; a client CA turns on mTLS.
     tls_cert: Path | None = None
@@ -95,6 +105,7 @@ class ServerConfig:
             (all(m.strip() for m in self.models), "--models has an empty model name"),
             (len(set(self.models)) == len(self.models), "--models names a model twice"),
             (bool(self.alias), "--alias must not be empty"),
+            (self._alias_error() is None, self._alias_error() or ""),
             (":" in self.specs, f"--specs must look like module:attribute, got {self.specs!r}"),
             (self.poll_interval > 0, f"--poll-interval must be > 0, got {self.poll_interval}"),
             (self.max_backoff >= self.poll_interval, "max backoff must be >= --poll-interval"),
@@ -142,10 +153,32 @@ class ServerConfig:
                 0 <= self.predlog_sample_rate <= 1,
                 f"--predlog-sample-rate must be in [0, 1], got {self.predlog_sample_rate}",
             ),
+            (
+                self.predlog_experiment_sample_rate is None
+                or 0 <= self.predlog_experiment_sample_rate <= 1,
+                "--predlog-experiment-sample-rate must be in [0, 1], got "
+                f"{self.predlog_experiment_sample_rate}",
+            ),
+            (self.shadow_queue >= 1, f"shadow queue must be at least 1, got {self.shadow_queue}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """The alias each served model follows."""
+        return parse_aliases(self.alias, self.models)
+
+    def alias_of(self, model: str) -> str:
+        return self.aliases.get(model, settings.DEFAULT_ALIAS)
+
+    def _alias_error(self) -> str | None:
+        try:
+            parse_aliases(self.alias, self.models)
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     @property
     def tls(self) -> TlsFiles | None:
@@ -177,3 +210,31 @@ class ServerConfig:
 def parse_models(text: str) -> tuple[str, ...]:
     """`"ctr, cvr"` -> `("ctr", "cvr")`."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_aliases(text: str, models: tuple[str, ...]) -> dict[str, str]:
+    """`--alias`: `production` (every model) or `ctr=canary,cvr=production` (per model; a model
+    not named follows settings.DEFAULT_ALIAS). ConfigError names what is wrong."""
+    if "=" not in text:
+        alias = text.strip()
+        if "," in alias or not alias:
+            raise ConfigError(
+                f"--alias must be one alias (production) or model=alias pairs"
+                f" (ctr=canary,cvr=production), got {text!r}"
+            )
+        return dict.fromkeys(models, alias)
+    out = dict.fromkeys(models, settings.DEFAULT_ALIAS)
+    seen: set[str] = set()
+    for part in text.split(","):
+        model, sep, alias = (x.strip() for x in part.partition("="))
+        if not sep or not model or not alias:
+            raise ConfigError(f"--alias: {part.strip()!r} is not model=alias (e.g. ctr=canary)")
+        if model not in models:
+            raise ConfigError(
+                f"--alias names {model!r}, which is not served (--models {','.join(models)})"
+            )
+        if model in seen:
+            raise ConfigError(f"--alias names {model!r} twice")
+        seen.add(model)
+        out[model] = alias
+    return out

@@ -6,6 +6,10 @@ means parsing the request in Python (~60 us for 64 candidates) and walking every
 again): too dear for every request when nothing is refused. So without `--strict-features` one
 request in `SAMPLE_EVERY` is checked (the counter is a sample, enough to see that a client sends
 a wrong name); with it every request is checked and one unknown key is INVALID_ARGUMENT.
+
+Context keys that are not features but are meant to be sent — the keys experiments assign
+requests by (`--context-keys`, default `user_id`, and the key of every running experiment) —
+are known too: never counted, never refused.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ class UnknownFeatures:
         registry: CollectorRegistry,
         sample_every: int = SAMPLE_EVERY,
         ranges: RangeChecks | None = None,
+        context_keys: Iterable[str] = (),
     ) -> None:
         self.known = frozenset(known)
+        self.known_context = self.known | frozenset(context_keys)
         self.strict = strict
         self._ranges = ranges
         self._every = 1 if strict else max(1, sample_every)
@@ -64,9 +70,11 @@ class UnknownFeatures:
         request: bytes,
         message: scorer_pb2.ScoreRequest | None = None,
         ranges: Ranges | None = None,
+        context_keys: frozenset[str] = frozenset(),
     ) -> None:
         """Count the unknown keys (and, with `ranges`, the numeric values out of their training
-        range) of a (sampled) request; RequestError when strict."""
+        range) of a (sampled) request; RequestError when strict. `context_keys`: more keys
+        the context may carry (those of the running experiments)."""
         if next(self._tick) % self._every:
             return
         if message is None:
@@ -77,8 +85,9 @@ class UnknownFeatures:
         self._checked.inc()
         known = self.known
         first: str | None = None
-        if not known.issuperset(message.context):
-            unknown = sorted(set(message.context) - known)
+        in_context = self.known_context | context_keys if context_keys else self.known_context
+        if not in_context.issuperset(message.context):
+            unknown = sorted(set(message.context) - in_context)
             self._count(unknown)
             first = f"unknown feature {unknown[0]!r} in the request context"
         for index, candidate in enumerate(message.candidates):

@@ -209,6 +209,46 @@ class Metrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        # Experiments (pyserver/experiments.py): requests and scores per arm, requests
+        # without the experiment's key, a treatment this worker could not load, shadow work
+        # dropped.
+        self.experiment_requests = Counter(
+            "bidscore_experiment_requests",
+            "Requests for a model under a running experiment, by the arm that answered them "
+            "(shadow: control; requests without the key: control).",
+            ["model", "experiment", "arm"],
+            registry=reg,
+        )
+        self.experiment_key_missing = Counter(
+            "bidscore_experiment_key_missing",
+            "Requests for a model under a running experiment without (or with an empty) value "
+            "for the experiment's context key: answered by control.",
+            ["model", "experiment"],
+            registry=reg,
+        )
+        self.experiment_score = Histogram(
+            "bidscore_experiment_score",
+            "Scores of models under an experiment, per arm and version (a sample of the calls: "
+            "--score-sample-rate; shadow treatment scores from the shadowed calls logged).",
+            ["model", "experiment", "arm", "version"],
+            buckets=SCORE_BUCKETS,
+            registry=reg,
+        )
+        self.experiment_degraded = Gauge(
+            "bidscore_experiment_degraded",
+            "1 while a running experiment's treatment cannot be loaded (every request is "
+            "answered by control), else 0.",
+            ["model", "experiment"],
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
+        self.experiment_shadow_dropped = Counter(
+            "bidscore_experiment_shadow_dropped",
+            "Shadow scorings not done: queue_full (the shadow thread fell behind), error, "
+            "shutdown. The request itself was answered and logged.",
+            ["reason"],
+            registry=reg,
+        )
         self._refused_labels: dict[tuple[str, str], str] = {}
         self._served: dict[str, tuple[str, str]] = {}  # model -> (version, alias) shown
         self._last_reload = time.monotonic()
@@ -220,16 +260,17 @@ class Metrics:
                 self.reload_failures.labels(model=name, reason=reason)
         self.reload_failures.labels(model="*", reason=OUTAGE)
 
-    def alias_targets(self, alias: str, wanted: Mapping[str, str]) -> None:
+    def alias_targets(self, alias: str | Mapping[str, str], wanted: Mapping[str, str]) -> None:
         for name, version in wanted.items():
-            self.alias_target.labels(model=name, alias=alias, version=version).set(1)
+            followed = alias if isinstance(alias, str) else alias.get(name, "")
+            self.alias_target.labels(model=name, alias=followed, version=version).set(1)
 
     def reload_succeeded(
         self,
         versions: Mapping[str, str],
         changed: list[str],
         *,
-        alias: str = "",
+        alias: str | Mapping[str, str] = "",
         created: Mapping[str, str] | None = None,
     ) -> None:
         now = time.time()
@@ -238,14 +279,15 @@ class Metrics:
             self.reload_successes.labels(model=name).inc()
             self.last_reload.labels(model=name).set(now)
         for name, version in versions.items():
+            followed = alias if isinstance(alias, str) else alias.get(name, "")
             previous = self._served.get(name)
-            if previous == (version, alias):
+            if previous == (version, followed):
                 continue
             if previous is not None:
                 # Multiprocess mode cannot remove a series: the old version drops to 0.
                 self.model_info.labels(model=name, version=previous[0], alias=previous[1]).set(0)
-            self.model_info.labels(model=name, version=version, alias=alias).set(1)
-            self._served[name] = (version, alias)
+            self.model_info.labels(model=name, version=version, alias=followed).set(1)
+            self._served[name] = (version, followed)
             stamp = _timestamp((created or {}).get(name, ""))
             if stamp is not None:
                 self.created.labels(model=name, version=version).set(stamp)

@@ -13,8 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import rust_core
+
+if TYPE_CHECKING:
+    from pyserver.experiments import Route, ServedExperiment
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,27 @@ class LoadedModel:
     created_at: str = ""  # the manifest's training time (ISO 8601), for the metrics
 
 
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class ModelSet:
     scorer: rust_core.Scorer
-    models: Mapping[str, LoadedModel] = field(default_factory=lambda: MappingProxyType({}))
+    models: Mapping[str, LoadedModel] = field(default_factory=_empty)
+    # Running experiments by model (pyserver.experiments), and their routes in the order of
+    # the scorer's routing word.
+    experiments: Mapping[str, ServedExperiment] = field(default_factory=_empty)
+    routes: tuple[Route, ...] = ()
 
     @cached_property  # read on the request path: built once per set, not per request
     def ranges(self) -> dict[str, Mapping[str, tuple[float, float]]]:
         return {name: loaded.ranges for name, loaded in self.models.items()}
+
+    @cached_property
+    def experiment_keys(self) -> frozenset[str]:
+        """The context keys of the running experiments (not features, but expected)."""
+        return frozenset(served.experiment.key for served in self.experiments.values())
 
     @property
     def versions(self) -> dict[str, str]:

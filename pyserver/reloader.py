@@ -12,6 +12,13 @@ loaded, nothing is swapped in. Two kinds of failure are kept apart:
   tried again after a growing delay (`refused_retry_seconds`, doubling, at most
   `REFUSED_RETRY_MAX`), because the bytes behind a URI can be repaired; any alias move (a
   rollback, a `promote --force` of the same version) is a fresh attempt at once.
+
+Running experiments (`registry.running_experiments()`) are read in the same poll, with the same
+outage handling (an unreachable registry keeps the last known experiments). The treatment of an
+experiment on a served model is fetched, verified and warmed up like an alias target; the
+control arm is the version the model's alias serves. A treatment that cannot be loaded leaves
+the experiment degraded: every request goes to control, `bidscore_experiment_degraded` is 1 and
+one ERROR line says why; it is tried again after `refused_retry_seconds`.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from bidscore.experiments import Experiment
 from bidscore.registry import Alias, NotFoundError, Registry, open_registry
 from bidscore.store import ArtifactStore, open_store
 from pyserver.artifacts import VerifiedFiles, fetch, prune
 from pyserver.config import ServerConfig
 from pyserver.errors import RefusedArtifact
+from pyserver.experiments import ServedExperiment, describe, routes_of
 from pyserver.feature_ranges import numeric_ranges
 from pyserver.metrics import CACHE_CHANGED, MISSING_VERSION, OUTAGE, Metrics
 from pyserver.modelset import LoadedModel, ModelSet, ModelSlot
@@ -85,6 +94,11 @@ class Reloader:
         # Files verified by this worker: moving back to one of them re-hashes nothing.
         self._verified = VerifiedFiles()
         self._missing_alias_logged: set[str] = set()
+        # model -> the running experiment served, with its treatment (or why it is degraded).
+        self._experiments: dict[str, ServedExperiment] = {}
+        # (experiment, generation, treatment) -> when to retry loading a refused treatment.
+        self._treatment_retry: dict[tuple[str, int, str], float] = {}
+        self._control_warned: set[tuple[str, int]] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bidscore-reloader", daemon=True)
 
@@ -120,7 +134,8 @@ class Reloader:
         registry = self._registry
         self._check_served_files()
         wanted = self._read_aliases(registry)
-        self._metrics.alias_targets(self._config.alias, wanted)
+        running = self._read_experiments(registry)
+        self._metrics.alias_targets(self._config.aliases, wanted)
         changed = self._to_load(wanted)
         newly_loaded: dict[str, LoadedModel] = {}
         for name in changed:
@@ -132,14 +147,16 @@ class Reloader:
         # Complete: every model with an alias is loaded (at least one). A model without an
         # alias does not hold the others back.
         complete = bool(wanted) and all(name in candidate for name in wanted)
+        experiments = self._update_experiments(registry, running, candidate)
+        experiments_moved = experiments != self._experiments
         current = self._slot.current
-        if not complete or (current is not None and not newly_loaded):
+        if not complete or (current is not None and not newly_loaded and not experiments_moved):
             self._loaded = candidate
             for name in newly_loaded:
                 self._forget_refusal(name)
             return False
         try:
-            scorer = self._features.build_scorer(candidate)
+            scorer = self._features.build_scorer(candidate, experiments)
             self._features.warm_up(scorer, [n for n in self._config.models if n in candidate])
         except Exception as exc:
             for name, loaded in newly_loaded.items():
@@ -148,18 +165,25 @@ class Reloader:
         self._loaded = candidate
         for name in newly_loaded:
             self._forget_refusal(name)
-        new_set = ModelSet(scorer=scorer, models=MappingProxyType(dict(candidate)))
+        self._set_experiments(experiments)
+        new_set = ModelSet(
+            scorer=scorer,
+            models=MappingProxyType(dict(candidate)),
+            experiments=MappingProxyType(dict(experiments)),
+            routes=routes_of(scorer, experiments, self._metrics),
+        )
         old = self._slot.swap(new_set)
         self._metrics.reload_succeeded(
             new_set.versions,
             sorted(newly_loaded),
-            alias=self._config.alias,
+            alias=self._config.aliases,
             created={name: loaded.created_at for name, loaded in candidate.items()},
         )
         log.info(
-            "serving %s (was %s)",
+            "serving %s (was %s)%s",
             new_set.versions,
             old.versions if old is not None else "nothing",
+            f"; experiments: {describe(experiments)}" if experiments_moved else "",
         )
         self._on_swap(new_set)
         for name in newly_loaded:
@@ -191,20 +215,149 @@ class Reloader:
                     path.unlink()
             self._verified.forget(path)
             del self._loaded[name]
+        for name, served in list(self._experiments.items()):
+            # A treatment's file too: dropping the entry makes this poll load a fresh copy.
+            if served.treatment is None:
+                continue
+            path = Path(served.treatment.path)
+            change = self._verified.changed(path)
+            if change is None:
+                continue
+            log.error(
+                "cached file of %s treatment version %s (experiment %s) changed on disk (%s):"
+                " %s; loading a fresh copy",
+                name,
+                served.treatment.version,
+                served.experiment.name,
+                change,
+                path,
+            )
+            self._metrics.reload_failed(name, CACHE_CHANGED)
+            if self._verified.in_place(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            self._verified.forget(path)
+            del self._experiments[name]
+
+    def _read_experiments(self, registry: Registry) -> dict[str, Experiment]:
+        """model -> its running experiment, for the served models."""
+        served = set(self._config.models)
+        return {e.model: e for e in registry.running_experiments() if e.model in served}
+
+    def _update_experiments(
+        self,
+        registry: Registry,
+        running: dict[str, Experiment],
+        loaded: dict[str, LoadedModel],
+    ) -> dict[str, ServedExperiment]:
+        """The experiments to serve: each running one on a loaded model, with its treatment
+        loaded (or degraded). Outages raise (the caller keeps the last known state)."""
+        out: dict[str, ServedExperiment] = {}
+        now = time.monotonic()
+        for model, experiment in running.items():
+            control = loaded.get(model)
+            if control is None:
+                continue  # the model itself is not served yet
+            self._check_control(experiment, control)
+            known = self._experiments.get(model)
+            key = (experiment.name, experiment.generation, experiment.treatment)
+            if known is not None and known.key == key and known.experiment == experiment:
+                due = self._treatment_retry.get(key)
+                if known.treatment is not None or due is None or now < due:
+                    out[model] = known
+                    continue
+            out[model] = self._load_treatment(registry, experiment, known)
+        return out
+
+    def _load_treatment(
+        self, registry: Registry, experiment: Experiment, known: ServedExperiment | None
+    ) -> ServedExperiment:
+        model, version = experiment.model, experiment.treatment
+        key = (experiment.name, experiment.generation, version)
+        try:
+            try:
+                entry = registry.get_version(model, version)
+            except NotFoundError as exc:
+                raise RefusedArtifact(
+                    MISSING_VERSION, f"treatment version {version} is not registered ({exc})"
+                ) from exc
+            if self._store is None:
+                self._store = open_store(self._config.store_url)
+            path = fetch(self._store, entry, self._config.cache_dir)
+            treatment = self._verified.load(entry, path, self._features.fingerprints[model])
+            try:
+                self._features.warm_up(self._features.build_scorer({model: treatment}), [model])
+            except Exception as exc:
+                raise RefusedArtifact("warmup", f"warm-up: {exc}") from exc
+        except RefusedArtifact as exc:
+            self._treatment_retry[key] = time.monotonic() + self._config.refused_retry_seconds
+            if known is None or known.key != key or known.degraded != exc.reason:
+                # One line per experiment and reason: retries are silent.
+                log.error(
+                    "experiment %s on %s is degraded: cannot load treatment version %s (%s):"
+                    " %s; every request is answered by control (version %s); retrying every"
+                    " %.0fs",
+                    experiment.name,
+                    model,
+                    version,
+                    exc.reason,
+                    exc,
+                    experiment.control,
+                    self._config.refused_retry_seconds,
+                )
+            return ServedExperiment(experiment, None, exc.reason)
+        self._treatment_retry.pop(key, None)
+        return ServedExperiment(experiment, treatment)
+
+    def _check_control(self, experiment: Experiment, control: LoadedModel) -> None:
+        if control.version == experiment.control:
+            return
+        seen = (experiment.name, experiment.generation)
+        if seen not in self._control_warned:
+            self._control_warned.add(seen)
+            log.warning(
+                "experiment %s on %s names control version %s, but the %r alias serves version"
+                " %s: the control arm is answered by version %s (responses and the log name it)",
+                experiment.name,
+                experiment.model,
+                experiment.control,
+                self._config.alias_of(experiment.model),
+                control.version,
+                control.version,
+            )
+
+    def _set_experiments(self, experiments: dict[str, ServedExperiment]) -> None:
+        """Record the experiments just swapped in: gauges and log lines for what moved."""
+        gauge = self._metrics.experiment_degraded
+        for model, old in self._experiments.items():
+            new = experiments.get(model)
+            if new is None or new.experiment.name != old.experiment.name:
+                gauge.labels(model=model, experiment=old.experiment.name).set(0)
+                log.info(
+                    "experiment %s on %s is no longer running: every request goes to control",
+                    old.experiment.name,
+                    model,
+                )
+        for model, new in experiments.items():
+            gauge.labels(model=model, experiment=new.experiment.name).set(
+                1 if new.treatment is None else 0
+            )
+        self._experiments = dict(experiments)
 
     def _read_aliases(self, registry: Registry) -> dict[str, str]:
         """model -> the version its alias points at (models without the alias left out)."""
         wanted: dict[str, str] = {}
         for name in self._config.models:
-            alias = registry.get_alias(name, self._config.alias)
+            followed = self._config.alias_of(name)
+            alias = registry.get_alias(name, followed)
             if alias is None:
                 if name not in self._missing_alias_logged:
                     log.warning(
                         "model %s has no %r alias yet: serving the others without it; it is"
                         " loaded as soon as a version is promoted to %r",
                         name,
-                        self._config.alias,
-                        self._config.alias,
+                        followed,
+                        followed,
                     )
                     self._missing_alias_logged.add(name)
                 continue
@@ -236,7 +389,7 @@ class Reloader:
             # exponentially and calling it "unavailable" sent operators after the wrong cause.
             raise RefusedArtifact(
                 MISSING_VERSION,
-                f"alias {self._config.alias!r} of {name} points at version {version}, "
+                f"alias {self._config.alias_of(name)!r} of {name} points at version {version}, "
                 f"which is not registered ({exc})",
             ) from exc
         self._artifacts[name] = (version, entry.manifest.checksum, entry.artifact_uri)

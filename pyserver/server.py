@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pyserver.config import ServerConfig
 from pyserver.errors import ConfigError
+from pyserver.experiments import ExperimentTraffic, ShadowScorer
 from pyserver.feature_keys import UnknownFeatures
 from pyserver.feature_ranges import RangeChecks
 from pyserver.health import HEALTH_SERVICE_NAME, Health
@@ -83,18 +84,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
                 f"cannot serve metrics on {config.host}:{config.metrics_port}: {exc.strerror}"
             ) from exc
 
-    # Per worker, after the fork: the log owns a writer thread.
-    predlog = (
-        PredictionLog(
-            config.predlog,
-            sample_rate=config.predlog_sample_rate,
-            include_features=config.predlog_features,
-            feature_names=features.raw_names,
-            registry=metrics.registry,
-        )
-        if config.predlog
-        else None
-    )
+    predlog, shadow, experiments = _after_response(config, features, metrics)
     slot = ModelSlot()
     health = Health()
     offload = (
@@ -120,8 +110,10 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
             ranges=RangeChecks(
                 features.numeric_raw, strict=config.strict_features, registry=metrics.registry
             ),
+            context_keys=config.context_keys,
         ),
         max_concurrent=config.max_concurrent_rpcs,
+        experiments=experiments,
     )
     streams = StreamService(
         slot,
@@ -133,6 +125,7 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         on_response=predlog.log_response if predlog is not None else None,
         offload=offload,
         offload_candidates=config.offload_candidates,
+        experiments=experiments,
     )
     server = _grpc_server(config, service, streams, health)
 
@@ -181,11 +174,45 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         await server.stop(max(0.0, deadline - loop.time()))
         if offload is not None:
             offload.shutdown(wait=True)
+        if shadow is not None:
+            shadow.close()
         if predlog is not None:
             predlog.close(timeout=config.grace_seconds)
         if metrics_server is not None:
             await metrics_server.close()
         log.info("worker %d stopped", worker)
+
+
+def _after_response(
+    config: ServerConfig, features: ServingFeatures, metrics: Metrics
+) -> tuple[PredictionLog | None, ShadowScorer | None, ExperimentTraffic]:
+    """What happens after a response: the prediction log, shadow scoring, experiment counts.
+    Per worker, after the fork: the log and the shadow scorer own a thread each."""
+    predlog = (
+        PredictionLog(
+            config.predlog,
+            sample_rate=config.predlog_sample_rate,
+            include_features=config.predlog_features,
+            feature_names=features.raw_names,
+            registry=metrics.registry,
+            experiment_sample_rate=config.predlog_experiment_sample_rate,
+        )
+        if config.predlog
+        else None
+    )
+    # Shadow scores go only to the prediction log: without one there is nothing to shadow.
+    shadow = (
+        ShadowScorer(
+            metrics,
+            predlog,
+            python_values=features.python_request_values,
+            queue_size=config.shadow_queue,
+        )
+        if predlog is not None
+        else None
+    )
+    experiments = ExperimentTraffic(metrics, predlog, shadow)
+    return predlog, shadow, experiments
 
 
 async def _mark_ready(health: Health, metrics: Metrics) -> None:

@@ -22,6 +22,7 @@ import grpc
 import rust_core
 from bidscore.v1 import scorer_pb2
 from pyserver.errors import RequestError
+from pyserver.experiments import ExperimentTraffic
 from pyserver.feature_keys import UnknownFeatures
 from pyserver.limits import check_models, requested_models
 from pyserver.metrics import Metrics
@@ -53,6 +54,7 @@ class ScoreService:
         offload_candidates: int = 64,
         unknown_features: UnknownFeatures | None = None,
         max_concurrent: int | None = None,
+        experiments: ExperimentTraffic | None = None,
     ) -> None:
         self._slot = slot
         self._metrics = metrics
@@ -62,6 +64,8 @@ class ScoreService:
         self._max_response_bytes = max_response_bytes
         self._python_values = python_values
         self.on_response = on_response
+        # Requests routed by a running experiment go here instead (it logs them itself).
+        self.experiments = experiments
         self._offload = offload
         self._offload_candidates = offload_candidates
         self._unknown_features = unknown_features
@@ -89,7 +93,7 @@ class ScoreService:
             models = self._slot.current
             if models is None:
                 raise RequestError(grpc.StatusCode.UNAVAILABLE, "models are not loaded yet")
-            response, candidates = await self._score_checked(models, request, context)
+            response, candidates, routing = await self._score_checked(models, request, context)
         except RequestError as exc:
             # Metrics first: the client may see the status before abort() returns.
             self._record(exc.code, start)
@@ -118,14 +122,17 @@ class ScoreService:
         self._metrics.candidates.observe(candidates)
         if self._metrics.sample_scores():
             self._observe_scores(response)
-        if self.on_response is not None:
+        if routing and self.experiments is not None and models is not None:
+            self.experiments.answered(models, request, response, routing)
+        elif self.on_response is not None:
             self.on_response(request, response)
         return response
 
     async def _score_checked(
         self, models: ModelSet, request: bytes, context: grpc.aio.ServicerContext
-    ) -> tuple[bytes, int]:
-        """The request's own limits, then the scoring; RequestError for a refused one."""
+    ) -> tuple[bytes, int, int]:
+        """The request's own limits, then the scoring; RequestError for a refused one.
+        Returns the response, the candidate count and the experiment routing word."""
         if len(request) > self._max_request_bytes:
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -135,15 +142,19 @@ class ScoreService:
         if names is not None:
             check_models(names, self._max_models)
         if self._unknown_features is not None:
-            self._unknown_features.check(request, ranges=models.ranges)
+            self._unknown_features.check(
+                request, ranges=models.ranges, context_keys=models.experiment_keys
+            )
         # The work of a request is candidates x models; the offload threshold is counted
         # for a request asking for every served model, the usual case.
         served = len(models.models) or 1
         budget = self._offload_candidates * served // (len(names or ()) or served)
         if self._python_values is None:
-            response, candidates = await self._score_native(models.scorer, request, budget)
+            response, candidates, routing = await self._score_native(models.scorer, request, budget)
         else:
-            response, candidates = await self._score_with_python(models.scorer, request, budget)
+            response, candidates, routing = await self._score_with_python(
+                models.scorer, request, budget
+            )
         if _expired(context):
             # Scored inline past the deadline: grpc will not deliver the response, the client
             # sees DEADLINE_EXCEEDED, and so must the metrics (not OK).
@@ -156,28 +167,29 @@ class ScoreService:
                 f"response of {len(response)} bytes is over the limit of "
                 f"{self._max_response_bytes}",
             )
-        return response, candidates
+        return response, candidates, routing
 
     async def _score_native(
         self, scorer: rust_core.Scorer, request: bytes, budget: int
-    ) -> tuple[bytes, int]:
-        """Built-in features only: the request is parsed once, in Rust."""
+    ) -> tuple[bytes, int, int]:
+        """Built-in features only: the request is parsed once, in Rust (experiment routing
+        included: no second parse for it)."""
         defer_over = budget if self._offload is not None else None
-        response, candidates = _run(scorer.score_request_counted, request, None, defer_over)
+        response, candidates, routing = _run(scorer.score_request_routed, request, None, defer_over)
         if response is None:
             # More work than --offload-candidates allows: scored inline it would stall every
             # other call on this loop for milliseconds; Rust releases the GIL, so a thread
             # scores it in parallel. (It is parsed again there: cheap next to the scoring.)
-            response, candidates = await asyncio.get_running_loop().run_in_executor(
-                self._offload, _run, scorer.score_request_counted, request, None, None
+            response, candidates, routing = await asyncio.get_running_loop().run_in_executor(
+                self._offload, _run, scorer.score_request_routed, request, None, None
             )
         if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
             raise RuntimeError("the scorer returned no response")
-        return response, candidates
+        return response, candidates, routing
 
     async def _score_with_python(
         self, scorer: rust_core.Scorer, request: bytes, budget: int
-    ) -> tuple[bytes, int]:
+    ) -> tuple[bytes, int, int]:
         """`@property` features: parse in Python to compute them, then score in Rust."""
         python = self._python_values
         assert python is not None
@@ -192,14 +204,14 @@ class ScoreService:
             )
         values = python.compute(message)
         if self._offload is not None and candidates > budget:
-            response, _ = await asyncio.get_running_loop().run_in_executor(
-                self._offload, _run, scorer.score_request_counted, request, values, None
+            response, _, routing = await asyncio.get_running_loop().run_in_executor(
+                self._offload, _run, scorer.score_request_routed, request, values, None
             )
         else:
-            response, _ = _run(scorer.score_request_counted, request, values, None)
+            response, _, routing = _run(scorer.score_request_routed, request, values, None)
         if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
             raise RuntimeError("the scorer returned no response")
-        return response, candidates
+        return response, candidates, routing
 
     async def _admit(self, context: grpc.aio.ServicerContext, start: float) -> None:
         """Refuse, before any work, a call the server cannot take now (counted like any)."""
@@ -244,7 +256,7 @@ class ScoreService:
 
 
 _ScoreCall = Callable[
-    [bytes, dict[str, list[str | None]] | None, int | None], tuple[bytes | None, int]
+    [bytes, dict[str, list[str | None]] | None, int | None], tuple[bytes | None, int, int]
 ]
 
 
@@ -253,7 +265,7 @@ def _run(
     request: bytes,
     python_values: dict[str, list[str | None]] | None,
     defer_over: int | None,
-) -> tuple[bytes | None, int]:
+) -> tuple[bytes | None, int, int]:
     try:
         return score(request, python_values, defer_over)
     except rust_core.ScoreError as exc:

@@ -17,6 +17,7 @@ from features.plan import plan_json
 from features.spec import ModelSpec
 from pyserver.config import DEFAULT_MAX_CANDIDATES
 from pyserver.errors import ConfigError, WarmupError
+from pyserver.experiments import ServedExperiment, scorer_experiments
 from pyserver.modelset import LoadedModel
 from pyserver.python_features import PythonValues
 
@@ -75,12 +76,22 @@ class ServingFeatures:
             )
         return cls([specs[name] for name in names], max_candidates=max_candidates)
 
-    def build_scorer(self, loaded: Mapping[str, LoadedModel]) -> rust_core.Scorer:
+    def build_scorer(
+        self,
+        loaded: Mapping[str, LoadedModel],
+        experiments: Mapping[str, ServedExperiment] | None = None,
+    ) -> rust_core.Scorer:
         return rust_core.Scorer(
             self.plan,
             {name: (entry.model, entry.version) for name, entry in loaded.items()},
             max_candidates=self.max_candidates,
+            experiments=scorer_experiments(experiments) if experiments else None,
         )
+
+    def python_request_values(self, request: bytes) -> dict[str, list[str | None]] | None:
+        """The `@property` feature values of a serialized request (None without any)."""
+        python = self.python_values
+        return python.compute(python.parse(request)) if python is not None else None
 
     def score_bytes(self, scorer: rust_core.Scorer, request: bytes) -> bytes:
         """Score one serialized request as the service does (Python features included)."""

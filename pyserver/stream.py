@@ -30,6 +30,7 @@ from prometheus_client import Gauge
 
 import rust_core
 from bidscore.v1 import scorer_pb2
+from pyserver.experiments import ExperimentTraffic
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.python_features import PythonValues, parse_request
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 # One queued message: its bytes, the model set current when it was read, when it was read.
 _Queued = tuple[bytes, ModelSet | None, float]
-_Answer = tuple[bytes | None, int, str]
+# (response, candidate count, status name, experiment routing word)
+_Answer = tuple[bytes | None, int, str, int]
 
 
 class StreamService:
@@ -57,6 +59,7 @@ class StreamService:
         on_response: ResponseHook | None = None,
         offload: Executor | None = None,
         offload_candidates: int = 64,
+        experiments: ExperimentTraffic | None = None,
     ) -> None:
         self._slot = slot
         self._metrics = metrics
@@ -65,6 +68,7 @@ class StreamService:
         self._max_in_flight = max_in_flight
         self._python_values = python_values
         self.on_response = on_response
+        self.experiments = experiments
         self._offload = offload
         self._defer_over = offload_candidates if offload is not None else None
         self.draining = False
@@ -145,15 +149,20 @@ class StreamService:
         observe_latency = metrics.stream_latency.observe
         observe_candidates = metrics.candidates.observe
         hook = self.on_response
+        experiments = self.experiments
         out: list[bytes] = []
         ok = 0
-        for (request, _, read_at), (response, candidates, code) in zip(batch, answers, strict=True):
+        for (request, models, read_at), (response, candidates, code, routing) in zip(
+            batch, answers, strict=True
+        ):
             assert response is not None
             observe_latency(now - read_at)
             if code == "OK":
                 ok += 1
                 observe_candidates(candidates)
-                if hook is not None:
+                if routing and experiments is not None and models is not None:
+                    experiments.answered(models, request, response, routing)
+                elif hook is not None:
                     hook(request, response)
             else:
                 metrics.stream_messages_by_code[grpc.StatusCode[code]].inc()
@@ -170,7 +179,7 @@ class StreamService:
             answers: list[_Answer] = models.scorer.score_many(
                 requests, self._max_request_bytes, self._defer_over, values
             )
-            deferred = [i for i, (response, _, _) in enumerate(answers) if response is None]
+            deferred = [i for i, (response, _, _, _) in enumerate(answers) if response is None]
             if deferred:
                 # Big requests: scored on a thread so they do not stall this event loop.
                 scored = await asyncio.get_running_loop().run_in_executor(
@@ -323,4 +332,4 @@ def _refusal(request: bytes, code: str, message: str) -> _Answer:
     response = scorer_pb2.ScoreResponse(
         request_id=request_id, error=scorer_pb2.Error(code=code, message=message)
     )
-    return response.SerializeToString(), 0, code
+    return response.SerializeToString(), 0, code, 0

@@ -161,6 +161,7 @@ _SERVER_SUITES = {
     "tests/pyserver/test_metrics.py",
     "tests/pyserver/test_tls.py",
     "tests/pyserver/test_logs.py",
+    "tests/pyserver/test_experiments_serving.py",
     "tests/control/test_loadtest.py",
     "tests/control/test_loadtest_stream.py",
     "tests/test_readme.py",

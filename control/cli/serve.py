@@ -41,7 +41,7 @@ def fix_command(registry: Registry, model: str, config: ServerConfig) -> str:
         )
         if url != default
     )
-    alias = config.alias
+    alias = config.alias_of(model)
     flags = "" if alias == settings.DEFAULT_ALIAS else f" --alias {alias} --create-alias"
     versions = registry.list_versions(model)
     if versions:
@@ -57,11 +57,17 @@ def report_missing_aliases(config: ServerConfig) -> None:
     has it (there would be nothing to serve)."""
     missing = missing_aliases(config)
     if len(missing) == len(config.models):
-        fixes = "; ".join(f"{m}: run {cmd}" for m, cmd in missing.items())
-        raise ConfigError(f"no model has a {config.alias!r} alias, nothing to serve: {fixes}")
+        followed = set(config.aliases.values())
+        if len(followed) == 1:
+            fixes = "; ".join(f"{m}: run {cmd}" for m, cmd in missing.items())
+            raise ConfigError(f"no model has a {followed.pop()!r} alias, nothing to serve: {fixes}")
+        fixes = "; ".join(
+            f"{m}: alias {config.alias_of(m)!r} is not set, run {cmd}" for m, cmd in missing.items()
+        )
+        raise ConfigError(f"no model has its alias, nothing to serve: {fixes}")
     for model, command in missing.items():
         typer.echo(
-            f"warning: {model} has no {config.alias!r} alias: run {command}; serving"
+            f"warning: {model} has no {config.alias_of(model)!r} alias: run {command}; serving"
             f" {', '.join(m for m in config.models if m not in missing)} meanwhile",
             err=True,
         )
@@ -75,7 +81,7 @@ def missing_aliases(config: ServerConfig) -> dict[str, str]:
         return {
             model: fix_command(registry, model, config)
             for model in config.models
-            if registry.get_alias(model, config.alias) is None
+            if registry.get_alias(model, config.alias_of(model)) is None
         }
     except BidscoreError:
         return {}
@@ -93,9 +99,13 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
         str, typer.Option(help="Comma-separated models to serve (names in --specs).")
     ] = ",".join(default_of(_C, "models")),
     specs: SpecsOpt = None,
-    alias: Annotated[str, typer.Option(help="Registry alias each model follows.")] = default_of(
-        _C, "alias"
-    ),
+    alias: Annotated[
+        str,
+        typer.Option(
+            help="Registry alias the models follow: one for all (production) or per model "
+            "(ctr=canary,cvr=production; a model not named follows production)."
+        ),
+    ] = default_of(_C, "alias"),
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between polls of the alias pointers.")
     ] = default_of(_C, "poll_interval"),
@@ -151,6 +161,14 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             "(INVALID_ARGUMENT); off, they are only counted."
         ),
     ] = default_of(_C, "strict_features"),
+    context_keys: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated context keys that are not features but expected (experiment "
+            "keys): not counted as unknown, not refused by --strict-features. A running "
+            "experiment's key always is."
+        ),
+    ] = ",".join(default_of(_C, "context_keys")),
     stream_max_in_flight: Annotated[
         int,
         typer.Option(
@@ -177,6 +195,14 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
     predlog_features: Annotated[
         bool, typer.Option(help="Also log the raw features (for serving drift).")
     ] = default_of(_C, "predlog_features"),
+    predlog_experiment_sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of requests under a running experiment the prediction log keeps "
+            "(shadow scores are logged for these only). Default: --predlog-sample-rate.",
+            show_default=False,
+        ),
+    ] = default_of(_C, "predlog_experiment_sample_rate"),
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate chain: serve TLS (re-read when the file changes)."),
@@ -220,10 +246,12 @@ def serve(  # noqa: PLR0917 -- one parameter per CLI option; Typer passes them b
             stream_max_in_flight=stream_max_in_flight,
             grace_seconds=grace,
             strict_features=strict_features,
+            context_keys=parse_models(context_keys),
             log_level=log_level.upper(),
             predlog=predlog,
             predlog_sample_rate=predlog_sample_rate,
             predlog_features=predlog_features,
+            predlog_experiment_sample_rate=predlog_experiment_sample_rate,
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_client_ca=tls_client_ca,

@@ -8,7 +8,9 @@ around 20:00, sorted), in-app (80%) or mobile-web inventory (`app_id` or `site_i
 inventory's category, also for sites) and `publisher_id`; `device_os` / `_os_version` /
 `_make` / `_model` / `device_type`; `country` with `region`, `carrier` and `language`;
 `connection_type`, `banner_pos`, `ad_size` (depends on the device type), a retargeting
-`user_segment`, and a `bid_floor` (CPM; by country tier and slot size).
+`user_segment`, and a `bid_floor` (CPM; by country tier and slot size). Each request also
+carries `user_id` (one of `N_USERS` simulated users, stable across requests and days): not a
+model feature, a key for experiments (request payloads send it in the context).
 Candidate (once per row): `campaign_id`, `creative_id` (usually the campaign's creative that
 fits the slot), `advertiser_id`, `ad_category`, `creative_format`, `creative_size`,
 `landing_domain`, `bid_price` (>= 1.05 x floor).
@@ -35,6 +37,7 @@ Deterministic: the same arguments give the same bytes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -58,7 +61,9 @@ __all__ = [
     "CANDIDATE_COLUMNS",
     "CONTEXT_COLUMNS",
     "DOWNSAMPLE_RATE_KEY",
+    "N_USERS",
     "SHIFTED_FEATURES",
+    "USER_ID_COLUMN",
     "DatagenSummary",
     "generate",
     "planted_ctr",
@@ -81,6 +86,11 @@ SHIFTED_FEATURES = (
     "device_os", "device_os_version", "device_make", "device_model",
     "app_id", "app_category", "publisher_id",
 )  # fmt: skip
+# A stable id of the simulated user behind each request, sent in the request context (never a
+# model feature: the schema does not define it, so training and scoring ignore it). Experiments,
+# demos and tests key on it (`control experiment start ... --key user_id`).
+USER_ID_COLUMN = "user_id"
+N_USERS = 50_000
 GENERATOR_KEY = b"bidscore.datagen"
 MAX_SEED = 2**63 - 1
 
@@ -151,6 +161,11 @@ def _hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(digits.tobytes()))
 
 
+@functools.cache
+def _user_ids() -> pa.Array:
+    return pa.array([f"user-{i:05d}" for i in range(N_USERS)], pa.string())
+
+
 def _seed_sequence(seed: int, day: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, day])
 
@@ -167,7 +182,9 @@ def _day_table(
 ) -> pa.Table:
     # Separate streams: labels and downsampling do not disturb the features, so a downsampled
     # run keeps a subset of the rows of the same run without it.
-    traffic_ss, label_ss, keep_ss, id_ss = _seed_sequence(seed, day).spawn(4)
+    # A fifth stream for the user ids: the first four children are those of spawn(4), so
+    # every other column is what it was before user ids existed.
+    traffic_ss, label_ss, keep_ss, id_ss, user_ss = _seed_sequence(seed, day).spawn(5)
     traffic = sample_day(
         np.random.default_rng(traffic_ss), rows, candidates, day_start, shifted=shifted
     )
@@ -176,6 +193,10 @@ def _day_table(
     click = label_rng.random(rows) < sigmoid(ctr_logit(idx))
     conversion = click & (label_rng.random(rows) < sigmoid(cvr_logit(idx)))
     table = _to_table(traffic, np.random.default_rng(id_ss), click, conversion)
+    users = np.random.default_rng(user_ss).integers(0, N_USERS, len(traffic.ts))
+    table = table.append_column(
+        USER_ID_COLUMN, pc.take(_user_ids(), pa.array(users[traffic.request_of_row]))
+    )
     if downsample is None:
         return table
     keep = click | (np.random.default_rng(keep_ss).random(rows) < downsample)
@@ -386,6 +407,7 @@ def request_payloads(n: int, seed: int, candidates: int = 10) -> list[dict[str, 
     for r in range(n):
         first = r * candidates
         context = {name: value_text(cols[name][first]) for name in CONTEXT_COLUMNS}
+        context[USER_ID_COLUMN] = cols[USER_ID_COLUMN][first]
         payloads.append(
             {
                 "request_id": cols["request_id"][first],

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, request_payloads
+from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, USER_ID_COLUMN, request_payloads
 from control.loadtest.errors import LoadTestError
 
 Payload = dict[str, Any]
@@ -36,7 +36,8 @@ def payloads_from_logs(path: str | Path, requests: int, models: Sequence[str]) -
     table = read_logs(path)
     if "request_id" not in table.column_names:
         raise LoadTestError(f"{path}: no request_id column, cannot group rows into requests")
-    context_cols = [c for c in CONTEXT_COLUMNS if c in table.column_names]
+    # The user id rides along in the context (not a feature): experiments key on it.
+    context_cols = [c for c in (*CONTEXT_COLUMNS, USER_ID_COLUMN) if c in table.column_names]
     candidate_cols = [c for c in CANDIDATE_COLUMNS if c in table.column_names]
     keep = ["request_id", *(["candidate_id"] if "candidate_id" in table.column_names else [])]
     rows = table.select([*keep, *context_cols, *candidate_cols]).to_pylist()

@@ -17,14 +17,26 @@ One record (one JSONL line) per sampled response::
      "candidates": [{"id": "c1", "scores": [0.012, 0.031], "features": {...}}],
      "context": {...}}
 
-`scores` follow the order of `models`; `context` and per-candidate `features` (the raw wire
-strings) are present only with `include_features=True`, and then only for the keys in
-`feature_names` (the schema's raw features: a client's other keys are never stored). Every
-client-supplied string (ids, feature values) is cut to `MAX_VALUE_CHARS` characters (a cut
-value ends with `...`), and a line is at most `max_line_bytes`: a longer record is written
-without its features (`"features_dropped": true`) and, if still too long, dropped and counted
-as `too_large`. `control.monitor.predictions` reads
-these files back. Create the log in each worker process after forking: it owns a thread.
+`scores` follow the order of `models`. A model under a running experiment carries
+`"experiment": "<name>", "arm": "control"|"treatment"` beside `name` and `version` (the version
+that answered the request); other models have neither key. A request the treatment of a shadow
+experiment also scored (off the response path) gets a `shadow` list, one entry per shadowed
+model, with the treatment's scores in candidate order (the bidder saw control's, in `models` /
+`scores`, arm "control")::
+
+    "shadow": [{"name": "ctr", "version": "7", "experiment": "e1", "arm": "treatment",
+                "scores": [0.013, 0.029]}]
+
+Requests under an experiment are sampled at `experiment_sample_rate` (default: `sample_rate`;
+`control serve --predlog-experiment-sample-rate 1` logs every one). `context` and
+per-candidate `features` (the raw wire strings) are present only with
+`include_features=True`, and then only for the keys in `feature_names` (the schema's raw
+features: a client's other keys are never stored). Every client-supplied string (ids,
+feature values) is cut to `MAX_VALUE_CHARS` characters (a cut value ends with `...`), and a
+line is at most `max_line_bytes`: a longer record is written without its features
+(`"features_dropped": true`) and, if still too long, dropped and counted as `too_large`.
+`control.monitor.predictions` reads these files back. Create the log in each worker process
+after forking: it owns a thread.
 """
 
 from __future__ import annotations
@@ -73,7 +85,10 @@ _log = logging.getLogger(__name__)
 
 Request = scorer_pb2.ScoreRequest | bytes
 Response = scorer_pb2.ScoreResponse | bytes
-_Item = tuple[float, Request, Response]
+# One model's experiment: (model, experiment, arm).
+Arms = tuple[tuple[str, str, str], ...]
+# (ts, request, response, experiments, shadow response)
+_Item = tuple[float, Request, Response, Arms, bytes | None]
 _STOP = None
 
 
@@ -98,9 +113,17 @@ class PredictionLog:
         warn_interval: float = DEFAULT_WARN_INTERVAL,
         feature_names: Iterable[str] | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        experiment_sample_rate: float | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"prediction log sample rate must be in [0, 1], got {sample_rate}")
+        if experiment_sample_rate is None:
+            experiment_sample_rate = sample_rate
+        if not 0.0 <= experiment_sample_rate <= 1.0:
+            raise ValueError(
+                "prediction log experiment sample rate must be in [0, 1], got "
+                f"{experiment_sample_rate}"
+            )
         if queue_size < 1:
             raise ValueError(f"prediction log queue size must be at least 1, got {queue_size}")
         if max_line_bytes < 1024:
@@ -109,6 +132,7 @@ class PredictionLog:
             raise ValueError("prediction log rotation size and age must be positive")
         self.destination = destination
         self.sample_rate = sample_rate
+        self.experiment_sample_rate = experiment_sample_rate
         self.include_features = include_features
         # None keeps every key (library use); the server passes its schema's raw features.
         self.feature_names = frozenset(feature_names) if feature_names is not None else None
@@ -152,12 +176,33 @@ class PredictionLog:
         self, request: Request, response: Response, *, ts: float | None = None
     ) -> bool:
         """Sample and enqueue one answered request; never blocks. True when queued."""
-        if self._closed or self.sample_rate == 0.0:
+        if not self.sample():
             return False
-        if self.sample_rate < 1.0 and self._sampler.random() >= self.sample_rate:
+        return self.enqueue(request, response, ts=ts)
+
+    def sample(self, *, experiment: bool = False) -> bool:
+        """Whether to log this request (at the experiment rate for one under an experiment)."""
+        rate = self.experiment_sample_rate if experiment else self.sample_rate
+        if self._closed or rate == 0.0:
             return False
+        return rate >= 1.0 or self._sampler.random() < rate
+
+    def enqueue(
+        self,
+        request: Request,
+        response: Response,
+        *,
+        ts: float | None = None,
+        experiments: Arms = (),
+        shadow: bytes | None = None,
+    ) -> bool:
+        """Queue a sampled request (with its models' experiments and arms, and the shadow
+        treatment's serialized ScoreResponse); never blocks. True when queued."""
+        if self._closed:
+            return False
+        item = (time.time() if ts is None else ts, request, response, experiments, shadow)
         try:
-            self._queue.put_nowait((time.time() if ts is None else ts, request, response))
+            self._queue.put_nowait(item)
         except queue.Full:
             self._dropped[QUEUE_FULL].inc()
             return False
@@ -257,9 +302,9 @@ class PredictionLog:
 
     def _write(self, batch: list[_Item]) -> None:
         lines: list[bytes] = []
-        for ts, request, response in batch:
+        for ts, request, response, arms, shadow in batch:
             try:
-                lines.append(self._encode(ts, request, response))
+                lines.append(self._encode(ts, request, response, arms, shadow))
             except _TooLargeError:
                 self._dropped[TOO_LARGE].inc()
             except Exception as exc:  # one bad message must not stop the log
@@ -286,16 +331,24 @@ class PredictionLog:
             self._warnings.warn("could not finish a file", lost, exc)
             self._dropped[IO_ERROR].inc(lost)
 
-    def _encode(self, ts: float, request: Request, response: Response) -> bytes:
+    def _encode(
+        self,
+        ts: float,
+        request: Request,
+        response: Response,
+        arms: Arms = (),
+        shadow: bytes | None = None,
+    ) -> bytes:
         req = request if isinstance(request, scorer_pb2.ScoreRequest) else _parse_request(request)
         resp = (
             response
             if isinstance(response, scorer_pb2.ScoreResponse)
             else _parse_response(response)
         )
-        line = self._line(ts, req, resp, features=self.include_features)
+        extra = _experiment_fields(arms, shadow)
+        line = self._line(ts, req, resp, extra, features=self.include_features)
         if len(line) > self.max_line_bytes and self.include_features:
-            line = self._line(ts, req, resp, features=False)
+            line = self._line(ts, req, resp, extra, features=False)
         if len(line) > self.max_line_bytes:
             raise _TooLargeError
         return line
@@ -305,6 +358,7 @@ class PredictionLog:
         ts: float,
         req: scorer_pb2.ScoreRequest,
         resp: scorer_pb2.ScoreResponse,
+        extra: tuple[dict[str, tuple[str, str]], list[dict[str, Any]]],
         *,
         features: bool,
     ) -> bytes:
@@ -320,9 +374,11 @@ class PredictionLog:
         record: dict[str, Any] = {
             "ts": ts,
             "request_id": _cut(resp.request_id or req.request_id),
-            "models": [{"name": m.name, "version": m.version} for m in resp.models],
+            "models": [_model_entry(m, extra[0]) for m in resp.models],
             "candidates": candidates,
         }
+        if extra[1]:
+            record["shadow"] = extra[1]
         if features:
             record["context"] = self._features(req.context)
         elif self.include_features:
@@ -332,6 +388,38 @@ class PredictionLog:
     def _features(self, values: Mapping[str, str]) -> dict[str, str]:
         names = self.feature_names
         return {k: _cut(v) for k, v in values.items() if names is None or k in names}
+
+
+def _model_entry(
+    model: scorer_pb2.ModelVersion, arms: dict[str, tuple[str, str]]
+) -> dict[str, str]:
+    entry = {"name": model.name, "version": model.version}
+    arm = arms.get(model.name)
+    if arm is not None:
+        entry["experiment"], entry["arm"] = arm
+    return entry
+
+
+def _experiment_fields(
+    arms: Arms, shadow: bytes | None
+) -> tuple[dict[str, tuple[str, str]], list[dict[str, Any]]]:
+    """model -> (experiment, arm), and the record's `shadow` list."""
+    by_model = {model: (experiment, arm) for model, experiment, arm in arms}
+    entries: list[dict[str, Any]] = []
+    if shadow is not None:
+        reply = _parse_response(shadow)
+        for column, model in enumerate(reply.models):
+            experiment = by_model.get(model.name, ("", ""))[0]
+            entries.append(
+                {
+                    "name": model.name,
+                    "version": model.version,
+                    "experiment": experiment,
+                    "arm": "treatment",
+                    "scores": [float(c.scores[column]) for c in reply.candidates],
+                }
+            )
+    return by_model, entries
 
 
 class _TooLargeError(Exception):

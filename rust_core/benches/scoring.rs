@@ -1,4 +1,5 @@
-//! ns per scored row, single-row calls and batches, LR and FFM (`cargo bench --bench scoring`).
+//! ns per scored row, single-row calls and batches, LR and FFM (`cargo bench --bench scoring`);
+//! and the experiment assignment a routed request adds (`cargo bench --bench scoring -- experiment`).
 
 use std::hint::black_box;
 
@@ -42,10 +43,42 @@ fn scoring(c: &mut Criterion) {
     }
 }
 
+/// One routed model's cost per request: BLAKE2b-64 of salt + key value, then the comparison.
+fn experiment(c: &mut Criterion) {
+    use rust_core::serving::experiment::{bucket, Mode, Routing};
+    let routing = Routing {
+        experiment: "e1".into(),
+        mode: Mode::Split,
+        key: "user_id".into(),
+        salt: "exp-2026-11-ctr".into(),
+        share: 0.1,
+    };
+    let users: Vec<String> = (0..1024).map(|i| format!("user-{i:05}")).collect();
+    let mut g = c.benchmark_group("experiment");
+    g.throughput(Throughput::Elements(users.len() as u64));
+    g.bench_function("bucket", |b| {
+        b.iter(|| {
+            users
+                .iter()
+                .map(|u| bucket(black_box(&routing.salt), u))
+                .sum::<f64>()
+        });
+    });
+    g.bench_function("arm", |b| {
+        b.iter(|| {
+            users
+                .iter()
+                .filter(|u| routing.arm(Some(black_box(u.as_str())), true) as u8 == 2)
+                .count()
+        });
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(1))
         .warm_up_time(std::time::Duration::from_millis(300));
-    targets = scoring
+    targets = scoring, experiment
 }
 criterion_main!(benches);

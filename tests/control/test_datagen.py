@@ -36,6 +36,7 @@ EXPECTED_TYPES = {
     },
     "click": pa.int64(),
     "conversion": pa.int64(),
+    "user_id": pa.string(),  # a context key for experiments, not a feature
 }
 
 
@@ -195,7 +196,9 @@ def test_request_payloads_are_wire_strings_of_generated_requests():
     assert len(payloads) == 20
     first = payloads[0]
     assert set(first) == {"request_id", "context", "candidates"}
-    assert list(first["context"]) == list(CONTEXT_COLUMNS)
+    # The schema's context features, then the simulated user's id (a key, not a feature).
+    assert list(first["context"]) == [*CONTEXT_COLUMNS, "user_id"]
+    assert first["context"]["user_id"] == table["user_id"][0].as_py()
     assert len(first["candidates"]) == 7
     values = [first["request_id"], *first["context"].values()]
     for cand in first["candidates"]:
@@ -244,3 +247,17 @@ def test_a_model_trained_on_generated_logs_beats_a_constant(tmp_path: Path):
     auc = roc_auc_score(clicks, predicted)
     assert auc > 0.65  # a constant predictor scores 0.5
     assert auc <= roc_auc_score(clicks, planted_ctr(test)) + 0.02  # the planted model's bound
+
+
+def test_user_ids_are_stable_per_request_and_leave_the_other_columns_unchanged() -> None:
+    table = generate(400, seed=9, candidates=4)
+    assert table.column_names[-1] == "user_id"
+    users = table["user_id"].to_pylist()
+    requests = table["request_id"].to_pylist()
+    for r in range(0, 400, 4):
+        assert len({users[r + k] for k in range(4)}) == 1
+        assert requests[r] == requests[r + 3]
+    assert all(u.startswith("user-") for u in users)
+    assert len(set(users)) > 50
+    # Not a model feature: the schema does not define it.
+    assert "user_id" not in BidRequest.schema_info().raw

@@ -275,7 +275,8 @@ def test_generated_payloads_are_valid_score_requests(tmp_path: Path) -> None:
         request = json_format.ParseDict(item, scorer_pb2.ScoreRequest())
         assert list(request.models) == ["ctr", "cvr"]
         assert len(request.candidates) == 4
-        assert len(request.context) == len(datagen.CONTEXT_COLUMNS)
+        assert len(request.context) == len(datagen.CONTEXT_COLUMNS) + 1  # + user_id
+        assert request.context["user_id"].startswith("user-")
         assert len(request.candidates[0].features) == len(datagen.CANDIDATE_COLUMNS)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bidscore import settings
-from pyserver.config import ServerConfig, parse_models
+from pyserver.config import ServerConfig, parse_aliases, parse_models
 from pyserver.errors import ConfigError
 
 
@@ -48,3 +48,22 @@ def test_rejects_settings_that_cannot_work(kwargs: dict[str, object], message: s
 
 def test_parse_models() -> None:
     assert parse_models(" ctr, cvr ,,") == ("ctr", "cvr")
+
+
+def test_alias_is_one_for_all_or_per_model() -> None:
+    models = ("ctr", "cvr")
+    assert parse_aliases("production", models) == {"ctr": "production", "cvr": "production"}
+    assert parse_aliases("canary", models) == {"ctr": "canary", "cvr": "canary"}
+    # A model not named follows the default alias.
+    assert parse_aliases("ctr=canary", models) == {"ctr": "canary", "cvr": "production"}
+    assert parse_aliases(" ctr = canary , cvr=blue ", models) == {"ctr": "canary", "cvr": "blue"}
+    config = ServerConfig(models=models, alias="ctr=canary")
+    assert (config.alias_of("ctr"), config.alias_of("cvr")) == ("canary", "production")
+    for text, message in [
+        ("win=canary", "'win', which is not served"),
+        ("ctr=canary,ctr=blue", "'ctr' twice"),
+        ("ctr=", "is not model=alias"),
+        ("canary,blue", "one alias"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            ServerConfig(models=models, alias=text)

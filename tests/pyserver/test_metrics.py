@@ -12,6 +12,7 @@ import grpc
 import pytest
 import yaml
 
+from bidscore.experiments import Experiment
 from control import datagen
 from tests.pyserver.serve_harness import (
     Published,
@@ -20,6 +21,7 @@ from tests.pyserver.serve_harness import (
     raw_score,
     request_bytes,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -130,9 +132,30 @@ def test_every_dashboard_and_alert_query_names_an_exported_metric(
         "--score-sample-rate", "1",
         "--predlog", str(tmp_path / "predlog"),
     )  # fmt: skip
+    # A running experiment, so that its series exist (datagen requests carry user_id).
+    published.registry.start_experiment(
+        Experiment(
+            name="metrics-ab",
+            model="ctr",
+            mode="ab",
+            control="1",
+            treatment="2",
+            share=0.5,
+            key="user_id",
+            salt="s",
+        ),
+        actor="tests",
+        reason="test",
+    )
     with grpc.insecure_channel(server.target) as channel:
         for _ in range(3):
             raw_score(channel)(_request(3), timeout=5)
+
+        def routed() -> bool:
+            raw_score(channel)(_request(3), timeout=5)
+            return "bidscore_experiment_requests_total{" in server.metrics()
+
+        wait_until(routed, timeout=30, message="experiment series")
     exported = {
         line.split("{")[0].split(" ")[0]
         for line in server.metrics().splitlines()

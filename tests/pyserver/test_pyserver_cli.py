@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from bidscore.registry import open_registry
 from control.cli.app import app
-from control.cli.serve import missing_aliases
+from control.cli.serve import missing_aliases, report_missing_aliases
 from pyserver.config import ServerConfig
+from pyserver.errors import ConfigError
 from tests.pyserver.serve_harness import HERE, Published, TrainedModel
 
 
@@ -106,3 +107,33 @@ def test_the_fix_for_a_model_without_the_alias_is_the_exact_command(
         "ctr": "`control promote ctr 1`",
         "cvr": "`control train --model cvr --data LOGS` then `control promote cvr 1`",
     }
+
+
+def test_per_model_aliases_name_each_missing_alias_with_its_fix(
+    bidscore_home: Path,
+    trained: dict[str, list[TrainedModel]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = ServerConfig(models=("ctr", "cvr"), alias="ctr=canary")
+    published = Published(config.registry_url, config.store_url, open_registry(config.registry_url))
+    for name in ("ctr", "cvr"):
+        entry = trained[name][0]
+        published.publish(
+            name, entry.path, checksum=entry.model.checksum, fingerprint=entry.model.fingerprint
+        )
+    published.promote("cvr", "1")  # cvr follows production (not named): set; ctr's canary is not
+    assert missing_aliases(config) == {
+        "ctr": "`control promote ctr 1 --alias canary --create-alias`"
+    }
+    report_missing_aliases(config)
+    assert capsys.readouterr().err == (
+        "warning: ctr has no 'canary' alias: run `control promote ctr 1 --alias canary"
+        " --create-alias`; serving cvr meanwhile\n"
+    )
+    # Neither set: nothing to serve, each model with its own alias and fix.
+    with pytest.raises(ConfigError) as info:
+        report_missing_aliases(ServerConfig(models=("ctr", "cvr"), alias="ctr=canary,cvr=blue"))
+    message = str(info.value)
+    assert message.startswith("no model has its alias, nothing to serve: ")
+    assert "ctr: alias 'canary' is not set, run `control promote ctr 1 --alias canary" in message
+    assert "cvr: alias 'blue' is not set, run `control promote cvr 1 --alias blue" in message

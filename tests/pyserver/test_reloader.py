@@ -381,3 +381,27 @@ def test_dynamodb_registry_unreachable_keeps_serving(
             assert {m.name: m.version for m in reply.models} == {"ctr": "1", "cvr": "1"}
     assert server.health() == health_pb2.HealthCheckResponse.SERVING
     assert server.stop() == 0
+
+
+@pytest.mark.timeout(120)
+def test_per_model_aliases_are_followed_each(
+    published: Published, start_server: ServerFactory
+) -> None:
+    published.registry.set_alias("ctr", "canary", "2", expected_generation=0, actor="t", reason="t")
+    server = start_server(
+        published.registry_url, published.store_url, "--alias", "ctr=canary", models="ctr,cvr"
+    )
+    # ctr follows canary (version 2), cvr the default production (version 1).
+    assert _served(server) == {"ctr": "2", "cvr": "1"}
+    text = server.metrics()
+    assert metric_value(text, "bidscore_model_info", model="ctr", alias="canary", version="2") == 1
+    assert metric_value(text, "bidscore_model_info", model="cvr", alias="production") == 1
+    # Each model moves with its own alias only.
+    published.promote("cvr", "2")
+    _wait_for(lambda: _served(server) == {"ctr": "2", "cvr": "2"})
+    canary = published.registry.get_alias("ctr", "canary")
+    assert canary is not None
+    published.registry.set_alias(
+        "ctr", "canary", "1", expected_generation=canary.generation, actor="t", reason="t"
+    )
+    _wait_for(lambda: _served(server) == {"ctr": "1", "cvr": "2"})

@@ -130,6 +130,7 @@ fn rust_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train::lr_defaults, m)?)?;
     m.add_class::<plan::PyFeaturePlan>()?;
     m.add_class::<scorer::PyScorer>()?;
+    m.add_function(wrap_pyfunction!(scorer::experiment_bucket, m)?)?;
     m.add("ScoreError", py.get_type::<scorer::ScoreError>())?;
     Ok(())
 }

@@ -11,7 +11,8 @@ use super::model::PyModel;
 use super::plan::{DictCandidate, PyFeaturePlan};
 use crate::error::Error;
 use crate::plan::PythonValues;
-use crate::serving::{Scorer, DEFAULT_MAX_CANDIDATES};
+use crate::serving::experiment::{bucket, Mode, Routing};
+use crate::serving::{ExperimentSpec, Scorer, DEFAULT_MAX_CANDIDATES};
 
 // The constructor's signature spells this default as a literal; keep the two in step.
 const _: () = assert!(DEFAULT_MAX_CANDIDATES == 1000);
@@ -46,14 +47,16 @@ pub struct PyScorer {
 #[pymethods]
 impl PyScorer {
     /// `models`: name -> (Model, version). Refuses a model whose fingerprint differs from its
-    /// spec's in `plan`.
+    /// spec's in `plan`. `experiments`: model -> (experiment, mode, key, salt, share,
+    /// (Model, version) of the treatment or None when it could not be loaded).
     #[new]
     // The literal is DEFAULT_MAX_CANDIDATES: pyo3 shows only literal defaults in signatures.
-    #[pyo3(signature = (plan, models, max_candidates=1000))]
+    #[pyo3(signature = (plan, models, max_candidates=1000, experiments=None))]
     fn new(
         plan: &PyFeaturePlan,
         models: &Bound<'_, PyDict>,
         max_candidates: usize,
+        experiments: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let mut list = Vec::with_capacity(models.len());
         for (name, entry) in models.iter() {
@@ -66,7 +69,37 @@ impl PyScorer {
             let (model, version): (PyRef<'_, PyModel>, String) = tuple.extract()?;
             list.push((name, Arc::clone(&model.inner), version));
         }
-        let scorer = Scorer::new(Arc::clone(&plan.inner), list, max_candidates)?;
+        let mut specs = Vec::new();
+        for (name, entry) in experiments.into_iter().flat_map(PyDictMethods::iter) {
+            let model: String = name.extract()?;
+            #[expect(clippy::type_complexity, reason = "the Python tuple, spelled once")]
+            let (experiment, mode, key, salt, share, treatment): (
+                String,
+                String,
+                String,
+                String,
+                f64,
+                Option<(PyRef<'_, PyModel>, String)>,
+            ) = entry.extract()?;
+            let mode = Mode::parse(&mode).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "experiment {experiment}: unknown mode {mode:?} (ab, canary, shadow)"
+                ))
+            })?;
+            specs.push(ExperimentSpec {
+                model,
+                routing: Routing {
+                    experiment,
+                    mode,
+                    key,
+                    salt,
+                    share,
+                },
+                treatment: treatment.map(|(m, version)| (Arc::clone(&m.inner), version)),
+            });
+        }
+        let scorer =
+            Scorer::with_experiments(Arc::clone(&plan.inner), list, max_candidates, specs)?;
         Ok(Self {
             inner: Arc::new(scorer),
         })
@@ -76,6 +109,15 @@ impl PyScorer {
     #[getter]
     fn models(&self) -> Vec<(String, String)> {
         self.inner.models()
+    }
+
+    /// `(model, experiment, treatment version or None)` per experiment, in routing-word order:
+    /// experiment `i` is bits `3i..3i+3` of the routing word `score_request_routed` and
+    /// `score_many` return (0 not asked, 1 control, 2 treatment, 3 key missing (control),
+    /// 4 shadow: control answered, the treatment scores it off the response path).
+    #[getter]
+    fn experiments(&self) -> Vec<(String, String, Option<String>)> {
+        self.inner.experiments()
     }
 
     #[getter]
@@ -117,7 +159,7 @@ impl PyScorer {
         defer_over: Option<usize>,
     ) -> PyResult<(Option<Bound<'py, PyBytes>>, usize)> {
         let scorer = &self.inner;
-        let (out, count) = py.detach(|| {
+        let (out, count, _) = py.detach(|| {
             scorer.score_request_unless_over(
                 request,
                 python_values.as_ref(),
@@ -127,8 +169,52 @@ impl PyScorer {
         Ok((out.map(|bytes| PyBytes::new(py, &bytes)), count))
     }
 
+    /// `score_request_counted` plus the request's experiment routing word (see `experiments`;
+    /// 0 when no requested model is under an experiment, and for a deferred request).
+    #[pyo3(signature = (request, python_values=None, defer_over=None))]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts Python arguments as owned values"
+    )]
+    fn score_request_routed<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        python_values: Option<PythonValues>,
+        defer_over: Option<usize>,
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, usize, u64)> {
+        let scorer = &self.inner;
+        let (out, count, routing) = py.detach(|| {
+            scorer.score_request_unless_over(
+                request,
+                python_values.as_ref(),
+                defer_over.unwrap_or(usize::MAX),
+            )
+        })?;
+        Ok((out.map(|bytes| PyBytes::new(py, &bytes)), count, routing))
+    }
+
+    /// The treatment's scores for the models of `request` under a shadow experiment whose
+    /// treatment the request is assigned to: a serialized `ScoreResponse` naming those models
+    /// with their treatment versions, or None.
+    #[pyo3(signature = (request, python_values=None))]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "pyo3 extracts Python arguments as owned values"
+    )]
+    fn score_shadow<'py>(
+        &self,
+        py: Python<'py>,
+        request: &[u8],
+        python_values: Option<PythonValues>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let scorer = &self.inner;
+        let out = py.detach(|| scorer.score_shadow(request, python_values.as_ref()))?;
+        Ok(out.map(|bytes| PyBytes::new(py, &bytes)))
+    }
+
     /// The stream server's one call per batch of waiting messages: for each serialized
-    /// `ScoreRequest`, `(response, candidate count, status name)`. Never raises for a bad
+    /// `ScoreRequest`, `(response, candidate count, status name, routing word)`. Never raises for a bad
     /// request: its response carries the `request_id` and `error` (status name and message as
     /// the unary call would answer), and the status name is not `"OK"`. A valid request of
     /// more than `defer_over` candidates is not scored: `(None, count, "OK")`.
@@ -170,7 +256,7 @@ impl PyScorer {
         let out = PyList::empty(py);
         for answer in answers {
             let response = answer.response.map(|bytes| PyBytes::new(py, &bytes));
-            out.append((response, answer.candidates, answer.code))?;
+            out.append((response, answer.candidates, answer.code, answer.routing))?;
         }
         Ok(out)
     }
@@ -209,4 +295,11 @@ impl PyScorer {
             self.inner.max_candidates()
         )
     }
+}
+
+/// `bidscore.experiments.bucket(salt, value)` computed by the server's Rust code (the tests
+/// check the two agree bit for bit).
+#[pyfunction]
+pub(crate) fn experiment_bucket(salt: &str, value: &str) -> f64 {
+    bucket(salt, value)
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use prost::Message as _;
 
+use super::experiment::{ArmCode, Mode, Routing, MAX_ROUTES, ROUTE_BITS};
 use super::proto::{self, CandidateScores, ModelVersion, ScoreResponse};
-use super::wire::{decode_request, salvage_request_id};
+use super::wire::{decode_request, salvage_request_id, CandidateView};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::plan::{CandidateInput, FeaturePlan, Lookup, ModelPlan, PythonValues, ScratchPool};
@@ -29,6 +30,8 @@ pub struct Answer {
     pub candidates: usize,
     /// [`OK`] or the gRPC status name the unary call would have returned.
     pub code: &'static str,
+    /// The experiment routing word of a scored request ([`Scorer::experiments`]); 0 otherwise.
+    pub routing: u64,
 }
 
 /// The gRPC status name of a refused request, as the unary path reports it.
@@ -48,13 +51,37 @@ struct Served {
     model: Arc<Model>,
     version: String,
     plan: ModelPlan,
+    /// Index in `Scorer::routes` of the experiment this model is under.
+    route: Option<usize>,
 }
+
+/// A model under a running experiment: its routing and treatment (None: the server could not
+/// load it, the experiment is degraded and every request goes to control).
+struct Route {
+    model: String,
+    routing: Routing,
+    treatment: Option<Served>,
+}
+
+/// An experiment to route, given to [`Scorer::with_experiments`].
+#[derive(Debug, Clone)]
+pub struct ExperimentSpec {
+    pub model: String,
+    pub routing: Routing,
+    /// The treatment model and its version; None when it could not be loaded (degraded).
+    pub treatment: Option<(Arc<Model>, String)>,
+}
+
+/// The routing word of a request: 3 bits per route (see [`ArmCode`]), route `i` at bit `3i`.
+pub type RoutingWord = u64;
 
 /// Scores requests with a fixed set of models. Immutable once built (`Send + Sync`): a model
 /// update builds a new `Scorer` and the server swaps one reference.
 pub struct Scorer {
     plan: Arc<FeaturePlan>,
     models: BTreeMap<String, Served>,
+    /// Experiments, by model name; `Served::route` indexes this.
+    routes: Vec<Route>,
     max_candidates: usize,
     pool: ScratchPool,
 }
@@ -97,34 +124,7 @@ impl Scorer {
         }
         let mut served = BTreeMap::new();
         for (name, model, version) in models {
-            let spec = plan.model(&name).map_err(|_| {
-                Error::InvalidArgument(format!("model {name}: the feature plan has no spec for it"))
-            })?;
-            let found = hex(&model.fingerprint());
-            if spec.fingerprint.is_empty() || found != spec.fingerprint.to_ascii_lowercase() {
-                return Err(Error::InvalidArgument(format!(
-                    "model {name}: fingerprint {found} does not match the feature spec's {}",
-                    if spec.fingerprint.is_empty() {
-                        "(none)"
-                    } else {
-                        &spec.fingerprint
-                    }
-                )));
-            }
-            if model.hash_bits() != spec.bits || model.num_fields() as usize != spec.fields.len() {
-                return Err(Error::InvalidArgument(format!(
-                    "model {name}: {} bits and {} fields, the spec has {} and {}",
-                    model.hash_bits(),
-                    model.num_fields(),
-                    spec.bits,
-                    spec.fields.len()
-                )));
-            }
-            let entry = Served {
-                model,
-                version,
-                plan: spec.clone(),
-            };
+            let entry = checked(&plan, &name, model, version)?;
             if served.insert(name.clone(), entry).is_some() {
                 return Err(Error::InvalidArgument(format!(
                     "model {name} is given twice"
@@ -134,9 +134,79 @@ impl Scorer {
         Ok(Scorer {
             plan,
             models: served,
+            routes: Vec::new(),
             max_candidates,
             pool: ScratchPool::default(),
         })
+    }
+
+    /// [`Scorer::new`] with experiments: each routes requests for its model (which must be
+    /// one of `models`, at most one experiment per model) between the served version (control)
+    /// and its treatment, which passes the same checks as a served model.
+    pub fn with_experiments(
+        plan: Arc<FeaturePlan>,
+        models: Vec<(String, Arc<Model>, String)>,
+        max_candidates: usize,
+        experiments: Vec<ExperimentSpec>,
+    ) -> Result<Scorer> {
+        let mut scorer = Scorer::new(plan, models, max_candidates)?;
+        if experiments.len() > MAX_ROUTES {
+            return Err(Error::InvalidArgument(format!(
+                "{} experiments, at most {MAX_ROUTES} per scorer",
+                experiments.len()
+            )));
+        }
+        let mut experiments = experiments;
+        experiments.sort_by(|a, b| a.model.cmp(&b.model));
+        for spec in experiments {
+            let name = spec.model;
+            let r = &spec.routing;
+            if !(r.share > 0.0 && r.share <= 1.0) || r.key.is_empty() {
+                return Err(Error::InvalidArgument(format!(
+                    "experiment {}: share must be in (0, 1] and the key non-empty",
+                    r.experiment
+                )));
+            }
+            let treatment = match spec.treatment {
+                Some((model, version)) => Some(checked(&scorer.plan, &name, model, version)?),
+                None => None,
+            };
+            let index = scorer.routes.len();
+            let control = scorer.models.get_mut(&name).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "experiment {}: model {name} is not served",
+                    r.experiment
+                ))
+            })?;
+            if control.route.is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "model {name} is under two experiments"
+                )));
+            }
+            control.route = Some(index);
+            scorer.routes.push(Route {
+                model: name,
+                routing: spec.routing,
+                treatment,
+            });
+        }
+        Ok(scorer)
+    }
+
+    /// `(model, experiment, treatment version or None)` of every route, in routing-word order:
+    /// route `i` is bits `3i..3i+3` of a request's routing word.
+    #[must_use]
+    pub fn experiments(&self) -> Vec<(String, String, Option<String>)> {
+        self.routes
+            .iter()
+            .map(|r| {
+                (
+                    r.model.clone(),
+                    r.routing.experiment.clone(),
+                    r.treatment.as_ref().map(|t| t.version.clone()),
+                )
+            })
+            .collect()
     }
 
     /// `(name, version)` of every model, sorted by name.
@@ -199,6 +269,7 @@ impl Scorer {
 
     /// Scores `candidates` with `models` (by name; empty = all): a row-major
     /// `candidates x models` matrix, and the models in column order.
+    /// Models under an experiment are scored by the arm the request's context assigns.
     pub fn score<'a, C: CandidateInput, M: AsRef<str>>(
         &'a self,
         context: &dyn Lookup,
@@ -206,8 +277,57 @@ impl Scorer {
         models: &'a [M],
         python: Option<&PythonValues>,
     ) -> Result<(Vec<f32>, Vec<NameVersion<'a>>)> {
-        let chosen = self.resolve(models)?;
+        self.score_routed(context, candidates, models, python)
+            .map(|(scores, names, _)| (scores, names))
+    }
+
+    /// [`Scorer::score`], also returning the request's routing word.
+    pub fn score_routed<'a, C: CandidateInput, M: AsRef<str>>(
+        &'a self,
+        context: &dyn Lookup,
+        candidates: &[C],
+        models: &'a [M],
+        python: Option<&PythonValues>,
+    ) -> Result<(Vec<f32>, Vec<NameVersion<'a>>, RoutingWord)> {
+        let mut chosen = self.resolve(models)?;
         self.check_count(candidates.len())?;
+        let routing = self.route(context, &mut chosen);
+        let (scores, names) = self.score_chosen(context, candidates, &chosen, python)?;
+        Ok((scores, names, routing))
+    }
+
+    /// Puts each routed model's arm in `chosen` (the treatment replaces control where the
+    /// request is assigned to it, split mode) and returns the routing word.
+    fn route<'a>(
+        &'a self,
+        context: &dyn Lookup,
+        chosen: &mut [(&'a str, &'a Served)],
+    ) -> RoutingWord {
+        if self.routes.is_empty() {
+            return 0;
+        }
+        let mut word = 0;
+        for entry in chosen.iter_mut() {
+            let Some(i) = entry.1.route else { continue };
+            let route = &self.routes[i];
+            let arm = route
+                .routing
+                .arm(context.get(&route.routing.key), route.treatment.is_some());
+            if let (ArmCode::Treatment, Some(treatment)) = (arm, &route.treatment) {
+                entry.1 = treatment;
+            }
+            word |= (arm as u64) << (ROUTE_BITS * i as u32);
+        }
+        word
+    }
+
+    fn score_chosen<'a, C: CandidateInput>(
+        &self,
+        context: &dyn Lookup,
+        candidates: &[C],
+        chosen: &[(&'a str, &'a Served)],
+        python: Option<&PythonValues>,
+    ) -> Result<(Vec<f32>, Vec<NameVersion<'a>>)> {
         let plans: Vec<&ModelPlan> = chosen.iter().map(|(_, s)| &s.plan).collect();
         let width = chosen.len();
         let mut scores = vec![0f32; candidates.len() * width];
@@ -246,7 +366,51 @@ impl Scorer {
         python: Option<&PythonValues>,
     ) -> Result<(Vec<u8>, usize)> {
         self.score_request_unless_over(request, python, usize::MAX)
-            .map(|(response, count)| (response.unwrap_or_default(), count))
+            .map(|(response, count, _)| (response.unwrap_or_default(), count))
+    }
+
+    /// Scores, with the treatment version, the models of the request that are under a shadow
+    /// experiment and assigned to its treatment: a `ScoreResponse` naming only those models
+    /// (treatment versions), or None when there are none. The server calls this off the
+    /// response path, for the prediction log; it decodes the request again (cheaper than
+    /// keeping the borrowed view alive across the response).
+    pub fn score_shadow(
+        &self,
+        request: &[u8],
+        python: Option<&PythonValues>,
+    ) -> Result<Option<Vec<u8>>> {
+        if !self
+            .routes
+            .iter()
+            .any(|r| r.routing.mode == Mode::Shadow && r.treatment.is_some())
+        {
+            return Ok(None);
+        }
+        let request = decode_request(request)?;
+        let mut shadowed = Vec::new();
+        for (name, served) in self.resolve(&request.models)? {
+            let Some(i) = served.route else { continue };
+            let route = &self.routes[i];
+            let arm = route.routing.arm(
+                request.context.get(&route.routing.key),
+                route.treatment.is_some(),
+            );
+            if let (ArmCode::Shadowed, Some(treatment)) = (arm, &route.treatment) {
+                shadowed.push((name, treatment));
+            }
+        }
+        if shadowed.is_empty() {
+            return Ok(None);
+        }
+        self.check_count(request.candidates.len())?;
+        let (scores, names) =
+            self.score_chosen(&request.context, &request.candidates, &shadowed, python)?;
+        Ok(Some(encode_response(
+            request.request_id,
+            &names,
+            request.candidates,
+            &scores,
+        )))
     }
 
     /// [`Scorer::score_request_counted`], except that a valid request with more than
@@ -258,41 +422,21 @@ impl Scorer {
         request: &[u8],
         python: Option<&PythonValues>,
         defer_over: usize,
-    ) -> Result<(Option<Vec<u8>>, usize)> {
+    ) -> Result<(Option<Vec<u8>>, usize, RoutingWord)> {
         let request = decode_request(request)?;
         let count = request.candidates.len();
         if count > defer_over && count <= self.max_candidates {
             self.resolve(&request.models)?;
-            return Ok((None, count));
+            return Ok((None, count, 0));
         }
-        let (scores, names) = self.score(
+        let (scores, names, routing) = self.score_routed(
             &request.context,
             &request.candidates,
             &request.models,
             python,
         )?;
-        let width = names.len();
-        let response = ScoreResponse {
-            request_id: request.request_id.to_owned(),
-            models: names
-                .iter()
-                .map(|(n, v)| ModelVersion {
-                    name: (*n).to_owned(),
-                    version: (*v).to_owned(),
-                })
-                .collect(),
-            candidates: request
-                .candidates
-                .into_iter()
-                .zip(scores.chunks_exact(width))
-                .map(|(c, s)| CandidateScores {
-                    id: c.id.to_owned(),
-                    scores: s.to_vec(),
-                })
-                .collect(),
-            error: None,
-        };
-        Ok((Some(response.encode_to_vec()), count))
+        let response = encode_response(request.request_id, &names, request.candidates, &scores);
+        Ok((Some(response), count, routing))
     }
 
     /// A stream message's answer, never an `Err`: a refused request (over `max_request_bytes`,
@@ -318,10 +462,11 @@ impl Scorer {
             );
         }
         match self.score_request_unless_over(request, python, defer_over) {
-            Ok((response, candidates)) => Answer {
+            Ok((response, candidates, routing)) => Answer {
                 response,
                 candidates,
                 code: OK,
+                routing,
             },
             Err(error) => {
                 let code = status_name(&error);
@@ -351,6 +496,68 @@ impl Scorer {
     }
 }
 
+/// A model that passed the checks against its spec: fingerprint, hash bits, field count.
+fn checked(plan: &FeaturePlan, name: &str, model: Arc<Model>, version: String) -> Result<Served> {
+    let spec = plan.model(name).map_err(|_| {
+        Error::InvalidArgument(format!("model {name}: the feature plan has no spec for it"))
+    })?;
+    let found = hex(&model.fingerprint());
+    if spec.fingerprint.is_empty() || found != spec.fingerprint.to_ascii_lowercase() {
+        return Err(Error::InvalidArgument(format!(
+            "model {name}: fingerprint {found} does not match the feature spec's {}",
+            if spec.fingerprint.is_empty() {
+                "(none)"
+            } else {
+                &spec.fingerprint
+            }
+        )));
+    }
+    if model.hash_bits() != spec.bits || model.num_fields() as usize != spec.fields.len() {
+        return Err(Error::InvalidArgument(format!(
+            "model {name}: {} bits and {} fields, the spec has {} and {}",
+            model.hash_bits(),
+            model.num_fields(),
+            spec.bits,
+            spec.fields.len()
+        )));
+    }
+    Ok(Served {
+        model,
+        version,
+        plan: spec.clone(),
+        route: None,
+    })
+}
+
+fn encode_response(
+    request_id: &str,
+    names: &[NameVersion<'_>],
+    candidates: Vec<CandidateView<'_>>,
+    scores: &[f32],
+) -> Vec<u8> {
+    let width = names.len().max(1);
+    ScoreResponse {
+        request_id: request_id.to_owned(),
+        models: names
+            .iter()
+            .map(|(n, v)| ModelVersion {
+                name: (*n).to_owned(),
+                version: (*v).to_owned(),
+            })
+            .collect(),
+        candidates: candidates
+            .into_iter()
+            .zip(scores.chunks_exact(width))
+            .map(|(c, s)| CandidateScores {
+                id: c.id.to_owned(),
+                scores: s.to_vec(),
+            })
+            .collect(),
+        error: None,
+    }
+    .encode_to_vec()
+}
+
 fn refusal(request: &[u8], code: &'static str, message: String) -> Answer {
     let response = ScoreResponse {
         request_id: salvage_request_id(request).to_owned(),
@@ -364,5 +571,6 @@ fn refusal(request: &[u8], code: &'static str, message: String) -> Answer {
         response: Some(response.encode_to_vec()),
         candidates: 0,
         code,
+        routing: 0,
     }
 }

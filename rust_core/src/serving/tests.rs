@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use prost::Message as _;
 
+use super::experiment::{bucket, ArmCode, Mode, Routing};
 use super::proto::{Candidate, ScoreRequest, ScoreResponse};
 use super::scorer::hex;
-use super::Scorer;
+use super::{ExperimentSpec, Scorer};
 use crate::error::Error;
 use crate::hash;
 use crate::model::{Algorithm, Header, Model};
@@ -436,9 +437,9 @@ fn a_request_over_the_defer_limit_is_counted_but_not_scored() {
     let bytes = request(&[], cands);
     assert_eq!(
         s.score_request_unless_over(&bytes, None, 2).unwrap(),
-        (None, 3)
+        (None, 3, 0)
     );
-    let (scored, count) = s.score_request_unless_over(&bytes, None, 3).unwrap();
+    let (scored, count, _) = s.score_request_unless_over(&bytes, None, 3).unwrap();
     assert_eq!(
         (scored, count),
         (Some(s.score_request(&bytes, None).unwrap()), 3)
@@ -526,4 +527,230 @@ fn salvaged_request_id_stops_at_the_first_bad_byte() {
     assert_eq!(salvage_request_id(b"\x0a\x02\xc0\xaf"), "");
     assert_eq!(salvage_request_id(b"\x0a\x05ab"), "");
     assert_eq!(salvage_request_id(b"\x0a\x01a\x0a\x01b"), "b");
+}
+
+fn ffm_ctr_treatment() -> Arc<Model> {
+    let header = Header {
+        algorithm: Algorithm::Ffm,
+        bits: 8,
+        fields: 3,
+        k: 2,
+        stride: 2,
+        normalize: false,
+        fingerprint: FP_CTR,
+        downsample_rate: 1.0,
+    };
+    let n = 1 + 256 + 256 * 3 * 2;
+    Arc::new(Model::new(header, weights(n, -1.3)).unwrap())
+}
+
+fn experiment_scorer(mode: Mode, share: f64, loaded: bool) -> Scorer {
+    Scorer::with_experiments(
+        plan(),
+        vec![
+            ("ctr".into(), ffm_ctr(), "3".into()),
+            ("cvr".into(), lr_cvr(FP_CVR), "1".into()),
+        ],
+        10,
+        vec![ExperimentSpec {
+            model: "ctr".into(),
+            routing: Routing {
+                experiment: "e1".into(),
+                mode,
+                key: "user_id".into(),
+                salt: "s".into(),
+                share,
+            },
+            treatment: loaded.then(|| (ffm_ctr_treatment(), "7".into())),
+        }],
+    )
+    .unwrap()
+}
+
+fn user_request(user: Option<&str>) -> Vec<u8> {
+    let mut context = std::collections::BTreeMap::from([
+        ("app_id".to_string(), "com.game".to_string()),
+        ("ts".to_string(), "3700".to_string()),
+    ]);
+    if let Some(user) = user {
+        context.insert("user_id".into(), user.into());
+    }
+    ScoreRequest {
+        request_id: "r1".into(),
+        context,
+        candidates: vec![
+            candidate("a", &[("campaign_id", "c1")]),
+            candidate("b", &[("campaign_id", "c2")]),
+        ],
+        models: vec!["cvr".into(), "ctr".into()],
+    }
+    .encode_to_vec()
+}
+
+fn versions(response: &[u8]) -> (Vec<(String, String)>, Vec<Vec<f32>>) {
+    let out = ScoreResponse::decode(response).unwrap();
+    (
+        out.models
+            .into_iter()
+            .map(|m| (m.name, m.version))
+            .collect(),
+        out.candidates.into_iter().map(|c| c.scores).collect(),
+    )
+}
+
+#[test]
+fn experiment_routes_each_request_to_the_arm_its_key_assigns() {
+    let s = experiment_scorer(Mode::Split, 0.5, true);
+    let plain = scorer(10);
+    let only_treatment = Scorer::new(
+        plan(),
+        vec![
+            ("ctr".into(), ffm_ctr_treatment(), "7".into()),
+            ("cvr".into(), lr_cvr(FP_CVR), "1".into()),
+        ],
+        10,
+    )
+    .unwrap();
+    assert_eq!(
+        s.experiments(),
+        [("ctr".into(), "e1".into(), Some("7".into()))]
+    );
+    let mut seen = [0usize; 3];
+    for i in 0..200 {
+        let user = format!("user-{i}");
+        let request = user_request(Some(&user));
+        let (response, count, routing) = s
+            .score_request_unless_over(&request, None, usize::MAX)
+            .unwrap();
+        assert_eq!(count, 2);
+        let treated = bucket("s", &user) < 0.5;
+        let (names, scores) = versions(&response.unwrap());
+        let want_version = if treated { "7" } else { "3" };
+        assert_eq!(
+            names,
+            [
+                ("cvr".into(), "1".into()),
+                ("ctr".into(), want_version.into())
+            ]
+        );
+        let reference = if treated { &only_treatment } else { &plain };
+        let (_, want) = versions(&reference.score_request(&request, None).unwrap());
+        assert_eq!(scores, want);
+        assert_eq!(routing, if treated { 2 } else { 1 });
+        seen[usize::from(treated)] += 1;
+        // The stream path routes the same way.
+        let answer = s.answer(&request, None, usize::MAX, usize::MAX);
+        assert_eq!(answer.routing, routing);
+        seen[2] += 1;
+    }
+    assert!(seen[0] > 60 && seen[1] > 60, "{seen:?}");
+    // No key: control, counted as such.
+    let (response, _, routing) = s
+        .score_request_unless_over(&user_request(None), None, usize::MAX)
+        .unwrap();
+    assert_eq!(routing, ArmCode::KeyMissing as u64);
+    assert_eq!(versions(&response.unwrap()).0[1].1, "3");
+    // A request not asking for the routed model has routing 0.
+    let only_cvr = request(&["cvr"], vec![candidate("a", &[("campaign_id", "x")])]);
+    assert_eq!(
+        s.score_request_unless_over(&only_cvr, None, usize::MAX)
+            .unwrap()
+            .2,
+        0
+    );
+}
+
+#[test]
+fn shadow_answers_with_control_and_scores_the_treatment_on_request() {
+    let s = experiment_scorer(Mode::Shadow, 0.5, true);
+    let plain = scorer(10);
+    let mut shadowed = 0;
+    for i in 0..100 {
+        let user = format!("user-{i}");
+        let request = user_request(Some(&user));
+        let (response, _, routing) = s
+            .score_request_unless_over(&request, None, usize::MAX)
+            .unwrap();
+        // The bidder sees exactly control.
+        assert_eq!(
+            response.unwrap(),
+            plain.score_request(&request, None).unwrap()
+        );
+        let shadow = s.score_shadow(&request, None).unwrap();
+        if bucket("s", &user) < 0.5 {
+            shadowed += 1;
+            assert_eq!(routing, ArmCode::Shadowed as u64);
+            let (names, scores) = versions(&shadow.unwrap());
+            assert_eq!(names, [("ctr".into(), "7".into())]);
+            let t = ffm_ctr_treatment();
+            let idx = tokens(
+                1,
+                8,
+                &[
+                    "app_id=com.game",
+                    "campaign_id=c1",
+                    "app_campaign=com.game^c1",
+                ],
+            );
+            assert_eq!(
+                scores[0],
+                [t.predict_row(&[0, 1, 2], &idx, &[1.0, 1.0, 1.0])]
+            );
+        } else {
+            assert_eq!(routing, ArmCode::Control as u64);
+            assert!(shadow.is_none());
+        }
+    }
+    assert!(shadowed > 20);
+}
+
+#[test]
+fn a_degraded_experiment_sends_everything_to_control() {
+    let s = experiment_scorer(Mode::Split, 0.99, false);
+    assert_eq!(s.experiments(), [("ctr".into(), "e1".into(), None)]);
+    let plain = scorer(10);
+    for i in 0..50 {
+        let request = user_request(Some(&format!("user-{i}")));
+        let (response, _, routing) = s
+            .score_request_unless_over(&request, None, usize::MAX)
+            .unwrap();
+        assert_eq!(
+            response.unwrap(),
+            plain.score_request(&request, None).unwrap()
+        );
+        assert_eq!(routing, ArmCode::Control as u64);
+        assert!(s.score_shadow(&request, None).unwrap().is_none());
+    }
+}
+
+#[test]
+fn experiments_are_checked_like_served_models() {
+    let spec = |model: &str, treatment: Arc<Model>| ExperimentSpec {
+        model: model.into(),
+        routing: Routing {
+            experiment: "e".into(),
+            mode: Mode::Split,
+            key: "user_id".into(),
+            salt: "s".into(),
+            share: 0.5,
+        },
+        treatment: Some((treatment, "9".into())),
+    };
+    let models = || vec![("ctr".to_string(), ffm_ctr(), "3".to_string())];
+    let wrong_fp =
+        Scorer::with_experiments(plan(), models(), 10, vec![spec("ctr", lr_cvr(FP_CTR))]);
+    assert!(matches!(wrong_fp, Err(Error::InvalidArgument(m)) if m.contains("bits")));
+    let not_served =
+        Scorer::with_experiments(plan(), models(), 10, vec![spec("cvr", lr_cvr(FP_CVR))]);
+    assert!(matches!(not_served, Err(Error::InvalidArgument(m)) if m.contains("not served")));
+    let twice = Scorer::with_experiments(
+        plan(),
+        models(),
+        10,
+        vec![
+            spec("ctr", ffm_ctr_treatment()),
+            spec("ctr", ffm_ctr_treatment()),
+        ],
+    );
+    assert!(matches!(twice, Err(Error::InvalidArgument(m)) if m.contains("two experiments")));
 }
