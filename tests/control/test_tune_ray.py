@@ -102,7 +102,8 @@ def test_tune_cli_on_ray_runs_trials_in_parallel(ray_instance, logs, tmp_path):
     assert out["study"]["trials"] == 4
     assert out["saved"] is True
     saved = open_registry(registry).get_params("ctr")
-    assert saved is not None and saved["study"]["valid_logloss"] == out["valid_logloss"]
+    assert saved is not None
+    assert saved["study"]["valid_logloss"] == out["valid_logloss"]
 
 
 def _no_ray_env(tmp_path: Path) -> dict[str, str]:
