@@ -338,7 +338,7 @@ def test_local_and_ray_register_identical_models_out_of_core(ray_instance, tmp_p
 @pytest.fixture(scope="module")
 def shrunk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Nine days of 20k rows, the last two at 40% (`control datagen --shrink-from-day 7`),
-    and the second day in two files: the row-count check fails on 2026-11-08."""
+    and the second day in two files: the row-count check fails on 2026-11-08 and 09."""
     out = tmp_path_factory.mktemp("scale-shrunk") / "logs"
     result = runner.invoke(
         app,
@@ -410,7 +410,10 @@ def test_ray_validation_equals_local_validation(ray_instance, tmp_path, shrunk, 
         )
     ]
     assert reports[0].checks == reports[1].checks
-    assert [f"{c.name}:{c.subject}" for c in reports[1].failures] == ["row_count:2026-11-08"]
+    assert [f"{c.name}:{c.subject}" for c in reports[1].failures] == [
+        "row_count:2026-11-08",
+        "row_count:2026-11-09",
+    ]
 
 
 @pytest.mark.ray
@@ -434,7 +437,7 @@ def test_retrain_on_ray_stops_on_the_shrunk_day_like_local(ray_instance, tmp_pat
     steps = {k: {s["name"]: s for s in r["steps"]} for k, r in runs.items()}
     validations = {k: s["validate"]["detail"]["validation"] for k, s in steps.items()}
     assert validations["ray"] == validations["local"]
-    assert validations["ray"]["failed"] == ["row_count:2026-11-08"]
+    assert validations["ray"]["failed"] == ["row_count:2026-11-08", "row_count:2026-11-09"]
     # 7 training days, one of them in two files
     assert steps["ray"]["validate"]["detail"]["prepared"]["shards"] == 8
     assert not list((tmp_path / "ray" / "store").glob("prepared/*/part-*"))  # cleaned up

@@ -36,6 +36,57 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_logs(tmp_path_factory.mktemp("tune-ray") / "logs.parquet", rows=3000, seed=7)
 
 
+# --- no Ray running (these come first: a running Ray is reused whatever the address) --
+
+
+def _no_ray_env(tmp_path: Path) -> dict[str, str]:
+    shim = tmp_path / "shim" / "ray"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIDSCORE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(shim.parent), str(REPO)])
+    env["BIDSCORE_HOME"] = str(tmp_path / "home")
+    env["COLUMNS"] = "200"
+    return env
+
+
+def test_tune_without_ray_is_one_line_and_saves_nothing(tmp_path, logs):
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "control", "tune", "--model", "ctr", "--data", str(logs),
+            "--trials", "2", "--executor", "ray", "--save", "--registry", registry, *SMALL,
+        ],
+        env=_no_ray_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    _one_line(done.stderr, "error: --executor ray needs Ray, which is not installed")
+    assert open_registry(registry, create=True).get_params("ctr") is None
+
+
+def test_tune_on_an_unreachable_cluster_is_one_line_and_saves_nothing(tmp_path, logs, free_port):
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    address = f"ray://127.0.0.1:{free_port()}"
+    result = runner.invoke(
+        app,
+        [
+            "tune", "--model", "ctr", "--data", str(logs), "--trials", "2",
+            "--executor", address, "--save", "--registry", registry, *SMALL,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    _one_line(result.stderr, f"error: cannot reach the Ray cluster at {address} within 5s")
+    assert open_registry(registry, create=True).get_params("ctr") is None
+
+
+# --- on a local Ray instance -------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[object]:
     ray = pytest.importorskip("ray")
@@ -104,48 +155,3 @@ def test_tune_cli_on_ray_runs_trials_in_parallel(ray_instance, logs, tmp_path):
     saved = open_registry(registry).get_params("ctr")
     assert saved is not None
     assert saved["study"]["valid_logloss"] == out["valid_logloss"]
-
-
-def _no_ray_env(tmp_path: Path) -> dict[str, str]:
-    shim = tmp_path / "shim" / "ray"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIDSCORE_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(shim.parent), str(REPO)])
-    env["BIDSCORE_HOME"] = str(tmp_path / "home")
-    env["COLUMNS"] = "200"
-    return env
-
-
-def test_tune_without_ray_is_one_line_and_saves_nothing(tmp_path, logs):
-    registry = f"sqlite:///{tmp_path / 'registry.db'}"
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "control", "tune", "--model", "ctr", "--data", str(logs),
-            "--trials", "2", "--executor", "ray", "--save", "--registry", registry, *SMALL,
-        ],
-        env=_no_ray_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr
-    _one_line(done.stderr, "error: --executor ray needs Ray, which is not installed")
-    assert open_registry(registry, create=True).get_params("ctr") is None
-
-
-def test_tune_on_an_unreachable_cluster_is_one_line_and_saves_nothing(tmp_path, logs, free_port):
-    registry = f"sqlite:///{tmp_path / 'registry.db'}"
-    address = f"ray://127.0.0.1:{free_port()}"
-    result = runner.invoke(
-        app,
-        [
-            "tune", "--model", "ctr", "--data", str(logs), "--trials", "2",
-            "--executor", address, "--save", "--registry", registry, *SMALL,
-        ],
-    )  # fmt: skip
-    assert result.exit_code == 1, result.output
-    _one_line(result.stderr, f"error: cannot reach the Ray cluster at {address} within 5s")
-    assert open_registry(registry, create=True).get_params("ctr") is None
