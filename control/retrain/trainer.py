@@ -129,7 +129,7 @@ def train(
                     model,
                     prepared,
                     store=store,
-                    on_disk=True,
+                    on_disk=on_disk,
                     memory_budget=memory_budget,
                     algo=algo,
                     params=params,

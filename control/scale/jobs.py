@@ -172,7 +172,7 @@ def _train(
         )
         if not storage.on_disk:
             return train_tables(job.model, loaded, memory_budget=job.memory_budget, **common)
-        observer.stage(f"out of core: {storage.reason}")
+        observer.stage(f"preparing shards: {storage.reason}")
         del loaded
     # Prepared into shards, one per input file (Ray tasks, or here one file at a time) and
     # trained from them, in memory or out of core (control.scale.train): the same shards and
@@ -195,7 +195,7 @@ def _train(
             prepared,
             valid=valid,
             valid_fraction=job.valid_fraction,
-            on_disk=job.on_disk or ray is None,
+            on_disk=job.on_disk,
             memory_budget=job.memory_budget,
             **common,
         )

@@ -238,7 +238,7 @@ def train_prepared(
         "estimate_bytes": size,
         "budget_bytes": memory_budget,
     }
-    obs.stage(f"training {'out of core' if out_of_core else 'in memory'}: {why}")
+    obs.stage(f"training {'on disk' if out_of_core else 'in memory'}: {why}")
     with tempfile.TemporaryDirectory(prefix="bidscore-split-") as workdir:
         if out_of_core:
             train_set, valid_rows, counts = _split_on_disk(
