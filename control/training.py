@@ -273,7 +273,7 @@ def _weights(table: pa.Table) -> npt.NDArray[np.float64] | None:
 
 def fit(
     spec: ModelSpec,
-    train_set: rust_core.Dataset,
+    train_set: rust_core.Dataset | rust_core.ShardedDataset,
     valid_set: rust_core.Dataset,
     *,
     algo: str,

@@ -4,6 +4,8 @@ registry for `control train` / `control retrain`."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from control.cli.options import JsonOpt, RegistryOpt, SpecsOpt, registry_url
+from control.cli.options import JsonOpt, RayCpusOpt, RegistryOpt, SpecsOpt, registry_url
 from control.cli.output import console, err_console, print_json, user_errors
 
 if TYPE_CHECKING:
@@ -129,14 +131,20 @@ def tune(
     executor: Annotated[
         str | None,
         typer.Option(
-            help="Run trials in parallel: local (a pool of --workers). Trials do not run on"
-            " Ray (ray / ray://... are for train and retrain). Default: one trial at a time."
+            help="Run trials in parallel: local (a pool of --workers in this process), ray (a"
+            " Ray started here) or ray://HOST:PORT (a Ray cluster): one Ray task per trial,"
+            " reserving --threads CPUs, the study and its pruner in this process."
+            " Default: one trial at a time."
         ),
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Trials at once with --executor local (default: cores / threads)."),
+        typer.Option(
+            help="Trials at once with --executor (default: cores, or the Ray cluster's CPUs,"
+            " / threads)."
+        ),
     ] = None,
+    ray_cpus: RayCpusOpt = None,
     threads: Annotated[int, typer.Option(help="Training threads per trial.")] = 1,
     algo: Annotated[str | None, typer.Option(help="ffm or lr (default: the model spec's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampler, split, folds, training.")] = 0,
@@ -164,6 +172,7 @@ def tune(
     """
     # optuna and rust_core only when a search really starts (`control --help` stays light).
     from bidscore.registry import open_registry  # noqa: PLC0415
+    from control.scale.executor import session  # noqa: PLC0415
     from control.tuning import plots, saved  # noqa: PLC0415
     from control.tuning.executors import parse_executor  # noqa: PLC0415
     from control.tuning.run import TuneRequest, fold_rows, prepare, run  # noqa: PLC0415
@@ -171,9 +180,9 @@ def tune(
     from features import catalog  # noqa: PLC0415
 
     with user_errors(json_out):
-        pool = parse_executor(executor, workers, threads)
+        pool = parse_executor(executor, workers, threads, ray_cpus)
         options = SearchOptions(
-            trials=trials, seed=seed, threads=threads, timeout=timeout, workers=pool.workers
+            trials=trials, seed=seed, threads=threads, timeout=timeout, workers=pool.workers or 1
         )
         options.check()
         # Open the registry first: an unreachable one should fail before minutes of work.
@@ -188,9 +197,18 @@ def tune(
             options=options,
         )
         models = catalog.load(specs)
-        prepared = prepare(request, models)
-        with TrialProgress(trials) as progress:
-            result, prepared = run(request, models, on_trial=progress, prepared=prepared)
+        with contextlib.ExitStack() as stack:
+            ray = stack.enter_context(session(pool.ray)) if pool.ray is not None else None
+            if ray is not None:
+                pool = pool.on_ray(ray.cluster_resources().get("CPU", 1), threads)
+                request = dataclasses.replace(
+                    request, options=dataclasses.replace(options, workers=pool.workers)
+                )
+            prepared = prepare(request, models, arrays=ray is not None)
+            with TrialProgress(trials) as progress:
+                result, prepared = run(
+                    request, models, on_trial=progress, prepared=prepared, ray=ray
+                )
         if reg is not None:
             reg.put_params(model, saved.record(result, model, prepared.data))
         if plot is not None:

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from control.retrain.partitions import Partition, Selection, to_partitions
-from control.retrain.validate import DayStats, day_stats
+from control.retrain.validate import DayStats, day_stats, merge_day_counts, stats_from_counts
 from features.catalog import Catalog
 
 
@@ -78,6 +78,60 @@ def read_selection(
         day_stats=stats,
         holdout_days=(first.isoformat(), last.isoformat()),
     )
+
+
+def read_holdout(
+    selection: Selection,
+    model: str,
+    notify: Callable[[str], None],
+    catalog: Catalog | None = None,
+) -> Tables:
+    """Only the holdout partitions (evaluation's data), for a run whose window was prepared
+    and validated by preparation tasks: `train` is empty, `day_stats` come from the tasks."""
+    from features.catalog import load  # noqa: PLC0415
+    from features.readers import combine_tables, read_logs  # noqa: PLC0415
+
+    target = (catalog or load()).target(model)
+    required = [target.label] + ([target.where] if target.where else [])
+    tables = [read_logs(p.path, required_labels=required) for p in selection.holdout]
+    notify(f"read {len(tables)} holdout partitions")
+    first, last = selection.holdout_days
+    return Tables(
+        train=pa.table({}),
+        holdout=combine_tables(tables, [p.path for p in selection.holdout]),
+        label=target.label,
+        day_stats=[],
+        holdout_days=(first.isoformat(), last.isoformat()),
+    )
+
+
+def stats_from_parts(selection: Selection, parts: list[dict[str, Any]]) -> list[DayStats]:
+    """Per-day statistics of the selection (training days, then holdout days, as
+    `read_selection` lists them) from preparation tasks' per-file counts
+    (`control.scale.prepare.Prepared.parts`), added up by `dt=` partition."""
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for part in parts:
+        if part["day"] is None:
+            raise ValueError(f"{part['source']}: not in a dt= partition")
+        by_day.setdefault(part["day"], []).append(part["counts"])
+    stats = []
+    for p in [*selection.train, *selection.holdout]:
+        counts = by_day.get(p.day.isoformat())
+        if not counts:
+            raise ValueError(f"{p.path}: no file of this partition was prepared")
+        stats.append(stats_from_counts(p.day, merge_day_counts(counts)))
+    return stats
+
+
+def psi_from_parts(
+    profile: Mapping[str, Any], holdout_parts: list[dict[str, Any]]
+) -> dict[str, float]:
+    """`psi_against` from the holdout files' profiles (of their target rows) merged:
+    the same values when the holdout is one file, approximate (`merge_profiles`) else."""
+    from control.monitor.drift import psi_by_feature  # noqa: PLC0415
+    from control.profile import merge_profiles  # noqa: PLC0415
+
+    return psi_by_feature(profile, merge_profiles([p["profile"] for p in holdout_parts]))
 
 
 def baseline_missing(profile: Mapping[str, Any]) -> dict[str, float]:

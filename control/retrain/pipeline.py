@@ -121,6 +121,7 @@ class _Run:
         self.champion_alias: Alias | None = None
         self.champion: Version | None = None
         self.catalog = load_catalog(request.specs)
+        self.prepared: Any | None = None  # control.scale.prepare.Prepared (Ray executor)
 
     @property
     def run(self) -> dict[str, Any]:
@@ -211,24 +212,76 @@ class _Run:
     def validate_step(self, selection: Selection) -> data.Tables:
         req = self.request
         with self.recorder.step("validate") as detail:
-            tables = data.read_selection(selection, req.model, self.notify, self.catalog)
             profile = self.champion.manifest.profile if self.champion else {}
+            ray = running_ray(req.executor)
+            if ray is None:
+                tables = data.read_selection(selection, req.model, self.notify, self.catalog)
+                day_stats = tables.day_stats
+
+                def psi() -> Any:
+                    return data.psi_against(profile, tables.holdout, req.model, self.catalog)
+            else:
+                # The window is read once, by the preparation tasks; validation runs on the
+                # per-file counts and profiles they return (no process holds the window).
+                day_stats, holdout_parts = self.prepare_step(selection, ray)
+                detail["prepared"] = self.prepared_summary()
+
+                def psi() -> Any:
+                    return data.psi_from_parts(profile, holdout_parts)
+
+            label = self.catalog.target(req.model).label
             report = validate(
-                tables.day_stats,
+                day_stats,
                 [p.rows for p in selection.history],
-                tables.label,
+                label,
                 req.policy,
                 baseline_missing=data.baseline_missing(profile),
-                psi=(lambda: data.psi_against(profile, tables.holdout, req.model, self.catalog))
-                if profile
-                else None,
+                psi=psi if profile else None,
             )
             detail["validation"] = report.to_json()
             detail["summary"] = report.summary()
             self.notify(f"validate: {report.summary()}")
             if report.failures:
                 raise ValidationStoppedError(report)
+        if ray is not None:
+            tables = data.read_holdout(selection, req.model, self.notify, self.catalog)
         return tables
+
+    def prepare_step(self, selection: Selection, ray: Any) -> tuple[list[Any], list[Any]]:
+        """Ray: prepare the training days into shards and profile the holdout days, in
+        tasks; the per-day statistics (training days, then holdout days) and the holdout
+        files' parts."""
+        from control.scale.prepare import prepare, profile_files  # noqa: PLC0415
+
+        req = self.request
+        self.prepared = prepare(
+            [p.path for p in selection.train],
+            req.model,
+            store=self.store,
+            specs=req.specs,
+            ray=ray,
+            run_id=self.recorder.run_id,
+            notify=self.notify,
+        )
+        holdout_parts = profile_files(
+            [p.path for p in selection.holdout],
+            req.model,
+            store=self.store,
+            specs=req.specs,
+            ray=ray,
+        )
+        stats = data.stats_from_parts(selection, self.prepared.parts + holdout_parts)
+        return stats, holdout_parts
+
+    def prepared_summary(self) -> dict[str, Any] | None:
+        if self.prepared is None:
+            return None
+        return {
+            "shards": len(self.prepared.index.shards),
+            "rows": self.prepared.rows,
+            "wall_seconds": round(self.prepared.wall_seconds, 3),
+            "cpu_seconds": round(self.prepared.cpu_seconds, 3),
+        }
 
     def train_step(
         self, tables: data.Tables, algo: str, params: dict[str, Any], selection: Selection
@@ -254,16 +307,13 @@ class _Run:
                     )
                     self.notify(f"train: warm start from {req.alias} version {parent}")
                 source = "saved" if self.run["inputs"].get("params_from_saved") else "default"
-                ray = running_ray(req.executor)
-                if ray is not None:
+                if self.prepared is not None:
                     trained = trainer.train_distributed(
                         req.model,
-                        [p.path for p in selection.train],
+                        self.prepared,
                         store=self.store,
-                        ray=ray,
-                        run_id=self.recorder.run_id,
-                        specs=req.specs,
-                        notify=self.notify,
+                        memory_budget=req.memory_budget,
+                        on_disk=req.on_disk,
                         algo=algo,
                         params=params,
                         threads=req.threads,
@@ -287,6 +337,10 @@ class _Run:
                         memory_budget=req.memory_budget,
                         init=init,
                         parent_version=parent,
+                        store=self.store,
+                        specs=req.specs,
+                        run_id=self.recorder.run_id,
+                        notify=self.notify,
                     )
             metrics = trained.metrics
             best = trained.model.best_epoch
@@ -397,13 +451,24 @@ class _Run:
     # --- the whole run ----------------------------------------------------------------------
 
     def execute(self) -> RetrainResult:
-        req = self.request
         self.read_champion()
         selection = self.select_step()
         algo, params, key = self.params_and_key(selection)
         existing = self.already_done(key)
         if existing is not None:
             return self.resume_or_noop(existing)
+        try:
+            return self.validated_run(selection, algo, params, key)
+        finally:
+            if self.prepared is not None:
+                from control.scale.prepare import cleanup  # noqa: PLC0415
+
+                cleanup(self.prepared, self.store)
+
+    def validated_run(
+        self, selection: Selection, algo: str, params: dict[str, Any], key: str
+    ) -> RetrainResult:
+        req = self.request
         try:
             tables = self.validate_step(selection)
         except ValidationStoppedError as exc:

@@ -96,13 +96,54 @@ def train(
     memory_budget: int | None = None,
     init: rust_core.Model | None = None,
     parent_version: str | None = None,
+    store: ArtifactStore | None = None,
+    specs: str | None = None,
+    run_id: str | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Train on the window with `algo` and its hyper-parameters `params` (`params_source`:
-    whether saved tuned parameters are among them, recorded in the manifest); out of core
-    and warm-started as `control.training.train_tables` describes."""
+    whether saved tuned parameters are among them, recorded in the manifest), warm-started
+    as `control.training.train_tables` describes.
+
+    Out of core (`on_disk`, or the window's tokenised rows estimated above `memory_budget`)
+    the window's files are prepared into shards in this process (`store` given) and trained
+    from as on the Ray executor (`train_distributed`): the same shards, split shard by shard
+    by the same rule, so the same model."""
+    data = split(tables, model, paths, catalog)
+    if store is not None and (on_disk or memory_budget is not None):
+        from control.prepared import choose_storage  # noqa: PLC0415
+        from control.scale.prepare import cleanup, prepare  # noqa: PLC0415
+
+        storage = choose_storage(
+            data.train,
+            spec_for(model, catalog),
+            on_disk=on_disk,
+            budget=memory_budget,
+            extra_rows=data.valid.num_rows,
+        )
+        if storage.on_disk:
+            del data
+            prepared = prepare(paths, model, store=store, specs=specs, run_id=run_id, notify=notify)
+            try:
+                return train_distributed(
+                    model,
+                    prepared,
+                    store=store,
+                    on_disk=on_disk,
+                    memory_budget=memory_budget,
+                    algo=algo,
+                    params=params,
+                    threads=threads,
+                    catalog=catalog,
+                    params_source=params_source,
+                    init=init,
+                    parent_version=parent_version,
+                )
+            finally:
+                cleanup(prepared, store)
     return train_tables(
         model,
-        split(tables, model, paths, catalog),
+        data,
         algo=algo,
         params=params,
         threads=threads,
@@ -118,13 +159,11 @@ def train(
 
 def train_distributed(
     model: str,
-    paths: list[str],
+    prepared: Any,
     *,
     store: ArtifactStore,
-    ray: Any,
-    run_id: str,
-    specs: str | None,
-    notify: Callable[[str], None],
+    on_disk: bool = False,
+    memory_budget: int | None = None,
     algo: str,
     params: dict[str, Any],
     threads: int,
@@ -133,30 +172,28 @@ def train_distributed(
     init: Any | None = None,
     parent_version: str | None = None,
 ) -> TrainedModel:
-    """`train`, with the window prepared into shards by Ray tasks (`control.scale`): the same
-    split (VALID_FRACTION, SEED) over the same row order, so the same model."""
-    from control.scale.prepare import cleanup, prepare  # noqa: PLC0415
+    """`train` from the window prepared into shards (`control.scale.prepare.Prepared`, by
+    Ray tasks or in this process): the same split (VALID_FRACTION, SEED) over the same row
+    order, so the same model; out of core with `on_disk` or above `memory_budget`. The
+    caller removes the shards."""
     from control.scale.train import train_prepared  # noqa: PLC0415
 
-    prepared = prepare(
-        paths, model, store=store, specs=specs, ray=ray, run_id=run_id, notify=notify
+    del store  # the shards are local (a cache of remote ones): nothing more to fetch
+    return train_prepared(
+        model,
+        prepared,
+        valid_fraction=VALID_FRACTION,
+        algo=algo,
+        params=params,
+        threads=threads,
+        seed=SEED,
+        catalog=catalog,
+        params_source=params_source,
+        init=init,
+        parent_version=parent_version,
+        on_disk=on_disk,
+        memory_budget=memory_budget,
     )
-    try:
-        return train_prepared(
-            model,
-            prepared,
-            valid_fraction=VALID_FRACTION,
-            algo=algo,
-            params=params,
-            threads=threads,
-            seed=SEED,
-            catalog=catalog,
-            params_source=params_source,
-            init=init,
-            parent_version=parent_version,
-        )
-    finally:
-        cleanup(prepared, store)
 
 
 def register(

@@ -112,35 +112,66 @@ class ValidationReport:
         }
 
 
-def _missing_rate(column: pa.ChunkedArray) -> float:
+def _missing_count(column: pa.ChunkedArray) -> int:
     """Nulls, and for strings also empty strings (the logs' spelling of 'not sent')."""
-    if len(column) == 0:
-        return 0.0
     missing = int(column.null_count)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         missing += int(pc.sum(pc.equal(column, "")).as_py() or 0)
-    return float(missing) / len(column)
+    return missing
+
+
+def day_counts(table: pa.Table, label: str, target: pa.Table | None = None) -> dict[str, Any]:
+    """What `day_stats` needs from (part of) a day's logs, as counts that add up over the
+    files of a day: `rows`, `positives` of `label` among the `target` rows (default: all),
+    `target_rows` (None without `target`) and `missing` (missing cells per feature column).
+    Preparation tasks return these per file; `merge_day_counts` adds them up."""
+    learnt = table if target is None else target
+    positives = (
+        int(pc.sum(learnt.column(label)).as_py() or 0) if label in learnt.schema.names else 0
+    )
+    return {
+        "rows": table.num_rows,
+        "positives": positives,
+        "target_rows": None if target is None else target.num_rows,
+        "missing": {
+            name: _missing_count(table.column(name))
+            for name in table.schema.names
+            if name not in NON_FEATURES
+        },
+    }
+
+
+def merge_day_counts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The `day_counts` of a day from those of its files (every count adds up exactly)."""
+    missing: dict[str, int] = {}
+    for part in parts:
+        for name, n in part["missing"].items():
+            missing[name] = missing.get(name, 0) + int(n)
+    targets = [p["target_rows"] for p in parts]
+    return {
+        "rows": sum(int(p["rows"]) for p in parts),
+        "positives": sum(int(p["positives"]) for p in parts),
+        "target_rows": None if any(t is None for t in targets) else sum(targets),
+        "missing": missing,
+    }
+
+
+def stats_from_counts(day: date, counts: Mapping[str, Any]) -> DayStats:
+    """A day's `DayStats` from its `day_counts` (merged over its files)."""
+    rows = int(counts["rows"])
+    return DayStats(
+        day=day,
+        rows=rows,
+        positives=int(counts["positives"]),
+        missing={name: (float(n) / rows if rows else 0.0) for name, n in counts["missing"].items()},
+        target_rows=counts["target_rows"],
+    )
 
 
 def day_stats(day: date, table: pa.Table, label: str, target: pa.Table | None = None) -> DayStats:
     """Row count and missing rate of every feature column of a day's logs, and the positives
     of `label` among the `target` rows (default: all rows)."""
-    learnt = table if target is None else target
-    positives = (
-        int(pc.sum(learnt.column(label)).as_py() or 0) if label in learnt.schema.names else 0
-    )
-    missing = {
-        name: _missing_rate(table.column(name))
-        for name in table.schema.names
-        if name not in NON_FEATURES
-    }
-    return DayStats(
-        day=day,
-        rows=table.num_rows,
-        positives=positives,
-        missing=missing,
-        target_rows=None if target is None else target.num_rows,
-    )
+    return stats_from_counts(day, day_counts(table, label, target))
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -78,7 +78,7 @@ class TrainJob:
     downsample: float | None = None
     key: str | None = None
     specs: str | None = None
-    on_disk: bool = False  # in-memory path only: train out of core (control.prepared)
+    on_disk: bool = False  # train out of core from shards (control.scale.train)
     memory_budget: int | None = None
     warm_start: str | None = None  # a version number or alias to start from
 
@@ -137,7 +137,7 @@ def _train(
     init: Any | None,
     parent_version: str | None,
 ) -> Any:
-    from control.training import load_data, train_tables  # noqa: PLC0415
+    from control.training import load_data, model_spec, train_tables  # noqa: PLC0415
 
     common: dict[str, Any] = {
         "algo": algo,
@@ -151,7 +151,9 @@ def _train(
         "init": init,
         "parent_version": parent_version,
     }
-    if ray is None:
+    if ray is None and not job.on_disk:
+        from control.prepared import choose_storage  # noqa: PLC0415
+
         observer.stage(f"reading {', '.join(job.data)}")
         loaded = load_data(
             job.model,
@@ -161,32 +163,46 @@ def _train(
             seed=job.seed,
             catalog=models,
         )
-        return train_tables(
-            job.model, loaded, on_disk=job.on_disk, memory_budget=job.memory_budget, **common
+        storage = choose_storage(
+            loaded.train,
+            model_spec(job.model, models),
+            on_disk=False,
+            budget=job.memory_budget,
+            extra_rows=loaded.valid.num_rows,
         )
-    else:
-        from control.scale.prepare import cleanup, prepare  # noqa: PLC0415
-        from control.scale.train import train_prepared  # noqa: PLC0415
+        if not storage.on_disk:
+            return train_tables(job.model, loaded, memory_budget=job.memory_budget, **common)
+        observer.stage(f"preparing shards: {storage.reason}")
+        del loaded
+    # Prepared into shards, one per input file (Ray tasks, or here one file at a time) and
+    # trained from them, in memory or out of core (control.scale.train): the same shards and
+    # the same split rule on both executors, so the same model.
+    from control.scale.prepare import cleanup, prepare  # noqa: PLC0415
+    from control.scale.train import train_prepared  # noqa: PLC0415
 
-        def say(line: str) -> None:
-            observer.stage(line)
+    def say(line: str) -> None:
+        observer.stage(line)
 
-        prepared = prepare(
-            job.data, job.model, store=artifacts, specs=job.specs, ray=ray, notify=say
-        )
-        valid = (
-            prepare(job.valid, job.model, store=artifacts, specs=job.specs, ray=ray, notify=say)
-            if job.valid
-            else None
-        )
-        try:
-            return train_prepared(
-                job.model, prepared, valid=valid, valid_fraction=job.valid_fraction, **common
+    prepared = prepare(job.data, job.model, store=artifacts, specs=job.specs, ray=ray, notify=say)
+    valid = None
+    try:
+        if job.valid:
+            valid = prepare(
+                job.valid, job.model, store=artifacts, specs=job.specs, ray=ray, notify=say
             )
-        finally:
-            cleanup(prepared, artifacts)
-            if valid is not None:
-                cleanup(valid, artifacts)
+        return train_prepared(
+            job.model,
+            prepared,
+            valid=valid,
+            valid_fraction=job.valid_fraction,
+            on_disk=job.on_disk,
+            memory_budget=job.memory_budget,
+            **common,
+        )
+    finally:
+        cleanup(prepared, artifacts)
+        if valid is not None:
+            cleanup(valid, artifacts)
 
 
 def _failure(model: str, exc: BaseException, started: float) -> Outcome:

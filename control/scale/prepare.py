@@ -18,6 +18,7 @@ function runs in this process, one file after another.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -44,6 +45,7 @@ from control.shards import (
 )
 
 PREPARED_PREFIX = "prepared"
+_DT = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})(?:/|$)")
 _ARRAY_FILES = (
     "indptr.npy",
     "fields.npy",
@@ -69,15 +71,32 @@ def local_root(store: Any, prefix: str) -> Path | None:
     return store.root / check_key(prefix) if isinstance(store, FileStore) else None
 
 
+def partition_day(source: str) -> str | None:
+    """The day of the `dt=YYYY-MM-DD` partition a file belongs to, or None."""
+    found = _DT.search(source)
+    return found.group(1) if found else None
+
+
 def prepare_file(
-    source: str, *, name: str, store_url: str, prefix: str, model: str, specs: str | None
+    source: str,
+    *,
+    name: str,
+    store_url: str,
+    prefix: str,
+    model: str,
+    specs: str | None,
+    write: bool = True,
 ) -> dict[str, Any]:
     """Read one log file, keep the model's target rows, tokenise them with the model's
-    plan and write them as shard `name` under `prefix` in the store. Returns JSON-ready data:
-    `info` (ShardInfo), `profile`, `rate` (recorded downsampling rate or None), `weighted`,
+    plan and write them as shard `name` under `prefix` in the store (`write=False`: only
+    the statistics, for holdout days). Returns JSON-ready data: `info` (ShardInfo, None
+    without `write`), `profile` (of the target rows), `counts` (what retraining's
+    validation needs from the file: `control.retrain.validate.day_counts`), `day` (its
+    `dt=` partition, or None), `rate` (recorded downsampling rate or None), `weighted`,
     `ts` ([min, max] or None), `source`, `cpu_seconds`."""
     # Imported in the task: a Ray worker starts from a bare interpreter.
     from bidscore.store import open_store  # noqa: PLC0415
+    from control.retrain.validate import day_counts  # noqa: PLC0415
     from features.catalog import load  # noqa: PLC0415
     from features.readers import read_logs  # noqa: PLC0415
     from features.readers.cast import DOWNSAMPLE_RATE_KEY, WEIGHT_COLUMN  # noqa: PLC0415
@@ -89,9 +108,29 @@ def prepare_file(
     labels = [target.label] + ([target.where] if target.where else [])
     table = read_logs(source, required_labels=labels)
     raw_rate = (table.schema.metadata or {}).get(DOWNSAMPLE_RATE_KEY)
+    logged = table
     if target.where is not None:
         table = table.filter(pc.equal(table[target.where], 1))
+    counts = day_counts(logged, target.label, table)
+    del logged
     weighted = WEIGHT_COLUMN in table.column_names
+    profile = profile_table(table, spec_features(spec))
+    ts = None
+    if "ts" in table.column_names and table["ts"].null_count < table.num_rows:
+        bounds = pc.min_max(table["ts"]).as_py()
+        ts = [int(bounds["min"]), int(bounds["max"])]
+    result: dict[str, Any] = {
+        "info": None,
+        "profile": profile,
+        "counts": counts,
+        "day": partition_day(source),
+        "rate": raw_rate.decode() if raw_rate else None,
+        "weighted": weighted,
+        "ts": ts,
+        "source": source,
+    }
+    if not write:
+        return result | {"cpu_seconds": time.process_time() - started}
     indptr, fields, indices, values = table_csr(table, spec)
     label_values = np.asarray(table[target.label].to_numpy(), dtype=np.float32)
     weights = (
@@ -99,11 +138,6 @@ def prepare_file(
         if weighted
         else None
     )
-    profile = profile_table(table, spec_features(spec))
-    ts = None
-    if "ts" in table.column_names and table["ts"].null_count < table.num_rows:
-        bounds = pc.min_max(table["ts"]).as_py()
-        ts = [int(bounds["min"]), int(bounds["max"])]
     arrays = {
         "indptr": indptr,
         "fields": fields,
@@ -122,15 +156,7 @@ def prepare_file(
             info = write_shard(tmp, name, **arrays, extra=extra)
             for path in sorted((Path(tmp) / name).iterdir()):
                 store.put(path, f"{prefix}/{name}/{path.name}")
-    return {
-        "info": info.to_json(),
-        "profile": profile,
-        "rate": raw_rate.decode() if raw_rate else None,
-        "weighted": weighted,
-        "ts": ts,
-        "source": source,
-        "cpu_seconds": time.process_time() - started,
-    }
+    return result | {"info": info.to_json(), "cpu_seconds": time.process_time() - started}
 
 
 @dataclass
@@ -146,6 +172,8 @@ class Prepared:
     cpu_seconds: float
     cache: Path | None = None  # a local copy of remote shards, removed by `cleanup`
     store_keys: list[str] = field(default_factory=list)
+    # Per file, in source order: {"source", "day", "counts", "profile"} (validation's input)
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -180,6 +208,7 @@ def run_tasks(
     model: str,
     specs: str | None,
     ray: Any | None,
+    write: bool = True,
 ) -> list[dict[str, Any]]:
     """`prepare_file` for every source: Ray tasks (one CPU each) when `ray` is given, else
     here one after another. Results come back in source order whatever order tasks end in."""
@@ -188,6 +217,7 @@ def run_tasks(
         "prefix": prefix,
         "model": model,
         "specs": specs,
+        "write": write,
     }
     if ray is None:
         return [prepare_file(src, name=shard_name(i), **common) for i, src in enumerate(sources)]
@@ -259,12 +289,37 @@ def prepare(
         cpu_seconds=sum(float(p["cpu_seconds"]) for p in parts),
         cache=cache,
         store_keys=store.list_keys(f"{prefix}/"),
+        parts=[_part(p) for p in parts],
     )
     say(
         f"prepare: {index.rows:,} rows in {len(shards)} shard(s),"
         f" {prepared.wall_seconds:.1f}s wall, {prepared.cpu_seconds:.1f}s CPU in tasks"
     )
     return prepared
+
+
+def _part(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("source", "day", "counts", "profile")}
+
+
+def profile_files(
+    paths: Sequence[str | Path],
+    model: str,
+    *,
+    store: Any,
+    specs: str | None = None,
+    ray: Any | None = None,
+) -> list[dict[str, Any]]:
+    """Per file of `paths`: the statistics `prepare` returns (`Prepared.parts`), without
+    tokenising or writing shards (retraining's holdout days: validated, not trained on)."""
+    from features.readers import list_files  # noqa: PLC0415
+
+    sources = list_files([str(p) for p in paths])
+    parts = run_tasks(
+        sources, store_url=store.url, prefix=PREPARED_PREFIX, model=model, specs=specs,
+        ray=ray, write=False,
+    )  # fmt: skip
+    return [_part(p) for p in parts]
 
 
 def cleanup(prepared: Prepared, store: Any) -> None:

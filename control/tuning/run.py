@@ -26,13 +26,14 @@ from control.training import (
     model_spec,
     model_target,
 )
+from control.tuning.distributed import Csr, FoldArrays, run_search_ray
 from control.tuning.folds import day_folds, random_folds
 from control.tuning.search import Fold, SearchOptions, TrialCallback, TuneResult, run_search
 from features.catalog import Catalog
 from features.readers import combine_tables, downsample_rate, read_logs
 from features.readers.cast import WEIGHT_COLUMN
 from features.spec import ModelSpec, Target
-from features.tokenize import tokenize_table
+from features.tokenize import numeric_column, table_csr, tokenize_table
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,19 @@ class Prepared:
     folds: list[Fold]
     fixed: dict[str, Any]
     data: dict[str, Any]
+    # The folds as CSR arrays, for trials in Ray tasks (`prepare(..., arrays=True)`)
+    arrays: list[FoldArrays] = field(default_factory=list)
 
 
 class _Tokens:
     """Tokenises tables for one spec the way `control.training.train_tables` does."""
 
-    def __init__(self, spec: ModelSpec, target: Target, sample: pa.Table) -> None:
+    def __init__(
+        self, spec: ModelSpec, target: Target, sample: pa.Table, arrays: bool = False
+    ) -> None:
         self.spec, self.label = spec, target.label
+        self.keep_arrays = arrays
+        self.arrays: list[FoldArrays] = []
         rate = downsample_rate(sample) if target.where is None else 1.0
         self.weighted = rate == 1.0 and WEIGHT_COLUMN in sample.column_names
         self.fixed = {
@@ -78,6 +85,19 @@ class _Tokens:
 
     def valid(self, table: pa.Table) -> rust_core.Dataset:
         return tokenize_table(table, self.spec, self.label)
+
+    def _csr(self, table: pa.Table, weighted: bool) -> Csr:
+        indptr, fields, indices, values = table_csr(table, self.spec)
+        weights = numeric_column(table, WEIGHT_COLUMN) if weighted else None
+        return indptr, fields, indices, values, numeric_column(table, self.label), weights
+
+    def fold(self, train: pa.Table, valid: pa.Table, name: str = "train/valid") -> Fold:
+        """A fold; with `arrays`, built from CSR arrays that are also kept for Ray tasks."""
+        if not self.keep_arrays:
+            return Fold(self.train(train), self.valid(valid), name)
+        arrays = FoldArrays(self._csr(train, self.weighted), self._csr(valid, False), name)
+        self.arrays.append(arrays)
+        return arrays.fold()
 
 
 def _target(table: pa.Table, target: Target) -> pa.Table:
@@ -100,8 +120,11 @@ def _dated_root(data: Sequence[str | Path]) -> str | None:
     return root if list_partitions(root) else None
 
 
-def prepare(request: TuneRequest, catalog: Catalog | None = None) -> Prepared:
-    """Read and split the logs into tokenised folds."""
+def prepare(
+    request: TuneRequest, catalog: Catalog | None = None, *, arrays: bool = False
+) -> Prepared:
+    """Read and split the logs into tokenised folds (`arrays`: also as CSR arrays, for
+    trials in Ray tasks)."""
     spec = model_spec(request.model, catalog)
     target = model_target(request.model, catalog)
     algo = request.algo or spec.algorithm
@@ -118,8 +141,8 @@ def prepare(request: TuneRequest, catalog: Catalog | None = None) -> Prepared:
             catalog=catalog,
         )
         check_labels(loaded.valid, target.label, "validation rows")
-        tokens = _Tokens(spec, target, loaded.train)
-        fold = Fold(tokens.train(loaded.train), tokens.valid(loaded.valid))
+        tokens = _Tokens(spec, target, loaded.train, arrays)
+        fold = tokens.fold(loaded.train, loaded.valid)
         return Prepared(
             algo,
             [fold],
@@ -131,19 +154,16 @@ def prepare(request: TuneRequest, catalog: Catalog | None = None) -> Prepared:
                 "window": data_window(loaded.train),
                 "cv": None,
             },
+            tokens.arrays,
         )
     root = _dated_root(request.data)
     if root is not None:
-        return _by_day(request, root, spec, target, algo)
+        return _by_day(request, root, spec, target, algo, arrays=arrays)
     table = _target(read_logs(paths, required_labels=_required(target)), target)
     check_labels(table, target.label, "training data")
-    tokens = _Tokens(spec, target, table)
+    tokens = _Tokens(spec, target, table, arrays)
     folds = [
-        Fold(
-            tokens.train(table.take(pa.array(f.train))),
-            tokens.valid(table.take(pa.array(f.valid))),
-            f.name,
-        )
+        tokens.fold(table.take(pa.array(f.train)), table.take(pa.array(f.valid)), f.name)
         for f in random_folds(table.num_rows, request.cv, request.options.seed)
     ]
     return Prepared(
@@ -156,11 +176,18 @@ def prepare(request: TuneRequest, catalog: Catalog | None = None) -> Prepared:
             "window": data_window(table),
             "cv": {"kind": "random", "k": request.cv},
         },
+        tokens.arrays,
     )
 
 
 def _by_day(
-    request: TuneRequest, root: str, spec: ModelSpec, target: Target, algo: str
+    request: TuneRequest,
+    root: str,
+    spec: ModelSpec,
+    target: Target,
+    algo: str,
+    *,
+    arrays: bool = False,
 ) -> Prepared:
     assert request.cv is not None
     partitions = list_partitions(root)
@@ -173,11 +200,11 @@ def _by_day(
     }
     paths = {p.day: p.path for p in partitions}
     first = tables[min(tables)]
-    tokens = _Tokens(spec, target, first)
+    tokens = _Tokens(spec, target, first, arrays)
     built = []
     for f in folds:
         train = combine_tables([tables[d] for d in f.train_days], [paths[d] for d in f.train_days])
-        built.append(Fold(tokens.train(train), tokens.valid(tables[f.valid_day]), f.name))
+        built.append(tokens.fold(train, tables[f.valid_day], f.name))
     days = sorted(tables)
     return Prepared(
         algo,
@@ -199,6 +226,7 @@ def _by_day(
                 ],
             },
         },
+        tokens.arrays,
     )
 
 
@@ -208,12 +236,19 @@ def run(
     *,
     on_trial: TrialCallback | None = None,
     prepared: Prepared | None = None,
+    ray: Any | None = None,
 ) -> tuple[TuneResult, Prepared]:
-    """Prepare the folds (unless given) and search; the result and its folds."""
+    """Prepare the folds (unless given) and search; the result and its folds. With `ray`
+    (a connected `ray` module) the trials run as Ray tasks (`control.tuning.distributed`)."""
     request.options.check()
-    ready = prepared or prepare(request, catalog)
+    ready = prepared or prepare(request, catalog, arrays=ray is not None)
     options = dataclasses.replace(request.options, fixed=ready.fixed)
-    result = run_search(ready.algorithm, ready.folds, options, on_trial=on_trial)
+    if ray is not None:
+        if not ready.arrays:
+            raise TuningError("trials on Ray need folds prepared with arrays=True")
+        result = run_search_ray(ready.algorithm, ready.arrays, options, ray, on_trial=on_trial)
+    else:
+        result = run_search(ready.algorithm, ready.folds, options, on_trial=on_trial)
     return result, ready
 
 

@@ -293,3 +293,151 @@ def test_a_model_stopped_by_validation_fails_alone(ray_instance, tmp_path, no_co
     assert registry.get_alias("cvr", "production") is None
     assert registry.list_versions("cvr") == []
     assert registry.acquire_lock(lock_name("cvr"), "someone-else", 5.0)
+
+
+# --- issue 18 follow-up: validation from the tasks' profiles, out of core from shards --------
+
+
+def test_shard_draws_are_the_whole_datas_draws():
+    from control.scale.train import shard_draws  # noqa: PLC0415
+
+    whole = np.random.default_rng(7).random(1000)
+    starts = [0, 3, 250, 999]
+    for a, b in zip(starts, [*starts[1:], 1000], strict=True):
+        assert np.array_equal(shard_draws(7, a, b - a), whole[a:b])
+
+
+@pytest.mark.ray
+def test_local_and_ray_register_identical_models_out_of_core(ray_instance, tmp_path, days):
+    # Out of core on both executors: one shard per input file, the validation rows and the
+    # downsampling drawn shard by shard, training streamed from the shards (shuffled).
+    window = [str(days / "dt=2026-11-01"), str(days / "dt=2026-11-02")]
+    data = [a for path in window for a in ("--data", path)]
+    model = ["--model", "ctr", "--algo", "lr", "--downsample-negatives", "0.5"]
+    local = _train(tmp_path, "local-ooc", *model, *data, "--executor", "local", "--on-disk")
+    ray = _train(tmp_path, "ray-ooc", *model, *data, "--executor", "ray", "--memory-budget", "64K")
+    in_memory = _train(tmp_path, "local-mem", *model, *data, "--executor", "local")
+    manifests = {
+        name: open_registry(f"sqlite:///{tmp_path / name / 'registry.db'}")
+        .get_version("ctr", out["version"])
+        .manifest
+        for name, out in (("local-ooc", local), ("ray-ooc", ray), ("local-mem", in_memory))
+    }
+    assert manifests["local-ooc"].checksum == manifests["ray-ooc"].checksum
+    assert ray["metrics"] == local["metrics"]
+    assert manifests["local-ooc"].data["prepared"]["storage"] == "disk"
+    assert manifests["ray-ooc"].data["prepared"]["storage"] == "disk"
+    assert "exceed the memory budget" in manifests["ray-ooc"].data["prepared"]["reason"]
+    # The same rows as in memory: the split and the downsampling are the same draws.
+    for key in ("rows", "train_rows", "valid_rows"):
+        assert manifests["ray-ooc"].data[key] == manifests["local-mem"].data[key]
+    # Shuffled shard by shard, not over the whole data: another model, as good.
+    assert abs(ray["metrics"]["logloss"] - in_memory["metrics"]["logloss"]) < 0.01
+
+
+@pytest.fixture(scope="module")
+def shrunk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Nine days of 20k rows, the last two at 40% (`control datagen --shrink-from-day 7`),
+    and the second day in two files: the row-count check fails on 2026-11-08 and 09."""
+    out = tmp_path_factory.mktemp("scale-shrunk") / "logs"
+    result = runner.invoke(
+        app,
+        [
+            "datagen", "--rows", "20000", "--seed", "5", "--days", "9", "--out", str(out),
+            "--start", "2026-11-01", "--shrink-from-day", "7", "--shrink-factor", "0.4",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    day = out / "dt=2026-11-02"
+    table = pq.read_table(day / "part-0.parquet")
+    (day / "part-0.parquet").unlink()
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), day / "part-0.parquet")
+    pq.write_table(table.slice(half), day / "part-1.parquet")
+    return out
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("model", ["ctr", "cvr"])
+def test_ray_validation_equals_local_validation(ray_instance, tmp_path, shrunk, model):
+    import datetime as dt  # noqa: PLC0415
+
+    import ray  # noqa: PLC0415
+
+    from bidscore.store import open_store  # noqa: PLC0415
+    from control.profile import profile_table, spec_features  # noqa: PLC0415
+    from control.retrain import data  # noqa: PLC0415
+    from control.retrain.partitions import select  # noqa: PLC0415
+    from control.retrain.validate import ValidationPolicy, validate  # noqa: PLC0415
+    from control.scale.prepare import cleanup, prepare, profile_files  # noqa: PLC0415
+    from features.catalog import load  # noqa: PLC0415
+
+    catalog = load()
+    selection = select(
+        data.list_partitions(str(shrunk)),
+        window_days=7,
+        holdout_days=1,
+        day=dt.date(2026, 11, 9),
+        allow_gaps=False,
+    )
+    local = data.read_selection(selection, model, lambda _: None, catalog)
+    store = open_store(f"file://{tmp_path / 'store'}")
+    prepared = prepare([p.path for p in selection.train], model, store=store, ray=ray)
+    holdout = profile_files([p.path for p in selection.holdout], model, store=store, ray=ray)
+    try:
+        stats = data.stats_from_parts(selection, prepared.parts + holdout)
+    finally:
+        cleanup(prepared, store)
+    assert stats == local.day_stats  # rows, positives, target rows, missing rates: exact
+    # A "production" profile: the first day's target rows, profiled as training does.
+    first, _ = data.target_rows(local.train.slice(0, 20_000), model, catalog)
+    baseline = profile_table(first, spec_features(catalog.spec(model)))
+    assert data.psi_from_parts(baseline, holdout) == data.psi_against(
+        baseline, local.holdout, model, catalog
+    )
+    reports = [
+        validate(
+            days,
+            [p.rows for p in selection.history],
+            local.label,
+            ValidationPolicy(),
+            baseline_missing=data.baseline_missing(baseline),
+            psi=psi,
+        )
+        for days, psi in (
+            (local.day_stats, lambda: data.psi_against(baseline, local.holdout, model, catalog)),
+            (stats, lambda: data.psi_from_parts(baseline, holdout)),
+        )
+    ]
+    assert reports[0].checks == reports[1].checks
+    assert [f"{c.name}:{c.subject}" for c in reports[1].failures] == [
+        "row_count:2026-11-08",
+        "row_count:2026-11-09",
+    ]
+
+
+@pytest.mark.ray
+def test_retrain_on_ray_stops_on_the_shrunk_day_like_local(ray_instance, tmp_path, shrunk):
+    runs = {}
+    for executor in ("local", "ray"):
+        registry = f"sqlite:///{tmp_path / executor / 'registry.db'}"
+        result = runner.invoke(
+            app,
+            [
+                "retrain", "--model", "ctr", "--algo", "lr", "--data", str(shrunk),
+                "--window", "7d", "--date", "2026-11-09", "--registry", registry,
+                "--store", f"file://{tmp_path / executor / 'store'}", "--executor", executor,
+                "--json",
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 5, result.output
+        [run] = open_registry(registry).list_runs("ctr")
+        runs[executor] = run
+        assert open_registry(registry).list_versions("ctr") == []
+    steps = {k: {s["name"]: s for s in r["steps"]} for k, r in runs.items()}
+    validations = {k: s["validate"]["detail"]["validation"] for k, s in steps.items()}
+    assert validations["ray"] == validations["local"]
+    assert validations["ray"]["failed"] == ["row_count:2026-11-08", "row_count:2026-11-09"]
+    # 7 training days, one of them in two files
+    assert steps["ray"]["validate"]["detail"]["prepared"]["shards"] == 8
+    assert not list((tmp_path / "ray" / "store").glob("prepared/*/part-*"))  # cleaned up

@@ -151,9 +151,12 @@ def test_executors():
     assert parse_executor(None, None, 1).workers == 1
     assert parse_executor("local", 3, 1).workers == 3
     assert parse_executor("local", None, 1).workers >= 1
-    for ray in ("ray", "ray://head:10001"):
-        with pytest.raises(TuningError, match="control tune runs its trials in this process"):
-            parse_executor(ray, None, 1)
+    ray = parse_executor("ray", None, 2, ray_cpus=4)
+    assert (ray.name, ray.workers) == ("ray", 0)  # decided from the cluster's CPUs
+    assert ray.on_ray(4.0, 2).workers == 2
+    assert parse_executor("ray://head:10001", 3, 1).on_ray(8.0, 1).workers == 3
+    with pytest.raises(TuningError, match="--ray-cpus needs --executor ray"):
+        parse_executor("local", None, 1, ray_cpus=2)
     with pytest.raises(TuningError, match="unknown executor"):
         parse_executor("dask", None, 1)
     with pytest.raises(TuningError, match="--workers must be >= 1"):
