@@ -531,6 +531,71 @@ mod tests {
     use crate::simd::Kernel;
     use crate::slots::as_cells;
 
+    /// Every specialised loop of `score4` (fields in equal steps of 4 or more floats, or
+    /// not; one value for every feature, or not; every remainder of partners) against the
+    /// scalar reference, in the payload layout (slot 4) and the training layout (slot 8).
+    #[test]
+    fn every_k4_loop_scores_like_the_scalar_reference() {
+        use crate::dataset::Row;
+        if !Kernel::Avx2.available() {
+            return;
+        }
+        let mut rng = SplitMix64::new(11);
+        let (bits, fields) = (6u32, 24usize);
+        for slot in [4usize, 8] {
+            let d = super::super::Dims {
+                mask: (1 << bits) - 1,
+                fields,
+                k: 4,
+                bias: 0,
+                lin0: 1,
+                lin_stride: slot / 4,
+                v0: 1 + (slot / 4) * (1 << bits),
+                slot,
+            };
+            let w: Vec<f32> = (0..d.end()).map(|_| rng.next_f32() - 0.5).collect();
+            for n in 0..=20usize {
+                for (step, same_x, shuffled) in [
+                    (1, true, false),
+                    (1, false, false),
+                    (2, true, false),
+                    (1, true, true),
+                    (1, false, true),
+                    (0, true, false),
+                ] {
+                    // `step` 0: every feature in field 3 (equal offsets: no even step).
+                    let mut f: Vec<u32> = (0..n)
+                        .map(|i| (i * step + 3 * usize::from(step == 0)) as u32)
+                        .collect();
+                    f.retain(|&x| (x as usize) < fields);
+                    if shuffled {
+                        f.reverse();
+                    }
+                    let j: Vec<u32> = f.iter().map(|_| rng.below(1 << bits) as u32).collect();
+                    let x: Vec<f32> = f
+                        .iter()
+                        .map(|_| if same_x { 0.7 } else { rng.next_f32() + 0.1 })
+                        .collect();
+                    let row = Row {
+                        fields: &f,
+                        indices: &j,
+                        values: &x,
+                    };
+                    let mut feats = Vec::new();
+                    let r = super::super::resolve(d, true, row, &mut feats);
+                    let want = super::super::scalar::score(&w[..], 4, r, &feats);
+                    // SAFETY: AVX2 and FMA checked above; `feats` resolved with `d`, and
+                    // `w` holds every block of `d`.
+                    let got = unsafe { score4(&w[..], r, &feats, Ahead::NONE) };
+                    assert!(
+                        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                        "slot {slot} n {n} step {step} same_x {same_x} shuffled {shuffled}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn two_pairs_per_register_give_the_bits_of_one_pair_at_a_time() {
         if !Kernel::Avx2.available() {
