@@ -184,7 +184,9 @@ pub(super) unsafe fn score4<S: Read + ?Sized>(
     feats: &[Feat],
     ahead: Ahead<'_>,
 ) -> f32 {
-    let same_x = feats.windows(2).all(|w| w[0].x == w[1].x);
+    let same_x = feats
+        .windows(2)
+        .all(|w| w[0].x.to_bits() == w[1].x.to_bits());
     // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
     unsafe {
         match (even_step(feats), same_x) {
