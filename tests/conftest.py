@@ -165,6 +165,7 @@ _SERVER_SUITES = {
     "tests/control/test_loadtest.py",
     "tests/control/test_loadtest_stream.py",
     "tests/test_readme.py",
+    "tests/test_experiment_end_to_end.py",
 }
 
 

@@ -115,7 +115,7 @@ def write_experiment_logs(
             f.write(json.dumps(record, separators=(",", ":")) + "\n")
             written[arm] += 1
     return Written(
-        log, _write_outcomes(out / "outcomes" / "clicks.parquet", table), written, float(ts.max())
+        log, write_outcomes(out / "outcomes" / "clicks.parquet", table), written, float(ts.max())
     )
 
 
@@ -160,8 +160,10 @@ def _record(  # noqa: PLR0917 -- one record's pieces
     return record
 
 
-def _write_outcomes(path: Path, table: pa.Table) -> Path:
-    """Click events (with their conversions) CLICK_DELAY_SECONDS after the request."""
+def write_outcomes(path: Path, table: pa.Table) -> Path:
+    """Click events (with their conversions) CLICK_DELAY_SECONDS after the request: the
+    generated labels of `table` (`control.datagen.generate`: drawn from the planted
+    probabilities), keyed by (request_id, candidate_id), at its `ts` + the delay."""
     clicked = table.filter(pc.equal(table["click"], 1))
     events = pa.table(
         {

@@ -22,7 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import rust_core
-from bidscore.manifest import Manifest
+from bidscore.manifest import Manifest, file_sha256
 from bidscore.registry import Registry, open_registry
 from bidscore.registry.base import utc_now
 from bidscore.store import open_store
@@ -86,6 +86,9 @@ class Published:
         manifest: dict[str, Any] = {
             "model": name,
             "checksum": checksum,
+            # As `control train` publishes (the servers check `checksum`; `control promote` and
+            # `control experiment start` also the file's SHA-256).
+            "sha256": file_sha256(path),
             "fingerprint": fingerprint,
             "profile": profile or {},
             "created_at": utc_now(),
