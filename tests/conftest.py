@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -62,14 +62,12 @@ def bidscore_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def _moto_executable() -> str:
-    beside_python = Path(sys.executable).parent / "moto_server"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("moto_server")
-    if found is None:
-        pytest.fail("moto_server is not installed (pip install 'moto[server]')")
-    return found
+_MOTO_SERIAL = Path(__file__).with_name("moto_serial.py")
+
+
+def _require_moto() -> None:
+    if importlib.util.find_spec("moto.server") is None:
+        pytest.fail("moto's server is not installed (pip install 'moto[server]')")
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -98,8 +96,10 @@ def moto_server() -> Iterator[str]:
         mp.setenv("AWS_SESSION_TOKEN", "testing")
         mp.setenv("AWS_DEFAULT_REGION", AWS_REGION)
         mp.delenv("AWS_PROFILE", raising=False)
+        _require_moto()
         proc = subprocess.Popen(
-            [_moto_executable(), "-H", "127.0.0.1", "-p", str(port)],
+            # moto_server with DynamoDB requests serialised (see tests/moto_serial.py).
+            [sys.executable, str(_MOTO_SERIAL), "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
