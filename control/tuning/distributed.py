@@ -44,6 +44,7 @@ from control.tuning.search import (
     _check_labels,
     _record,
     pruner,
+    sampler,
 )
 from control.tuning.space import MAX_EPOCHS, SPACES
 
@@ -208,7 +209,7 @@ class _Driver:
         self.space = SPACES[algorithm]
         self.study = optuna.create_study(
             direction="minimize",
-            sampler=optuna.samplers.TPESampler(seed=options.seed),
+            sampler=sampler(options.seed),
             pruner=pruner(options.prune),
         )
         self.study.enqueue_trial(self.space.start())
