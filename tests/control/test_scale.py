@@ -441,3 +441,49 @@ def test_retrain_on_ray_stops_on_the_shrunk_day_like_local(ray_instance, tmp_pat
     # 7 training days, one of them in two files
     assert steps["ray"]["validate"]["detail"]["prepared"]["shards"] == 8
     assert not list((tmp_path / "ray" / "store").glob("prepared/*/part-*"))  # cleaned up
+
+
+@pytest.mark.ray
+@pytest.mark.aws
+def test_ray_retrains_from_s3_partitions_into_an_s3_store(
+    tmp_path, days, aws_backends, moto_server
+):
+    # Data, registry and artifact store on the AWS emulator: a fresh `control` process starts
+    # its own Ray instance, whose tasks read the dt= partitions from S3 and write their shards
+    # under the S3 store (removed after training). The model equals the local executor's
+    # (local run: SQLite registry and a directory store, same S3 data).
+    import boto3  # noqa: PLC0415 -- the aws extra
+
+    store_url = aws_backends[1]
+    bucket = store_url.removeprefix("s3://").split("/", 1)[0]
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    for part in ("dt=2026-11-01", "dt=2026-11-02", "dt=2026-11-03"):
+        for file in sorted((days / part).glob("*.parquet")):
+            s3.upload_file(str(file), bucket, f"raw/{part}/{file.name}")
+    data = f"s3://{bucket}/raw?endpoint_url={moto_server}&region=us-east-1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIDSCORE_")}
+    env["PYTHONPATH"] = str(REPO)
+    env["BIDSCORE_HOME"] = str(tmp_path / "home")
+    local = (f"sqlite:///{tmp_path / 'local.db'}", f"file://{tmp_path / 'store'}")
+    checksums = {}
+    for executor, (registry, store) in (("local", local), ("ray", aws_backends)):
+        args = ["retrain", "--model", "ctr", "--algo", "lr", "--data", data, "--window", "2d"]
+        args += ["--date", "2026-11-03", "--registry", registry, "--store", store]
+        args += ["--threads", "1", "--executor", executor, "--json"]
+        done = subprocess.run(
+            [sys.executable, "-m", "control", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        version = json.loads(done.stdout)["version"]
+        manifest = open_registry(registry).get_version("ctr", version).manifest
+        checksums[executor] = manifest.checksum
+    assert checksums["ray"] == checksums["local"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.startswith("artifacts/") for k in keys), keys  # the model went to S3
+    assert not [k for k in keys if "/prepared/" in k], keys  # the run's shards were removed
