@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -29,6 +27,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 import rust_core
+from bench.machine import machine
 from bidscore.v1 import scorer_pb2
 from control.datagen import CANDIDATE_COLUMNS, CONTEXT_COLUMNS, generate
 from features.bid import SPECS
@@ -41,19 +40,6 @@ SPEC = SPECS["ctr"]
 RESULTS = Path(__file__).resolve().parent / "results"
 # Every figure printed, also written to bench/results/features-<date>.json.
 FIGURES: dict[str, Any] = {}
-
-
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, "
-        f"load average {load}; single-threaded, timed in process CPU time"
-    )
 
 
 # ---- the pure-Python baseline -------------------------------------------------------------

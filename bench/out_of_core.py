@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 import tempfile
 import time
@@ -37,20 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import rust_core  # noqa: E402
+from bench.machine import machine  # noqa: E402
 from control.shards import write_index, write_shard  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 FIELDS = 10
-
-
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {model}, load average {load}"
 
 
 def generate(rows: int, bits: int, seed: int) -> dict[str, np.ndarray]:

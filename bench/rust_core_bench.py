@@ -30,19 +30,10 @@ import numpy as np
 import xxhash
 
 import rust_core
+from bench.machine import machine
 
 FIELDS = 10
 CHUNK = 1 << 24
-
-
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {model}, load average {load}"
 
 
 def write_model(

@@ -15,34 +15,21 @@ import argparse
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import platform
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import rust_core
+from bench.machine import machine
 from control.datagen import generate
 from control.metrics import evaluate
 from control.tuning import tune_ffm
 from features.bid import CTR, BidRequest
 from features.spec import ModelSpec
 from features.tokenize import tokenize_table
-
-
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, load average {load}"
-    )
 
 
 def cpu_seconds() -> float:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 import rust_core
+from bench.machine import machine
 from control.metrics import evaluate
 from control.tuning import tune_ffm
 
@@ -175,16 +175,6 @@ class RealLibffm:
             return np.loadtxt(out, dtype=np.float64)
 
         return predict
-
-
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, load {load}"
 
 
 def main() -> int:
