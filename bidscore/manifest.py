@@ -10,7 +10,10 @@ manifest written so far (schema 1 carried the algorithm twice, as `algorithm` an
 Fields beyond the obvious ones:
 - `checksum`: the XXH3-64 payload checksum of the model file (hex, as `Model.checksum` reports
   it), compared with the loaded model by every reader (the servers do too);
-- `sha256`: SHA-256 (hex) of the whole file, header included, checked after every download;
+- `sha256`: SHA-256 (hex) of the whole file, header included, checked by `verify_artifact`
+  after each download by `control` (promote, rollback, experiment start); the server does
+  not hash the file again: `rust_core.load_model` checks the header and payload checksums
+  and the server compares `checksum`, which covers the same bytes without a second read;
 - `key`: the artifact key in the store; `idempotency_key`: the registry's idempotency key;
 - `version`: None in the copy uploaded to the store, because the registry hands out the
   number only after both uploads complete; the registry's copy carries it;
