@@ -2,8 +2,11 @@
 
 Generates bid logs, trains and promotes `ctr` (FFM) and `cvr` (LR), starts the scoring server,
 scores a few requests, load-tests it with ghz while a new `ctr` version is promoted, and stops
-everything it started. State lives in `BIDSCORE_HOME` (default `./.bidscore`): afterwards
-`control models list` and `control history ctr` show what happened.
+everything it started. Its state lives in its own home, `./.bidscore/demo` (emptied at the
+start of every run, so a second `make demo` starts from scratch and never touches the
+registry the README's everyday commands use): afterwards
+`BIDSCORE_HOME=.bidscore/demo control models list` and `... control history ctr` show what
+happened.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from bidscore.v1 import scorer_pb2, scorer_pb2_grpc
 from control.datagen import request_payloads
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_HOME = ROOT / ".bidscore" / "demo"
 CONTROL = str(Path(sys.executable).with_name("control"))
 console = Console()
 
@@ -129,9 +133,13 @@ def score_examples(target: str) -> None:
 
 def main() -> int:
     os.chdir(ROOT)
-    home = Path(os.environ.setdefault("BIDSCORE_HOME", str(ROOT / ".bidscore")))
+    # A home of the demo's own, emptied first: a rerun would otherwise find the last run's
+    # versions (trained with another seed, hence on this run's validation rows) as production,
+    # and the promotion gate would rightly refuse the new one.
+    home = DEMO_HOME
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["BIDSCORE_HOME"] = str(home)
     data = home / "demo-data"
-    shutil.rmtree(data, ignore_errors=True)
     if shutil.which("ghz") is None:
         raise SystemExit("demo: ghz is not on PATH; run `make install` (it installs ghz with Go)")
 
@@ -201,6 +209,10 @@ def main() -> int:
         score_examples(target)
     console.print(control("history", "ctr"))
     step("Done: everything the demo started has stopped")
+    console.print(
+        f"The demo's registry is still there: BIDSCORE_HOME={home.relative_to(ROOT)}"
+        " .venv/bin/control models list"
+    )
     return 0
 
 
