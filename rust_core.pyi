@@ -251,12 +251,6 @@ class Scorer:
     def score_request(
         self, request: bytes, python_values: _PythonValues | None = None
     ) -> bytes: ...
-    def score_request_counted(
-        self,
-        request: bytes,
-        python_values: _PythonValues | None = None,
-        defer_over: int | None = None,
-    ) -> tuple[bytes | None, int]: ...
     def score_request_routed(
         self,
         request: bytes,

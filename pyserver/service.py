@@ -3,10 +3,10 @@
 The method is registered with no request deserializer and no response serializer, so grpc
 hands over the serialized ScoreRequest and sends back what rust_core returns. Parsing, the
 candidate-count limit, tokenising, scoring and serializing all happen inside one
-`Scorer.score_request_counted` call with the GIL released, which also returns the candidate
-count for the metrics; the Python work per request is a handful of attribute reads and metric
-updates. Only when the served specs use `@property` features is the request also parsed in
-Python (with upb), to compute them.
+`Scorer.score_request_routed` call with the GIL released, which also returns the candidate
+count for the metrics and the experiment arms; the Python work per request is a handful of
+attribute reads and metric updates. Only when the served specs use `@property` features is
+the request also parsed in Python (with upb), to compute them.
 """
 
 from __future__ import annotations

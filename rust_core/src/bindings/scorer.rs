@@ -142,35 +142,12 @@ impl PyScorer {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// `score_request`, returning `(response, candidate count)`: the server's one call per
-    /// request (the count feeds its metrics without parsing the request in Python). With
-    /// `defer_over`, a valid request of more candidates than that is not scored and comes
-    /// back as `(None, count)`, for the caller to score off its event loop.
-    #[pyo3(signature = (request, python_values=None, defer_over=None))]
-    #[expect(
-        clippy::needless_pass_by_value,
-        reason = "pyo3 extracts Python arguments as owned values"
-    )]
-    fn score_request_counted<'py>(
-        &self,
-        py: Python<'py>,
-        request: &[u8],
-        python_values: Option<PythonValues>,
-        defer_over: Option<usize>,
-    ) -> PyResult<(Option<Bound<'py, PyBytes>>, usize)> {
-        let scorer = &self.inner;
-        let (out, count, _) = py.detach(|| {
-            scorer.score_request_unless_over(
-                request,
-                python_values.as_ref(),
-                defer_over.unwrap_or(usize::MAX),
-            )
-        })?;
-        Ok((out.map(|bytes| PyBytes::new(py, &bytes)), count))
-    }
-
-    /// `score_request_counted` plus the request's experiment routing word (see `experiments`;
-    /// 0 when no requested model is under an experiment, and for a deferred request).
+    /// `score_request`, returning `(response, candidate count, routing word)`: the server's one
+    /// call per request (the count feeds its metrics without parsing the request in Python;
+    /// the routing word names each routed model's arm, see `experiments`: 0 when no requested
+    /// model is under an experiment, and for a deferred request). With `defer_over`, a valid
+    /// request of more candidates than that is not scored and comes back as
+    /// `(None, count, 0)`, for the caller to score off its event loop.
     #[pyo3(signature = (request, python_values=None, defer_over=None))]
     #[expect(
         clippy::needless_pass_by_value,
