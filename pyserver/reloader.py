@@ -198,46 +198,37 @@ class Reloader:
         copy and swaps it in. A file changed in place is deleted (it is corrupt for every
         worker); one replaced by another file is simply verified again."""
         for name, loaded in list(self._loaded.items()):
-            path = Path(loaded.path)
-            change = self._verified.changed(path)
-            if change is None:
-                continue
-            log.error(
-                "cached file of %s version %s changed on disk (%s): %s; loading a fresh copy",
-                name,
-                loaded.version,
-                change,
-                path,
-            )
-            self._metrics.reload_failed(name, CACHE_CHANGED)
-            if self._verified.in_place(path):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            self._verified.forget(path)
-            del self._loaded[name]
+            if self._changed_on_disk(name, Path(loaded.path), f"version {loaded.version}"):
+                del self._loaded[name]
         for name, served in list(self._experiments.items()):
             # A treatment's file too: dropping the entry makes this poll load a fresh copy.
-            if served.treatment is None:
-                continue
-            path = Path(served.treatment.path)
-            change = self._verified.changed(path)
-            if change is None:
-                continue
-            log.error(
-                "cached file of %s treatment version %s (experiment %s) changed on disk (%s):"
-                " %s; loading a fresh copy",
+            treatment = served.treatment
+            if treatment is not None and self._changed_on_disk(
                 name,
-                served.treatment.version,
-                served.experiment.name,
-                change,
-                path,
-            )
-            self._metrics.reload_failed(name, CACHE_CHANGED)
-            if self._verified.in_place(path):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            self._verified.forget(path)
-            del self._experiments[name]
+                Path(treatment.path),
+                f"treatment version {treatment.version} (experiment {served.experiment.name})",
+            ):
+                del self._experiments[name]
+
+    def _changed_on_disk(self, name: str, path: Path, what: str) -> bool:
+        """True (logged, counted, the file dropped from the cache) if the cached file of
+        `name`'s `what` changed since it was verified: the caller forgets the entry."""
+        change = self._verified.changed(path)
+        if change is None:
+            return False
+        log.error(
+            "cached file of %s %s changed on disk (%s): %s; loading a fresh copy",
+            name,
+            what,
+            change,
+            path,
+        )
+        self._metrics.reload_failed(name, CACHE_CHANGED)
+        if self._verified.in_place(path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self._verified.forget(path)
+        return True
 
     def _read_experiments(self, registry: Registry) -> dict[str, Experiment]:
         """model -> its running experiment, for the served models."""
