@@ -26,7 +26,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/promtool $(TOOLS)/streamload ## Create .venv, build rust_core (release), install ghz and promtool, build streamload, system packages
+install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/promtool $(TOOLS)/streamload $(BIN)/ghz $(BIN)/streamload ## Create .venv, build rust_core (release), install ghz and promtool, build streamload, system packages
+
+# `control loadtest` runs ghz and streamload from PATH: linked into .venv/bin, they are there
+# for whoever activates the venv, as the README's everyday commands do.
+$(BIN)/ghz: $(TOOLS)/ghz | $(VENV)/.installed
+	ln -sf $(CURDIR)/$(TOOLS)/ghz $@
+$(BIN)/streamload: $(TOOLS)/streamload | $(VENV)/.installed
+	ln -sf $(CURDIR)/$(TOOLS)/streamload $@
 
 # ghz reports its version from an ldflag that only its release build sets; set it here too.
 $(TOOLS)/ghz:

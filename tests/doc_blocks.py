@@ -95,13 +95,16 @@ def substitute(text: str, replacements: dict[str, str]) -> str:
     return text
 
 
-def ghz_dir() -> str:
-    found = os.environ.get("BIDSCORE_GHZ") or shutil.which("ghz")
-    if found is None and (REPO / ".tools/bin/ghz").exists():
-        found = str(REPO / ".tools/bin/ghz")
-    if found is None:
-        pytest.fail("ghz is not installed: run `make install` (it builds .tools/bin/ghz)")
-    return str(Path(found).parent)
+def reader_path() -> str:
+    """PATH as a reader has it after `. .venv/bin/activate`: the venv's bin first, and without
+    the .tools/bin that the Makefile puts on make's own PATH, so a tool the commands need but
+    the venv lacks fails here as it would for the reader."""
+    venv = str(Path(sys.executable).parent)
+    if shutil.which("ghz", path=venv) is None:
+        pytest.fail("ghz is not in the venv: run `make install` (it links .tools/bin/ghz there)")
+    tools = str(REPO / ".tools" / "bin")
+    rest = [d for d in os.environ["PATH"].split(os.pathsep) if d and Path(d) != Path(tools)]
+    return os.pathsep.join([venv, *rest])
 
 
 def doc_env(home: Path) -> dict[str, str]:
@@ -114,7 +117,7 @@ def doc_env(home: Path) -> dict[str, str]:
     }
     return env | {
         "BIDSCORE_HOME": str(home),
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), ghz_dir(), env["PATH"]]),
+        "PATH": reader_path(),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
         "COLUMNS": "160",
     }
