@@ -375,10 +375,18 @@ def tune_ffm(
     workers: int = 1,
     prune: bool = True,
     on_trial: TrialCallback | None = None,
+    linear: bool = True,
 ) -> TuneResult:
-    """Tune an FFM on `train`, early-stopping and scoring on `valid` (see the module doc)."""
-    options = SearchOptions(trials, seed, threads, timeout, workers, prune)
-    return run_search("ffm", [Fold(train, valid)], options, on_trial=on_trial)
+    """Tune an FFM on `train`, early-stopping and scoring on `valid` (see the module doc).
+
+    `linear=False` searches LIBFFM's model (pairwise terms only, no bias or linear terms:
+    `rust_core.train_ffm(linear=False)`); it is not searched, it holds for every trial, and
+    the result's `params` carry it."""
+    fixed: dict[str, Any] = {} if linear else {"linear": False}
+    options = SearchOptions(trials, seed, threads, timeout, workers, prune, fixed)
+    result = run_search("ffm", [Fold(train, valid)], options, on_trial=on_trial)
+    result.params.update(fixed)
+    return result
 
 
 def tune_lr(

@@ -46,6 +46,17 @@ def test_tune_ffm_is_at_least_as_good_as_the_defaults_and_retrains_to_its_model(
     assert all(t.state in {"complete", "pruned"} for t in result.trials)
 
 
+def test_tune_ffm_without_linear_terms_searches_libffms_model(split):
+    train, valid = split
+    result = tune_ffm(train, valid, trials=4, seed=0, linear=False)
+    assert result.params["linear"] is False
+    assert "linear" not in result.trials[0].params  # fixed, not searched
+    again = rust_core.train_ffm(train, None, **result.params)
+    assert np.array_equal(again.predict(valid), result.model.predict(valid))
+    with_linear = rust_core.train_ffm(train, None, **(result.params | {"linear": True}))
+    assert not np.array_equal(with_linear.predict(valid), result.model.predict(valid))
+
+
 def test_same_seed_same_result(split):
     train, valid = split
     first = tune_ffm(train, valid, trials=6, seed=4)
