@@ -9,7 +9,10 @@ Stream rows (ScoreStream, loaded by tools/streamload, per-message latency; QPS =
   echo-stream      the echo server's ScoreStream (the ceiling of the stream path)
   bidscore-stream  1 and 2 workers, closed loop; then 2 workers open loop at half the closed
                    loop's rate (p99 at a sustainable load)
-Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls or messages)
+  Stream rows restart streamload until its connections are spread evenly over the workers
+  (--stream-spread even; SO_REUSEPORT places connections, not streams, by a hash).
+Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls or messages,
+connections per worker and each worker's CPU)
 and the ratios against echo and sklearn at the same worker count, and writes
 bench/results/serving-<date>.json.
 
