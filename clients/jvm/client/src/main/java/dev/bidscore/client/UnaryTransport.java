@@ -7,17 +7,11 @@ import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
 import io.grpc.Status;
-import io.grpc.protobuf.ProtoUtils;
 import java.util.concurrent.TimeUnit;
 
 /** One unary {@code Score} call per attempt, with the budget as its gRPC deadline. */
 final class UnaryTransport implements Transport {
-  /** The generated Score method, with the client's request writer (RequestMarshaller). */
-  static final MethodDescriptor<ScoreRequest, ScoreResponse> SCORE =
-      ScorerGrpc.getScoreMethod().toBuilder(RequestMarshaller.REQUEST,
-          ProtoUtils.marshaller(ScoreResponse.getDefaultInstance())).build();
   private final ManagedChannel channel;
 
   UnaryTransport(ManagedChannel channel) {
@@ -29,7 +23,7 @@ final class UnaryTransport implements Transport {
     long remaining = deadlineNanos - System.nanoTime();
     ClientCall<ScoreRequest, ScoreResponse> call =
         channel.newCall(
-            SCORE,
+            ScorerGrpc.getScoreMethod(),
             CallOptions.DEFAULT.withDeadlineAfter(Math.max(remaining, 0), TimeUnit.NANOSECONDS));
     try {
       call.start(new Listener(reply), new Metadata());
