@@ -34,6 +34,12 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (0 if it is gone)."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def tree_cpu_seconds(root: int) -> float:
     """utime + stime of `root` and its live descendants (fields 14 and 15 of /proc/PID/stat)."""
     total = 0

@@ -9,7 +9,10 @@ Stream rows (ScoreStream, loaded by tools/streamload, per-message latency; QPS =
   echo-stream      the echo server's ScoreStream (the ceiling of the stream path)
   bidscore-stream  1 and 2 workers, closed loop; then 2 workers open loop at half the closed
                    loop's rate (p99 at a sustainable load)
-Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls or messages)
+  Stream rows restart streamload until its connections are spread evenly over the workers
+  (--stream-spread even; SO_REUSEPORT places connections, not streams, by a hash).
+Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls or messages,
+connections per worker and each worker's CPU)
 and the ratios against echo and sklearn at the same worker count, and writes
 bench/results/serving-<date>.json.
 
@@ -29,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,18 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import models as bench_models  # noqa: E402
-from bench.proc_cpu import children_cpu_seconds, tree_cpu_seconds  # noqa: E402
+from bench.placement import (  # noqa: E402
+    connections_per_process,
+    is_even,
+    listening,
+    spread,
+)
+from bench.proc_cpu import (  # noqa: E402
+    children_cpu_seconds,
+    cpu_seconds,
+    descendants,
+    tree_cpu_seconds,
+)
 from bidscore.registry import open_registry  # noqa: E402
 from control.loadtest import generated_payloads, local_server, run_loadtest  # noqa: E402
 from control.loadtest.ghz import find_ghz, ghz_version  # noqa: E402
@@ -53,6 +67,11 @@ RESULTS = REPO / "bench" / "results"
 ALIAS_MOVE_SECONDS = 2.0
 # Open-loop stream rows: messages outstanding per stream before the client counts a backlog.
 OPEN_LOOP_CAP = 4096
+# --stream-spread even: streamload starts at most this often before a row keeps an uneven
+# spread (a 4-connection, 2-worker start is uneven 10 times in 16: (10/16)**30 < 1e-6).
+MAX_LAUNCHES = 30
+# How often a row looks at which worker holds each connection.
+SPREAD_SAMPLE_SECONDS = 0.5
 # Wide enough for the whole table in a log file or a narrow terminal.
 console = Console(width=160)
 
@@ -74,6 +93,12 @@ class Row:
     alias_moves: int = 0
     streams: int = 0  # 0: unary calls (ghz); else ScoreStream over this many streams
     rps: int = 0
+    # Client connections per worker ("2+2", "3+1"): SO_REUSEPORT places connections, not calls.
+    spread: str = ""
+    # Server CPU seconds of each worker during the run, busiest first.
+    worker_cpu_s: list[float] = field(default_factory=list)
+    # Stream rows: streamload starts until its connections were spread evenly (see --stream-spread).
+    launches: int = 0
 
 
 def reference_server(module: str, workers: int) -> AbstractContextManager[ServerProcess]:
@@ -131,6 +156,8 @@ def measure(
     with start() as server:
         console.print(f"[dim]{name}: serving after {time.monotonic() - started:.1f} s[/dim]")
         time.sleep(args.settle)
+        port = int(server.target.rsplit(":", 1)[1])
+        pids = listening(descendants(server.pid), port) or [server.pid]
         # A separate warm-up run instead of ghz --skipFirst: ghz divides the tallied calls by
         # the whole run's time, skipped part included, which would bias QPS against slow servers.
         if stream_rps is not None:
@@ -144,8 +171,27 @@ def measure(
         else:
             run_loadtest(server.target, payloads, args.warmup, args.concurrency)
         loadavg = os.getloadavg()[0]
-        cpu0, ghz0 = tree_cpu_seconds(server.pid), children_cpu_seconds()
-        with during() if during else _nothing() as moves:
+        base: dict[str, Any] = {}
+
+        def baseline() -> None:
+            # A restarted streamload's connections close first, so that neither the spread
+            # check nor the sampler counts them.
+            deadline = time.monotonic() + 2.0
+            while sum(connections_per_process(pids, port).values()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen.clear()
+            base["cpu"], base["ghz"] = tree_cpu_seconds(server.pid), children_cpu_seconds()
+            base["workers"] = [cpu_seconds(pid) for pid in pids]
+            base["launches"] = base.get("launches", 0) + 1
+
+        def placed() -> bool | None:
+            counts = connections_per_process(pids, port)
+            if sum(counts.values()) < args.streams:
+                return None  # not every connection is up yet
+            return is_even(counts)
+
+        seen: list[dict[int, int]] = []
+        with during() if during else _nothing() as moves, _spread_sampler(pids, port, seen):
             if stream_rps is not None:
                 settings = StreamSettings(
                     duration_s=args.duration,
@@ -155,8 +201,16 @@ def measure(
                     connections=args.streams,
                     rps=stream_rps,
                 )
-                report = run_stream_loadtest(server.target, payloads, settings)
+                report = run_stream_loadtest(
+                    server.target,
+                    payloads,
+                    settings,
+                    placement=placed if args.stream_spread == "even" else None,
+                    on_launch=baseline,
+                    max_launches=MAX_LAUNCHES,
+                )
             else:
+                baseline()
                 report = run_loadtest(
                     server.target,
                     payloads,
@@ -166,6 +220,7 @@ def measure(
                     rps=args.rps,
                 )
         cpu1, ghz1 = tree_cpu_seconds(server.pid), children_cpu_seconds()
+        worker_cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, base["workers"], strict=True)]
     calls_k = max(report.count, 1) / 1000
     return Row(
         name=name,
@@ -177,13 +232,36 @@ def measure(
         p99_ms=report.p99_ms,
         errors=report.errors,
         count=report.count,
-        server_cpu_s_per_1k=(cpu1 - cpu0) / calls_k,
-        ghz_cpu_s_per_1k=(ghz1 - ghz0) / calls_k,
+        server_cpu_s_per_1k=(cpu1 - base["cpu"]) / calls_k,
+        ghz_cpu_s_per_1k=(ghz1 - base["ghz"]) / calls_k,
         loadavg_1m=loadavg,
         alias_moves=moves[0],
         streams=args.streams if stream_rps is not None else 0,
         rps=stream_rps if stream_rps is not None else args.rps,
+        spread=spread(seen[0]) if seen else "",
+        worker_cpu_s=[round(v, 2) for v in sorted(worker_cpu, reverse=True)],
+        launches=base["launches"] if stream_rps is not None else 0,
     )
+
+
+@contextmanager
+def _spread_sampler(pids: list[int], port: int, seen: list[dict[int, int]]) -> Iterator[None]:
+    """Connections per worker during the block, into `seen`: the sample with the most."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(SPREAD_SAMPLE_SECONDS):
+            counts = connections_per_process(pids, port)
+            if not seen or sum(counts.values()) > sum(seen[0].values()):
+                seen[:] = [counts]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @contextmanager
@@ -280,7 +358,8 @@ def targets(
 def print_table(rows: list[Row], title: str) -> None:
     table = Table(title=title)
     headings = ["server", "QPS", "mean ms", "p50 ms", "p95 ms", "p99 ms", "errors"]
-    for heading in [*headings, "server CPU s/1k calls", "ghz CPU s/1k calls", "load 1m"]:
+    tail = ["server CPU s/1k calls", "ghz CPU s/1k calls", "conns per worker", "worker CPU s"]
+    for heading in [*headings, *tail, "load 1m"]:
         table.add_column(heading, justify="left" if heading == "server" else "right")
     for row in rows:
         errors = ", ".join(f"{k} {v}" for k, v in row.errors.items()) or "0"
@@ -295,6 +374,8 @@ def print_table(rows: list[Row], title: str) -> None:
             errors,
             f"{row.server_cpu_s_per_1k:.3f}",
             f"{row.ghz_cpu_s_per_1k:.3f}",
+            row.spread + (f" ({row.launches} starts)" if row.launches > 1 else ""),
+            "+".join(f"{v:.1f}" for v in row.worker_cpu_s),
             f"{row.loadavg_1m:.2f}",
         )
     console.print(table)
@@ -321,6 +402,13 @@ def main() -> None:
         type=int,
         default=16,
         help="ScoreStream rows: messages in flight per stream (closed loop)",
+    )
+    parser.add_argument(
+        "--stream-spread",
+        choices=("even", "any"),
+        default="even",
+        help="ScoreStream rows: restart streamload until its connections are spread evenly over\n"
+        "the workers (even), or keep whatever SO_REUSEPORT gave (any)",
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="untallied seconds of load first")
     parser.add_argument("--requests", type=int, default=1000, help="distinct payloads")
@@ -415,6 +503,7 @@ def main() -> None:
             "ghz_version": _ghz_version(),
             "streams": args.streams,
             "stream_in_flight": args.stream_in_flight,
+            "stream_spread": args.stream_spread,
         },
         "machine": {"cores": cores, "loadavg": list(load)},
         "rows": [asdict(row) for row in rows],

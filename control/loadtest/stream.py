@@ -14,7 +14,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ INSTALL_HINT = (
 )
 # Beyond the test's duration and drain: connecting, tallying. A load test ends by itself.
 GRACE_SECONDS = 30.0
+# `placement`: how often it is asked, and how long it may answer "not known yet".
+PLACEMENT_POLL_SECONDS = 0.02
+PLACEMENT_WAIT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,17 @@ def run_stream_loadtest(
     connect_timeout_s: float = 5.0,
     streamload: str | os.PathLike[str] | None = None,
     allow_remote: bool = False,
+    placement: Callable[[], bool | None] | None = None,
+    on_launch: Callable[[], None] | None = None,
+    max_launches: int = 1,
 ) -> LoadReport:
-    """Load `target`'s ScoreStream with `payloads` (round-robin) and report per message."""
+    """Load `target`'s ScoreStream with `payloads` (round-robin) and report per message.
+
+    `placement`, if given, is asked right after `streamload` starts (every 20 ms, up to 3 s)
+    whether its connections landed acceptably on the server (None: not known yet). On False
+    the run is stopped and started again on new connections, up to `max_launches` starts in
+    all (the last one is kept whatever its placement). `on_launch` runs just before each start
+    (a caller measuring CPU takes its baseline there)."""
     parse_target(target, allow_remote=allow_remote)
     tool = find_streamload(streamload)
     wait_for_target(target, connect_timeout_s)
@@ -123,7 +136,15 @@ def run_stream_loadtest(
             f"-duration={round(settings.duration_s * 1000)}ms",
             f"-drain={round(settings.drain_s * 1000)}ms",
         ]
-        stdout = _run(command, settings.duration_s + settings.drain_s + GRACE_SECONDS)
+        limit = settings.duration_s + settings.drain_s + GRACE_SECONDS
+        for launch in range(1, max(1, max_launches) + 1):
+            if on_launch is not None:
+                on_launch()
+            proc = _start(command)
+            if placement is None or launch == max_launches or _placed(proc, placement):
+                break
+            _stop(proc)
+        stdout = _finish(proc, limit)
     return parse_report(stdout)
 
 
@@ -153,10 +174,30 @@ def parse_report(text: str) -> LoadReport:
     )
 
 
-def _run(command: list[str], limit: float) -> str:
-    proc = subprocess.Popen(
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
+
+
+def _placed(proc: subprocess.Popen[str], placement: Callable[[], bool | None]) -> bool:
+    """Whether to keep this run: `placement`'s answer once it has one (True if it never does)."""
+    deadline = time.monotonic() + PLACEMENT_WAIT_SECONDS
+    while time.monotonic() < deadline and proc.poll() is None:
+        verdict = placement()
+        if verdict is not None:
+            return verdict
+        time.sleep(PLACEMENT_POLL_SECONDS)
+    return True
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _finish(proc: subprocess.Popen[str], limit: float) -> str:
     try:
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired as exc:

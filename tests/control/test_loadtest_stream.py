@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,14 @@ from typer.testing import CliRunner
 
 from control.cli.app import app
 from control.loadtest import LoadTestError
-from control.loadtest.stream import StreamSettings, find_streamload, parse_report
+from control.loadtest.local_server import free_port
+from control.loadtest.server_process import server_process
+from control.loadtest.stream import (
+    StreamSettings,
+    find_streamload,
+    parse_report,
+    run_stream_loadtest,
+)
 from tests.control.test_loadtest import (  # noqa: F401 -- fixtures
     JSON_KEYS,
     REPO,
@@ -133,3 +141,82 @@ def test_real_entry_point_prints_json(echo_target: str, streamload: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == STREAM_JSON_KEYS
+
+
+def test_a_run_is_restarted_until_placement_accepts_it(echo_target: str, streamload: Path) -> None:  # noqa: F811
+    verdicts = iter([None, False, False, True])
+    launches: list[float] = []
+    settings = StreamSettings(duration_s=1.0, streams=2, in_flight=4, drain_s=1.0)
+    report = run_stream_loadtest(
+        echo_target,
+        [{"request_id": "r", "candidates": [{"id": "c1"}]}],
+        settings,
+        streamload=streamload,
+        placement=lambda: next(verdicts),
+        on_launch=lambda: launches.append(time.monotonic()),
+        max_launches=5,
+    )
+    assert len(launches) == 3  # None (ask again), False (restart), False (restart), True
+    assert report.count > 0
+    assert report.errors == {}
+
+
+def test_the_last_launch_is_kept_whatever_its_placement(echo_target: str, streamload: Path) -> None:  # noqa: F811
+    asked: list[int] = []
+    launches: list[int] = []
+
+    def never() -> bool:
+        asked.append(1)
+        return False
+
+    settings = StreamSettings(duration_s=0.5, streams=1, in_flight=2, drain_s=1.0)
+    report = run_stream_loadtest(
+        echo_target,
+        [{"request_id": "r", "candidates": [{"id": "c1"}]}],
+        settings,
+        streamload=streamload,
+        placement=never,
+        on_launch=lambda: launches.append(1),
+        max_launches=2,
+    )
+    assert (len(launches), len(asked)) == (2, 1)
+    assert report.count > 0
+
+
+def test_placement_sees_which_worker_holds_each_connection(streamload: Path) -> None:
+    # bench.placement reads /proc: the two workers of a 2-worker server hold the streams'
+    # connections between them, whatever the split.
+    from bench.placement import connections_per_process, is_even, listening, spread  # noqa: PLC0415
+    from bench.proc_cpu import descendants  # noqa: PLC0415
+
+    port = free_port()
+    command = [sys.executable, "-m", "bench.servers.echo", "--port", str(port), "--workers", "2"]
+    with server_process(command, f"127.0.0.1:{port}", cwd=REPO, ready_timeout_s=30) as server:
+        workers = listening(descendants(server.pid), port)
+        assert len(workers) == 2
+        assert server.pid not in workers
+        seen: list[dict[int, int]] = []
+
+        def placed() -> bool | None:
+            counts = connections_per_process(workers, port)
+            if sum(counts.values()) < 4:
+                return None
+            seen.append(counts)
+            return is_even(counts)
+
+        settings = StreamSettings(duration_s=0.5, streams=4, in_flight=2, connections=4)
+        report = run_stream_loadtest(
+            server.target,
+            [{"request_id": "r", "candidates": [{"id": "c1"}]}],
+            settings,
+            streamload=streamload,
+            placement=placed,
+            max_launches=30,
+        )
+    assert report.errors == {}
+    assert seen
+    assert sum(seen[-1].values()) == 4
+    assert spread(seen[-1]) == "2+2"
+    assert spread({1: 3, 2: 1}) == "3+1"
+    assert not is_even({1: 4, 2: 0})
+    assert is_even({1: 1})

@@ -2,10 +2,23 @@
 # The JVM client's benchmark (docs/clients.md): against a local bidscore server with 1 and 2
 # workers, ghz's auctions/s and the client's (unary, and stream once the server has ScoreStream),
 # the client's CPU per call (ghz's own too, from its user+sys time), and the client's share of
-# ghz's throughput, all in the same run. The client is measured after WARMUP seconds (JIT).
+# ghz's throughput, all in the same run; next to each client row, its floor: plain grpc-java
+# (bare-unary: the generated async stub; bare-stream: raw ScoreStream calls), the same calls on
+# the same kind of channel with none of the client's logic.
+#
+# CPU per call of a JVM row: the whole process's CPU time (user + system, every thread: gRPC's
+# event loop, the client's, the JIT compilers, GC), over the measured window only, divided by
+# the calls completed in it. The window starts after a warm-up under the same load: at least
+# WARMUP seconds, then until the JIT compilers are nearly idle (at most BENCH_WARMUP_MAX_S,
+# default 120); the jit column is the compiler threads' CPU that still fell in the window
+# (already included in the CPU per call).
 #
 #   clients/jvm/bench/run.sh            # from the repository root, after `make install`
 #   DURATION=10 CONCURRENCY=50 WORKERS="1 2" clients/jvm/bench/run.sh
+#   MODES="unary stream"                  # only these rows (default: bare-unary unary bare-stream stream)
+#   COMPARE_CLASSES=/other/checkout/clients/jvm/client/target/classes   # adds rows "unary@cmp",
+#       "stream@cmp": the same bench through another build of the client (before/after, same run)
+#   BENCH_THREADS=1                        # each row's CPU by thread, on stderr
 #
 # Servers listen on 127.0.0.1 only and are stopped on exit.
 set -euo pipefail
@@ -31,7 +44,8 @@ echo "== building the client" >&2
 mvn -B -q -f "$ROOT/clients/jvm/pom.xml" install -DskipTests
 CP_FILE="$WORK/cp.txt"
 mvn -B -q -f "$ROOT/clients/jvm/bench/pom.xml" dependency:build-classpath -Dmdep.outputFile="$CP_FILE" >&2
-CP="$ROOT/clients/jvm/bench/target/classes:$(cat "$CP_FILE")"
+# This checkout's client classes first (not whichever snapshot ~/.m2 holds last).
+CP="$ROOT/clients/jvm/bench/target/classes:$ROOT/clients/jvm/client/target/classes:$(cat "$CP_FILE")"
 
 echo "== models" >&2
 "$VENV/bin/control" datagen --rows 2000 --days 2 --out "$WORK/logs" >&2
@@ -49,7 +63,8 @@ PY
 free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json_field() { "$VENV/bin/python" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-printf '%-8s %-8s %12s %14s %12s\n' workers client auctions/s cpu_us/call vs_ghz
+echo "== $(date -u '+%F %H:%M UTC'); $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+printf '%-8s %-12s %12s %14s %8s %10s %8s\n' workers client auctions/s cpu_us/call vs_ghz warmup_s jit_ms
 for workers in $WORKERS; do
   port="$(free_port)"
   "$VENV/bin/control" serve --host 127.0.0.1 --port "$port" --workers "$workers" --models ctr,cvr \
@@ -80,19 +95,26 @@ PY
   ghz_rps="$(json_field 'd["rps"]' < "$WORK/ghz.json")"
   ghz_count="$(json_field 'd["count"]' < "$WORK/ghz.json")"
   ghz_us="$("$VENV/bin/python" -c "u, s = map(float, '$ghz_cpu'.split()); print(f'{(u + s) * 1e6 / $ghz_count:.2f}')")"
-  printf '%-8s %-8s %12.0f %14s %12s\n' "$workers" ghz "$ghz_rps" "$ghz_us" 100%
-  for transport in unary stream; do
-    if ! line="$(java -cp "$CP" dev.bidscore.bench.ClientBench "127.0.0.1:$port" "$transport" \
+  printf '%-8s %-12s %12.0f %14s %8s\n' "$workers" ghz "$ghz_rps" "$ghz_us" 100%
+  modes="${MODES:-bare-unary unary bare-stream stream}"
+  [[ -n "${COMPARE_CLASSES:-}" ]] && modes="$modes unary@cmp stream@cmp"
+  for transport in $modes; do
+    cp="$CP"
+    if [[ "$transport" == *@cmp ]]; then cp="${CP/$ROOT\/clients\/jvm\/client\/target\/classes/$COMPARE_CLASSES}"; fi
+    if ! line="$(java -cp "$cp" dev.bidscore.bench.ClientBench "127.0.0.1:$port" "${transport%@cmp}" \
         "$WORK/requests.json" "$CONCURRENCY" "$WARMUP" "$DURATION" 2>"$WORK/bench-$transport.err")"; then
-      printf "%-8s %-8s failed:\n" "$workers" "$transport"; head -5 "$WORK/bench-$transport.err"
+      printf "%-8s %-12s failed:\n" "$workers" "$transport"; head -5 "$WORK/bench-$transport.err"
       continue
     fi
+    [[ -n "${BENCH_THREADS:-}" ]] && cat "$WORK/bench-$transport.err" >&2
     rps="$(echo "$line" | json_field 'd["auctions_per_s"]')"
     cpu="$(echo "$line" | json_field 'd["cpu_us_per_call"]')"
     fallbacks="$(echo "$line" | json_field 'd["fallbacks"]')"
+    warmed="$(echo "$line" | json_field 'd["warmup_s"]')"
+    jit="$(echo "$line" | json_field 'd["jit_cpu_ms_in_window"]')"
     share="$("$VENV/bin/python" -c "print(f'{100*$rps/$ghz_rps:.0f}%')")"
-    note=""; [[ "$fallbacks" != "0" ]] && note="  ($fallbacks fallbacks: no ScoreStream on this server?)"
-    printf '%-8s %-8s %12.0f %14.2f %12s%s\n' "$workers" "$transport" "$rps" "$cpu" "$share" "$note"
+    note=""; [[ "$fallbacks" != "0" ]] && note="  ($fallbacks fallbacks or errors: no ScoreStream on this server?)"
+    printf '%-8s %-12s %12.0f %14.2f %8s %10.0f %8s%s\n' "$workers" "$transport" "$rps" "$cpu" "$share" "$warmed" "$jit" "$note"
   done
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 done

@@ -30,6 +30,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * the stream is reopened with exponential backoff.
  */
 final class StreamTransport implements Transport {
+  /** ScoreStream with protobuf-java's marshallers (what a server or a test speaks). */
   static final MethodDescriptor<ScoreRequest, ScoreResponse> SCORE_STREAM =
       MethodDescriptor.<ScoreRequest, ScoreResponse>newBuilder()
           .setType(MethodDescriptor.MethodType.BIDI_STREAMING)
@@ -38,6 +39,10 @@ final class StreamTransport implements Transport {
           .setRequestMarshaller(ProtoUtils.marshaller(ScoreRequest.getDefaultInstance()))
           .setResponseMarshaller(ProtoUtils.marshaller(ScoreResponse.getDefaultInstance()))
           .build();
+  /** The same method as this transport sends it: each request with its wire id, uncopied. */
+  static final MethodDescriptor<RequestMarshaller.Outbound, ScoreResponse> SCORE_STREAM_OUT =
+      SCORE_STREAM.toBuilder(RequestMarshaller.OUTBOUND,
+          ProtoUtils.marshaller(ScoreResponse.getDefaultInstance())).build();
   private static final int ERROR_FIELD = 4; // ScoreResponse.error
   private static final com.google.protobuf.Descriptors.FieldDescriptor ERROR_DESCRIPTOR =
       ScoreResponse.getDescriptor().findFieldByNumber(ERROR_FIELD);
@@ -166,7 +171,7 @@ final class StreamTransport implements Transport {
   /** One ScoreStream call; replaced by a new one (after a backoff) when it breaks. */
   private final class Stream {
     final Map<String, Pending> pending = new ConcurrentHashMap<>();
-    private ClientCall<ScoreRequest, ScoreResponse> call; // guarded by this
+    private ClientCall<RequestMarshaller.Outbound, ScoreResponse> call; // guarded by this
     private boolean open; // guarded by this
     private long backoffNanos = MIN_BACKOFF_NANOS; // guarded by this
     private Listener current;
@@ -175,7 +180,7 @@ final class StreamTransport implements Transport {
       if (closed) {
         return;
       }
-      call = channel.newCall(SCORE_STREAM, CallOptions.DEFAULT);
+      call = channel.newCall(SCORE_STREAM_OUT, CallOptions.DEFAULT);
       current = new Listener(call);
       open = true;
       call.start(current, new Metadata());
@@ -191,7 +196,8 @@ final class StreamTransport implements Transport {
         }
         pending.put(wireId, entry);
         try {
-          call.sendMessage(request.toBuilder().setRequestId(wireId).build());
+          // The request as it is, with wireId as its request_id on the wire (no copy).
+          call.sendMessage(new RequestMarshaller.Outbound(request, wireId));
         } catch (RuntimeException e) {
           pending.remove(wireId);
           return false;
@@ -208,9 +214,9 @@ final class StreamTransport implements Transport {
 
     /** Listens to one call (a reopened stream gets a new listener). */
     private final class Listener extends ClientCall.Listener<ScoreResponse> {
-      private final ClientCall<ScoreRequest, ScoreResponse> mine;
+      private final ClientCall<RequestMarshaller.Outbound, ScoreResponse> mine;
 
-      Listener(ClientCall<ScoreRequest, ScoreResponse> mine) {
+      Listener(ClientCall<RequestMarshaller.Outbound, ScoreResponse> mine) {
         this.mine = mine;
       }
 

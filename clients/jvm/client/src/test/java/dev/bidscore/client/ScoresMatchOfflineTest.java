@@ -2,20 +2,10 @@ package dev.bidscore.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.bidscore.v1.ScoreRequest;
-import dev.bidscore.v1.ScoreResponse;
-import io.grpc.CallOptions;
-import io.grpc.ClientCall;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
-import io.grpc.ManagedChannel;
-import io.grpc.Metadata;
-import io.grpc.Status;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -46,8 +36,6 @@ class ScoresMatchOfflineTest {
 
   @Test
   void streamScoresEqualOfflineScores() throws Exception {
-    assumeTrue(scoreStreamImplemented(server.target()),
-        "the server has no ScoreStream RPC yet (branch `stream` has not landed)");
     assertScoresEqualOffline(TransportKind.STREAM);
   }
 
@@ -75,35 +63,6 @@ class ScoresMatchOfflineTest {
       }
       assertEquals(models.requests().size(), registry.get("bidscore.client.calls")
           .tag("outcome", "scored").counter().count());
-    }
-  }
-
-  /** True unless a ScoreStream call gets UNIMPLEMENTED. */
-  static boolean scoreStreamImplemented(String target) throws Exception {
-    ManagedChannel channel =
-        Grpc.newChannelBuilder(target, InsecureChannelCredentials.create()).build();
-    try {
-      CompletableFuture<Status> closed = new CompletableFuture<>();
-      ClientCall<ScoreRequest, ScoreResponse> call =
-          channel.newCall(StreamTransport.SCORE_STREAM, CallOptions.DEFAULT);
-      call.start(new ClientCall.Listener<>() {
-        @Override
-        public void onMessage(ScoreResponse message) {
-          closed.complete(Status.OK);
-        }
-
-        @Override
-        public void onClose(Status status, Metadata trailers) {
-          closed.complete(status);
-        }
-      }, new Metadata());
-      call.request(1);
-      call.sendMessage(models.requests().get(0));
-      Status status = closed.get(10, TimeUnit.SECONDS);
-      call.cancel("probe done", null);
-      return status.getCode() != Status.Code.UNIMPLEMENTED;
-    } finally {
-      channel.shutdownNow();
     }
   }
 }

@@ -3,7 +3,6 @@ package dev.bidscore.client;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
@@ -44,8 +43,6 @@ class StreamSigtermTest {
 
   @Test
   void streamBrokenBySigtermIsResentWithinBudget() throws Exception {
-    assumeTrue(ScoresMatchOfflineTest.scoreStreamImplemented(first.target()),
-        "the server has no ScoreStream RPC yet (branch `stream` has not landed)");
     SimpleMeterRegistry registry = new SimpleMeterRegistry();
     try (BidscoreClient client = BidscoreClient.newBuilder()
         .targets(List.of(first.target(), second.target())).transport(TransportKind.STREAM)
