@@ -143,6 +143,7 @@ def train_ffm(
     epochs: int = 15,
     auto_stop: bool = False,
     normalize: bool = True,
+    linear: bool = True,
     threads: int = 1,
     seed: int = 0,
     bits: int | None = None,

@@ -3,14 +3,15 @@
 Compared on the test rows, every choice made on the validation rows only:
 
 - bidscore defaults = LIBFFM's published defaults (k=4, eta=0.2, lambda=2e-5, 15 iterations,
-  normalisation on), trained on train;
+  normalisation on), trained on train (with bidscore's bias and linear terms);
 - LIBFFM defaults with `--auto-stop` on the validation rows (LIBFFM's recommended use);
 - LIBFFM best configuration: the grid k in {4, 8, 16} x eta in {0.02, 0.05, 0.1, 0.2} x
   lambda in {2e-5, 2e-4, 1e-3} with auto-stop (up to 50 iterations), the one with the
-  lowest validation logloss. Trained by rust_core (LIBFFM's algorithm and defaults) and, with
-  `--libffm DIR` (a directory holding a built `ffm-train` / `ffm-predict` of LIBFFM), also by
-  real LIBFFM on the same split files (`-s 1`);
-- tune_ffm, `--trials` trials (threads 1, sampler seed `--seed`).
+  lowest validation logloss. Trained by rust_core as LIBFFM's model (`linear=False`: no
+  bias or linear terms) and, with `--libffm DIR` (a directory holding a built `ffm-train` /
+  `ffm-predict` of LIBFFM), also by real LIBFFM on the same split files (`-s 1`);
+- tune_ffm, `--trials` trials (threads 1, sampler seed `--seed`), its defaults: the search
+  decides whether the model keeps bidscore's bias and linear terms (`linear`) with the rest.
 
 Data (`--data`, or the BIDSCORE_TUNE_DATA environment variable), never in the repository:
 
@@ -209,9 +210,13 @@ def main() -> int:
         models["bidscore defaults (= LIBFFM defaults, 15 it.)"] = rc(
             rust_core.train_ffm(train, **LIBFFM_DEFAULTS)
         )
-        models["LIBFFM defaults + auto-stop (rust_core)"] = rc(
+        models["LIBFFM defaults + auto-stop (rust_core linear=False)"] = rc(
             rust_core.train_ffm(
-                train, valid, **(LIBFFM_DEFAULTS | {"epochs": MAX_ITER}), auto_stop=True
+                train,
+                valid,
+                **(LIBFFM_DEFAULTS | {"epochs": MAX_ITER}),
+                auto_stop=True,
+                linear=False,
             )
         )
         grid = list(itertools.product(*GRID.values()))
@@ -219,13 +224,13 @@ def main() -> int:
         t0 = time.perf_counter()
         for k, eta, l2 in grid:
             m = rust_core.train_ffm(
-                train, valid, k=k, eta=eta, l2=l2, epochs=MAX_ITER, auto_stop=True
+                train, valid, k=k, eta=eta, l2=l2, epochs=MAX_ITER, auto_stop=True, linear=False
             )
             score = logloss(yv, m.predict(valid))
             if best is None or score < best[0]:
                 best = (score, f"k={k} eta={eta} lambda={l2}, {m.best_epoch} it.", rc(m))
         assert best is not None
-        models[f"LIBFFM best grid (rust_core; {best[1]})"] = best[2]
+        models[f"LIBFFM best grid (rust_core linear=False; {best[1]})"] = best[2]
         grid_s = time.perf_counter() - t0
         real_s = 0.0
         if args.libffm is not None:
@@ -253,19 +258,21 @@ def main() -> int:
             real_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = tune_ffm(train, valid, trials=args.trials, seed=args.seed)
-        tune_s = time.perf_counter() - t0
         shown = " ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in result.params.items()
             if k != "auto_stop"
         )
-        tuned_name = f"tune_ffm {args.trials} trials ({shown})"
-        models[tuned_name] = rc(result.model)
+        tuned_names = [f"tune_ffm {args.trials} trials ({shown})"]
+        models[tuned_names[0]] = rc(result.model)
         states = [t.state for t in result.trials]
+        tune_s = (
+            f"{time.perf_counter() - t0:.0f} ({states.count('complete')} complete,"
+            f" {states.count('pruned')} pruned)"
+        )
         print(
             f"seconds: rust_core grid {grid_s:.0f} ({len(grid)} configs), real LIBFFM grid"
-            f" {real_s:.0f}, tune_ffm {tune_s:.0f} ({states.count('complete')} complete,"
-            f" {states.count('pruned')} pruned)"
+            f" {real_s:.0f}, tune_ffm {tune_s}"
         )
         preds = {name: (p("valid"), p("test")) for name, p in models.items()}
     width = max(len(n) for n in preds)
@@ -277,12 +284,16 @@ def main() -> int:
         "bootstrap 95% intervals of the test difference, tune_ffm minus each"
         " (logloss: < 0 is better; AUC: > 0 is better):"
     )
-    tuned = preds[tuned_name][1]
-    for name, (_, pt) in preds.items():
-        if name == tuned_name:
-            continue
-        (lo, hi), (alo, ahi) = bootstrap(yt, tuned, pt)
-        print(f"  vs {name[:48]:<48} logloss [{lo:+.5f}, {hi:+.5f}]  auc [{alo:+.5f}, {ahi:+.5f}]")
+    for tuned_name in tuned_names:
+        print(f" {tuned_name}:")
+        tuned = preds[tuned_name][1]
+        for name, (_, pt) in preds.items():
+            if name == tuned_name:
+                continue
+            (lo, hi), (alo, ahi) = bootstrap(yt, tuned, pt)
+            print(
+                f"  vs {name[:56]:<56} logloss [{lo:+.5f}, {hi:+.5f}]  auc [{alo:+.5f}, {ahi:+.5f}]"
+            )
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0
 

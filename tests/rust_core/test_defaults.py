@@ -35,6 +35,7 @@ def test_the_defaults_are_the_rust_structs():
         "eta": 0.2,
         "l2": 2e-5,
         "normalize": True,
+        "linear": True,
         "epochs": 15,
         "auto_stop": False,
         "threads": 1,

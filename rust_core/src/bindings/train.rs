@@ -147,13 +147,15 @@ pub fn lr_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 // (`train::tests::binding_signatures_repeat_the_default_structs`) reads this file and
 // checks every literal against the structs.
 
-/// Trains a field-aware factorization machine (`LIBFFM`'s `AdaGrad`, plus bias and linear terms).
+/// Trains a field-aware factorization machine (`LIBFFM`'s `AdaGrad`, plus bias and linear terms
+/// unless `linear` is false).
 #[pyfunction]
 #[pyo3(signature = (train, valid=None, *, k=4, eta=0.2, l2=2e-5, epochs=15, auto_stop=false,
-                    normalize=true, threads=1, seed=0, bits=None, fingerprint="",
+                    normalize=true, linear=true, threads=1, seed=0, bits=None, fingerprint="",
                     downsample_rate=1.0, shuffle=true, progress=None, kernel=None, init=None))]
 #[expect(
     clippy::too_many_arguments,
+    clippy::fn_params_excessive_bools,
     reason = "mirrors the Python keyword arguments"
 )]
 pub fn train_ffm(
@@ -166,6 +168,7 @@ pub fn train_ffm(
     epochs: u32,
     auto_stop: bool,
     normalize: bool,
+    linear: bool,
     threads: usize,
     seed: u64,
     bits: Option<u32>,
@@ -188,6 +191,7 @@ pub fn train_ffm(
         eta,
         l2,
         normalize,
+        linear,
         kernel: Some(super::kernel(kernel)?),
         common,
     };

@@ -557,12 +557,16 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
         return loss;
     }
     let kappa = (p - y) * weight;
-    let Sgd { eta, l2 } = sgd;
-    bias[1] += kappa * kappa;
-    bias[0] -= eta * kappa / bias[1].sqrt();
+    let Sgd { eta, l2, linear } = sgd;
+    if linear {
+        bias[1] += kappa * kappa;
+        bias[0] -= eta * kappa / bias[1].sqrt();
+    }
     for (i, a) in feats.iter().enumerate() {
         ahead.step(st, i, feats.len());
-        adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
+        if linear {
+            adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
+        }
         let kr = kappa * a.x * r;
         let partners = &feats[i + 1..];
         if k == 4 {
@@ -675,7 +679,11 @@ mod tests {
         }
         let mut rng = SplitMix64::new(9);
         let base: Vec<f32> = (0..64).map(|_| rng.next_f32() + 0.5).collect();
-        let sgd = Sgd { eta: 0.2, l2: 1e-3 };
+        let sgd = Sgd {
+            eta: 0.2,
+            l2: 1e-3,
+            linear: true,
+        };
         let slots = [0usize, 16, 40, 24];
         let (mut x2, mut one) = (base.clone(), base.clone());
         // SAFETY: AVX2 and FMA checked above; all slots + 8 <= 64 and distinct.

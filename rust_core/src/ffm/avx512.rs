@@ -189,12 +189,16 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
         return loss;
     }
     let kappa = (p - y) * weight;
-    let Sgd { eta, l2 } = sgd;
-    bias[1] += kappa * kappa;
-    bias[0] -= eta * kappa / bias[1].sqrt();
+    let Sgd { eta, l2, linear } = sgd;
+    if linear {
+        bias[1] += kappa * kappa;
+        bias[0] -= eta * kappa / bias[1].sqrt();
+    }
     for (i, a) in feats.iter().enumerate() {
         ahead.step(st, i, feats.len());
-        adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
+        if linear {
+            adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
+        }
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
             let kx = kr * b.x;

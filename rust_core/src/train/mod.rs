@@ -67,6 +67,10 @@ pub struct FfmParams {
     pub eta: f32,
     pub l2: f32,
     pub normalize: bool,
+    /// Train a global bias and per-feature linear terms beside the pairwise terms
+    /// (bidscore's addition to `LIBFFM`'s model); off: `LIBFFM`'s model exactly, pairwise
+    /// terms only (bias and linear weights stay 0, or a warm start's values).
+    pub linear: bool,
     /// The kernel to train with; `None`: the process's ([`Kernel::active`]).
     pub kernel: Option<Kernel>,
     pub common: Common,
@@ -79,6 +83,7 @@ impl Default for FfmParams {
             eta: 0.2,
             l2: 2e-5,
             normalize: true,
+            linear: true,
             kernel: None,
             common: Common::default(),
         }
@@ -148,6 +153,7 @@ impl FfmParams {
             ("eta", DefaultValue::float(p.eta)),
             ("l2", DefaultValue::float(p.l2)),
             ("normalize", DefaultValue::Bool(p.normalize)),
+            ("linear", DefaultValue::Bool(p.linear)),
         ];
         out.extend(p.common.defaults());
         out
@@ -287,7 +293,7 @@ pub fn fit_ffm(
     let (state, mut st) = ffm::TrainState::new(&shape, kernel).ok_or_else(too_big)?;
     // A warm start draws the same random numbers as a cold one, then overwrites the weights:
     // the row order of a seed does not depend on where the weights came from.
-    state.init(&mut st, train.base_rate(), &mut rng);
+    state.init(&mut st, train.base_rate(), p.linear, &mut rng);
     if let Some(m) = init {
         check_init(m, &header)?;
         state.set_weights(&mut st, m.weights());
@@ -295,6 +301,7 @@ pub fn fit_ffm(
     let sgd = ffm::Sgd {
         eta: p.eta,
         l2: p.l2,
+        linear: p.linear,
     };
     let learner = Learner {
         single: &|train: &Dataset, st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {

@@ -169,6 +169,46 @@ fn lr_recovers_a_planted_model() {
 }
 
 #[test]
+fn without_linear_terms_only_the_pairwise_weights_train() {
+    // `linear: false` is LIBFFM's model: bias and linear weights stay 0 on every kernel,
+    // the latent weights start from the same draws as with linear terms and still learn.
+    let d = planted_ffm_data(3_000, 2_000, 5);
+    for kernel in Kernel::ALL.into_iter().filter(|k| k.available()) {
+        let p = FfmParams {
+            linear: false,
+            kernel: Some(kernel),
+            common: Common {
+                epochs: 4,
+                seed: 3,
+                ..Common::default()
+            },
+            ..FfmParams::default()
+        };
+        let m = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+        let n = 1usize << m.hash_bits();
+        let w = m.weights();
+        assert!(
+            w[..=n].iter().all(|&x| x == 0.0),
+            "{kernel:?}: bias or linear weights moved"
+        );
+        let first = FfmParams {
+            common: Common {
+                epochs: 1,
+                ..p.common.clone()
+            },
+            ..p.clone()
+        };
+        let one = train_ffm(&d.train, None, &first, &mut no_progress()).unwrap();
+        assert!(
+            one.weights()[n + 1..] != w[n + 1..],
+            "{kernel:?}: latent weights did not train"
+        );
+        let ours = auc(&m.predict(&d.test), d.test.labels()).unwrap();
+        assert!(ours > 0.6, "{kernel:?}: AUC {ours:.4} without linear terms");
+    }
+}
+
+#[test]
 fn single_thread_training_is_bit_for_bit_reproducible() {
     let d = planted_ffm_data(3_000, 10, 3);
     let p = FfmParams {
