@@ -10,8 +10,8 @@ Compared on the test rows, every choice made on the validation rows only:
   lowest validation logloss. Trained by rust_core as LIBFFM's model (`linear=False`: no
   bias or linear terms) and, with `--libffm DIR` (a directory holding a built `ffm-train` /
   `ffm-predict` of LIBFFM), also by real LIBFFM on the same split files (`-s 1`);
-- tune_ffm, `--trials` trials (threads 1, sampler seed `--seed`), its defaults: the search
-  decides whether the model keeps bidscore's bias and linear terms (`linear`) with the rest.
+- tune_ffm, `--trials` trials (threads 1, sampler seed `--seed`), once with bidscore's model
+  (bias and linear terms, the default) and once with LIBFFM's (`linear=False`).
 
 Data (`--data`, or the BIDSCORE_TUNE_DATA environment variable), never in the repository:
 
@@ -256,23 +256,26 @@ def main() -> int:
             assert rbest is not None
             models[f"real LIBFFM best grid ({rbest[1]})"] = rbest[2]
             real_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = tune_ffm(train, valid, trials=args.trials, seed=args.seed)
-        shown = " ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in result.params.items()
-            if k != "auto_stop"
-        )
-        tuned_names = [f"tune_ffm {args.trials} trials ({shown})"]
-        models[tuned_names[0]] = rc(result.model)
-        states = [t.state for t in result.trials]
-        tune_s = (
-            f"{time.perf_counter() - t0:.0f} ({states.count('complete')} complete,"
-            f" {states.count('pruned')} pruned)"
-        )
+        tuned_names: list[str] = []
+        tune_s: list[str] = []
+        for linear in (True, False):
+            t0 = time.perf_counter()
+            result = tune_ffm(train, valid, trials=args.trials, seed=args.seed, linear=linear)
+            shown = " ".join(
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in result.params.items()
+                if k != "auto_stop"
+            )
+            tuned_names.append(f"tune_ffm {args.trials} trials ({shown})")
+            models[tuned_names[-1]] = rc(result.model)
+            states = [t.state for t in result.trials]
+            tune_s.append(
+                f"{time.perf_counter() - t0:.0f} ({states.count('complete')} complete,"
+                f" {states.count('pruned')} pruned)"
+            )
         print(
             f"seconds: rust_core grid {grid_s:.0f} ({len(grid)} configs), real LIBFFM grid"
-            f" {real_s:.0f}, tune_ffm {tune_s}"
+            f" {real_s:.0f}, tune_ffm {tune_s[0]}, tune_ffm linear=False {tune_s[1]}"
         )
         preds = {name: (p("valid"), p("test")) for name, p in models.items()}
     width = max(len(n) for n in preds)

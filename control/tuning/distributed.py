@@ -212,7 +212,7 @@ class _Driver:
             sampler=sampler(options.seed),
             pruner=pruner(options.prune),
         )
-        self.study.enqueue_trial(self.space.start(options.fixed))
+        self.study.enqueue_trial(self.space.start())
         self.mailbox = ray.remote(num_cpus=0, max_concurrency=options.workers + 4)(Mailbox).remote()
         self.task = ray.remote(num_cpus=options.threads, max_retries=0)(run_trial)
         self.folds = ray.put(list(folds))
@@ -233,7 +233,7 @@ class _Driver:
             if self.timed_out():
                 return
             trial = self.study.ask()
-            params = self.space.suggest(trial, opts.fixed)
+            params = self.space.suggest(trial)
             self.asked += 1
             ref = self.task.remote(
                 self.algorithm,

@@ -223,7 +223,7 @@ class _Objective:
         self.best: tuple[float, int, rust_core.Model] | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
-        params = self.space.suggest(trial, self.options.fixed)
+        params = self.space.suggest(trial)
         losses: list[float] = []
         best_epochs: list[int] = []
         epochs_run = 0
@@ -316,7 +316,7 @@ def run_search(
         sampler=sampler(opts.seed),
         pruner=pruner(opts.prune),
     )
-    study.enqueue_trial(SPACES[algorithm].start(opts.fixed))
+    study.enqueue_trial(SPACES[algorithm].start())
     objective = _Objective(algorithm, folds, opts)
     best_record: list[TrialRecord] = []
 
@@ -375,15 +375,14 @@ def tune_ffm(
     workers: int = 1,
     prune: bool = True,
     on_trial: TrialCallback | None = None,
-    linear: bool | None = None,
+    linear: bool = True,
 ) -> TuneResult:
     """Tune an FFM on `train`, early-stopping and scoring on `valid` (see the module doc).
 
-    Whether the model has a bias and linear terms (`rust_core.train_ffm(linear=...)`;
-    without them it is LIBFFM's model, pairwise terms only) is searched like the rest;
-    `linear=True` or `False` holds it for every trial instead. The result's `params` carry
-    it either way."""
-    fixed: dict[str, Any] = {} if linear is None else {"linear": linear}
+    `linear=False` searches LIBFFM's model (pairwise terms only, no bias or linear terms:
+    `rust_core.train_ffm(linear=False)`); it is not searched, it holds for every trial, and
+    the result's `params` carry it."""
+    fixed: dict[str, Any] = {} if linear else {"linear": False}
     options = SearchOptions(trials, seed, threads, timeout, workers, prune, fixed)
     result = run_search("ffm", [Fold(train, valid)], options, on_trial=on_trial)
     result.params.update(fixed)

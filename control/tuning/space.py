@@ -12,7 +12,7 @@ own validation rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,22 +26,16 @@ MAX_EPOCHS = 50
 _LR_REG_FLOOR = 1e-8
 
 
-def _ffm(trial: optuna.Trial, fixed: Mapping[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {
+def _ffm(trial: optuna.Trial) -> dict[str, Any]:
+    return {
         "k": trial.suggest_int("k", 4, 16),
         "eta": trial.suggest_float("eta", 0.01, 0.5, log=True),
         "l2": trial.suggest_float("l2", 1e-6, 1e-3, log=True),
         "normalize": trial.suggest_categorical("normalize", [True, False]),
     }
-    # With or without the bias and linear terms (without: LIBFFM's model, pairwise terms
-    # only). On Frappe the search without them ends lower on validation and test alike
-    # (docs/benchmarks.md); on other data the linear terms may win, so the search decides.
-    if "linear" not in fixed:
-        params["linear"] = trial.suggest_categorical("linear", [True, False])
-    return params
 
 
-def _lr(trial: optuna.Trial, fixed: Mapping[str, Any]) -> dict[str, Any]:
+def _lr(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "alpha": trial.suggest_float("alpha", 0.005, 1.0, log=True),
         "beta": trial.suggest_float("beta", 0.1, 10.0, log=True),
@@ -61,7 +55,6 @@ def _ffm_start() -> dict[str, Any]:
         "eta": float(_clip(d["eta"], 0.01, 0.5)),
         "l2": float(_clip(d["l2"], 1e-6, 1e-3)),
         "normalize": bool(d["normalize"]),
-        "linear": bool(d["linear"]),
     }
 
 
@@ -77,20 +70,11 @@ def _lr_start() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Space:
-    """An algorithm's search space: how a trial samples it, and the defaults' point in it.
-
-    `fixed` holds the keyword arguments every trial trains with (`SearchOptions.fixed`); a
-    parameter held fixed is not sampled."""
+    """An algorithm's search space: how a trial samples it, and the defaults' point in it."""
 
     algorithm: str
-    sample: Callable[[optuna.Trial, Mapping[str, Any]], dict[str, Any]]
-    default_point: Callable[[], dict[str, Any]]
-
-    def suggest(self, trial: optuna.Trial, fixed: Mapping[str, Any]) -> dict[str, Any]:
-        return self.sample(trial, fixed)
-
-    def start(self, fixed: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in self.default_point().items() if k not in fixed}
+    suggest: Callable[[optuna.Trial], dict[str, Any]]
+    start: Callable[[], dict[str, Any]]
 
 
 SPACES = {"ffm": Space("ffm", _ffm, _ffm_start), "lr": Space("lr", _lr, _lr_start)}

@@ -59,7 +59,7 @@ def test_save_then_train_uses_the_saved_params(backends, logs):
     )  # fmt: skip
     assert tuned["saved"] is True
     assert tuned["study"]["trials"] == 4
-    chosen = {k: tuned["params"][k] for k in ("k", "eta", "l2", "normalize", "linear", "epochs")}
+    chosen = {k: tuned["params"][k] for k in ("k", "eta", "l2", "normalize", "epochs")}
     saved = open_registry(registry).get_params("ctr")
     assert saved is not None
     assert saved["params"] == chosen | {"auto_stop": False}

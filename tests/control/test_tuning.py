@@ -36,10 +36,8 @@ def test_tune_ffm_is_at_least_as_good_as_the_defaults_and_retrains_to_its_model(
     result = tune_ffm(train, valid, trials=15, seed=0)
     assert result.valid_logloss <= _defaults_valid_logloss(train, valid)
     assert len(result.trials) == 15
-    assert {"k", "eta", "l2", "normalize", "linear", "epochs"} <= set(result.params)
+    assert {"k", "eta", "l2", "normalize", "epochs"} <= set(result.params)
     assert result.params["auto_stop"] is False
-    # Both models are searched: with and without the bias and linear terms.
-    assert {t.params["linear"] for t in result.trials} == {True, False}
     # The chosen keyword arguments retrain the best trial's model exactly (threads=1).
     again = rust_core.train_ffm(train, None, **result.params)
     assert np.array_equal(again.predict(valid), result.model.predict(valid))
@@ -48,7 +46,7 @@ def test_tune_ffm_is_at_least_as_good_as_the_defaults_and_retrains_to_its_model(
     assert all(t.state in {"complete", "pruned"} for t in result.trials)
 
 
-def test_tune_ffm_can_hold_libffms_model_fixed(split):
+def test_tune_ffm_without_linear_terms_searches_libffms_model(split):
     train, valid = split
     result = tune_ffm(train, valid, trials=4, seed=0, linear=False)
     assert result.params["linear"] is False
@@ -180,7 +178,7 @@ def test_the_search_page_has_both_plots(split):
     train, valid = split
     result = tune_ffm(train, valid, trials=5, seed=0)
     shares = importances(result)
-    assert set(shares) == {"k", "eta", "l2", "normalize", "linear"}
+    assert set(shares) == {"k", "eta", "l2", "normalize"}
     assert sum(shares.values()) == pytest.approx(1.0) or sum(shares.values()) == 0
     html = page(result, "ctr tuning")
     assert html.count("<svg") == 2
