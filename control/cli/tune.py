@@ -146,6 +146,14 @@ def tune(
     ] = None,
     ray_cpus: RayCpusOpt = None,
     threads: Annotated[int, typer.Option(help="Training threads per trial.")] = 1,
+    linear: Annotated[
+        bool,
+        typer.Option(
+            "--linear/--no-linear",
+            help="FFM: with a bias and linear terms (bidscore's model), or without them "
+            "(LIBFFM's model, pairwise terms only) in every trial.",
+        ),
+    ] = True,
     algo: Annotated[str | None, typer.Option(help="ffm or lr (default: the model spec's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampler, split, folds, training.")] = 0,
     save: Annotated[
@@ -195,6 +203,7 @@ def tune(
             cv=cv,
             algo=algo,
             options=options,
+            linear=linear,
         )
         models = catalog.load(specs)
         with contextlib.ExitStack() as stack:

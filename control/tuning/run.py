@@ -47,6 +47,8 @@ class TuneRequest:
     cv: int | None = None
     algo: str | None = None
     options: SearchOptions = field(default_factory=SearchOptions)
+    # FFM only: False tunes LIBFFM's model (no bias or linear terms) in every trial.
+    linear: bool = True
 
 
 @dataclass(frozen=True)
@@ -242,13 +244,19 @@ def run(
     (a connected `ray` module) the trials run as Ray tasks (`control.tuning.distributed`)."""
     request.options.check()
     ready = prepared or prepare(request, catalog, arrays=ray is not None)
-    options = dataclasses.replace(request.options, fixed=ready.fixed)
+    model: dict[str, Any] = {}
+    if not request.linear:
+        if ready.algorithm != "ffm":
+            raise TuningError(f"--no-linear applies to ffm models, not {ready.algorithm}")
+        model = {"linear": False}
+    options = dataclasses.replace(request.options, fixed=ready.fixed | model)
     if ray is not None:
         if not ready.arrays:
             raise TuningError("trials on Ray need folds prepared with arrays=True")
         result = run_search_ray(ready.algorithm, ready.arrays, options, ray, on_trial=on_trial)
     else:
         result = run_search(ready.algorithm, ready.folds, options, on_trial=on_trial)
+    result.params.update(model)  # so that saved parameters train the same model
     return result, ready
 
 

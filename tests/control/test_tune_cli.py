@@ -97,6 +97,24 @@ def test_save_then_train_uses_the_saved_params(backends, logs):
     one_line_error(invoke("models", "params", "cvr", "--registry", registry), "no saved")
 
 
+def test_no_linear_tunes_libffms_model_and_train_keeps_it(tmp_path, logs):
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    urls = ("--registry", registry, "--store", f"file://{tmp_path / 'artifacts'}")
+    tuned = ok_json(
+        "tune", "--model", "ctr", "--data", str(logs), "--trials", "3", "--no-linear", "--save",
+        "--registry", registry, *SMALL,
+    )  # fmt: skip
+    assert tuned["params"]["linear"] is False
+    # Held for every trial, not searched.
+    assert all("linear" not in t["params"] for t in tuned["trials"])
+    saved = open_registry(registry).get_params("ctr")
+    assert saved is not None
+    assert saved["params"]["linear"] is False
+    trained = ok_json("train", "--model", "ctr", "--data", str(logs), *urls, *SMALL)
+    assert trained["params"]["linear"] is False
+    assert trained["params"]["params_source"] == "saved"
+
+
 def test_retrain_starts_from_the_saved_params(tmp_path, days):
     registry = f"sqlite:///{tmp_path / 'registry.db'}"
     store = f"file://{tmp_path / 'artifacts'}"
@@ -161,6 +179,7 @@ def test_table_output_and_plot(logs, tmp_path):
         (("--executor", "ray://head"), "expected ray://HOST:PORT"),
         (("--executor", "ray", "--workers", "0"), "--workers must be >= 1"),
         (("--cv", "1"), "--cv needs K >= 2"),
+        (("--algo", "lr", "--no-linear"), "--no-linear applies to ffm models"),
     ],
 )
 def test_bad_options_fail_with_one_line_and_save_nothing(backends, logs, args, fragment):
