@@ -121,9 +121,10 @@ def load_model(path: str | PathLike[str], *, huge_pages: bool = False) -> Model:
 
 # train_ffm's / train_lr's keyword defaults (bits=None and fingerprint="" aside), from Rust's
 # FfmParams::default() / LrParams::default(): the one source of them.
-# ffm_defaults() == {"k": 4, "eta": 0.2, "l2": 2e-05, "normalize": True, "epochs": 15,
-#                    "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0,
-#                    "shuffle": True}
+# ffm_defaults() == {"k": 4, "eta": 0.2, "l2": 2e-05, "normalize": True, "linear": True,
+#                    "epochs": 15, "auto_stop": False, "threads": 1, "seed": 0,
+#                    "downsample_rate": 1.0, "shuffle": True}
+# linear=False: LIBFFM's model, pairwise terms only (the bias and linear weights stay 0).
 # lr_defaults() == {"alpha": 0.1, "beta": 1.0, "l1": 0.0, "l2": 0.0, "epochs": 15,
 #                   "auto_stop": False, "threads": 1, "seed": 0, "downsample_rate": 1.0,
 #                   "shuffle": True}
