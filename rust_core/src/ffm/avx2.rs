@@ -15,7 +15,7 @@ use std::arch::x86_64::{
     _mm_movehl_ps, _mm_mul_ps, _mm_rsqrt_ps, _mm_set1_ps, _mm_setzero_ps,
 };
 
-use super::{adagrad, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
+use super::{bias_step, linear_step, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
 use crate::math::{logloss, sigmoid};
 use crate::slots::{Read, Write};
 
@@ -557,16 +557,10 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
         return loss;
     }
     let kappa = (p - y) * weight;
-    let Sgd { eta, l2, linear } = sgd;
-    if linear {
-        bias[1] += kappa * kappa;
-        bias[0] -= eta * kappa / bias[1].sqrt();
-    }
+    bias_step(bias, kappa, sgd);
     for (i, a) in feats.iter().enumerate() {
         ahead.step(st, i, feats.len());
-        if linear {
-            adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
-        }
+        linear_step(st, a, kappa, sgd);
         let kr = kappa * a.x * r;
         let partners = &feats[i + 1..];
         if k == 4 {

@@ -14,7 +14,7 @@ use std::arch::x86_64::{
 };
 
 use super::avx2::{self, hsum4, hsum8};
-use super::{adagrad, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
+use super::{bias_step, linear_step, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
 use crate::math::{logloss, sigmoid};
 use crate::slots::{Read, Write};
 
@@ -189,16 +189,10 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
         return loss;
     }
     let kappa = (p - y) * weight;
-    let Sgd { eta, l2, linear } = sgd;
-    if linear {
-        bias[1] += kappa * kappa;
-        bias[0] -= eta * kappa / bias[1].sqrt();
-    }
+    bias_step(bias, kappa, sgd);
     for (i, a) in feats.iter().enumerate() {
         ahead.step(st, i, feats.len());
-        if linear {
-            adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
-        }
+        linear_step(st, a, kappa, sgd);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
             let kx = kr * b.x;

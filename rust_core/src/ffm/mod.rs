@@ -791,6 +791,25 @@ pub(crate) fn rsqrt_nr(x: f32) -> f32 {
 /// hyper-parameters, the kept features, label and importance weight.
 pub(crate) type StepArgs<'a> = (f32, Sgd, &'a [Feat], f32, f32, Ahead<'a>);
 
+/// A row's step on the bias (the thread's own copy), exact `AdaGrad`; nothing without
+/// linear terms (`LIBFFM`'s model). One copy for every kernel.
+#[inline(always)]
+pub(crate) fn bias_step(bias: &mut [f32; 2], kappa: f32, sgd: Sgd) {
+    if sgd.linear {
+        bias[1] += kappa * kappa;
+        bias[0] -= sgd.eta * kappa / bias[1].sqrt();
+    }
+}
+
+/// A row's step on feature `a`'s linear weight, exact `AdaGrad`; nothing without linear
+/// terms. One copy for every kernel.
+#[inline(always)]
+pub(crate) fn linear_step<S: Write + ?Sized>(st: &S, a: &Feat, kappa: f32, sgd: Sgd) {
+    if sgd.linear {
+        adagrad(st, a.lin, sgd.l2 * st.at(a.lin) + kappa * a.x, sgd.eta);
+    }
+}
+
 /// `AdaGrad` on the weight at `i` whose squared-gradient sum is at `i + 1`.
 #[inline(always)]
 fn adagrad<S: Write + ?Sized>(st: &S, i: usize, grad: f32, eta: f32) {
@@ -996,16 +1015,10 @@ unsafe fn train_k<S: Write + ?Sized, const C: usize, const APPROX: bool>(
         return loss;
     }
     let kappa = (p - y) * weight;
-    let Sgd { eta, l2, linear } = sgd;
-    if linear {
-        bias[1] += kappa * kappa;
-        bias[0] -= eta * kappa / bias[1].sqrt();
-    }
+    bias_step(bias, kappa, sgd);
     for (i, a) in feats.iter().enumerate() {
         ahead.step(st, i, feats.len());
-        if linear {
-            adagrad(st, a.lin, l2 * st.at(a.lin) + kappa * a.x, eta);
-        }
+        linear_step(st, a, kappa, sgd);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
             let kx = kr * b.x;
