@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from control.cli.app import app
-from control.loadtest import LoadTestError
+from control.loadtest import LoadReport, LoadTestError
 from control.loadtest.local_server import free_port
 from control.loadtest.server_process import server_process
 from control.loadtest.stream import (
@@ -143,17 +144,36 @@ def test_real_entry_point_prints_json(echo_target: str, streamload: Path) -> Non
     assert set(json.loads(done.stdout)) == STREAM_JSON_KEYS
 
 
-def test_a_run_is_restarted_until_placement_accepts_it(echo_target: str, streamload: Path) -> None:  # noqa: F811
-    verdicts = iter([None, False, False, True])
-    launches: list[float] = []
-    settings = StreamSettings(duration_s=1.0, streams=2, in_flight=4, drain_s=1.0)
-    report = run_stream_loadtest(
-        echo_target,
+def _placed_run(
+    target: str,
+    streamload: Path,
+    settings: StreamSettings,
+    placement: Callable[[], bool | None],
+    on_launch: Callable[[], None],
+    *,
+    max_launches: int,
+) -> LoadReport:
+    """One tiny stream load test with a placement check."""
+    return run_stream_loadtest(
+        target,
         [{"request_id": "r", "candidates": [{"id": "c1"}]}],
         settings,
         streamload=streamload,
-        placement=lambda: next(verdicts),
-        on_launch=lambda: launches.append(time.monotonic()),
+        placement=placement,
+        on_launch=on_launch,
+        max_launches=max_launches,
+    )
+
+
+def test_a_run_is_restarted_until_placement_accepts_it(echo_target: str, streamload: Path) -> None:  # noqa: F811
+    verdicts = iter([None, False, False, True])
+    launches: list[float] = []
+    report = _placed_run(
+        echo_target,
+        streamload,
+        StreamSettings(duration_s=1.0, streams=2, in_flight=4, drain_s=1.0),
+        lambda: next(verdicts),
+        lambda: launches.append(time.monotonic()),
         max_launches=5,
     )
     assert len(launches) == 3  # None (ask again), False (restart), False (restart), True
@@ -169,14 +189,12 @@ def test_the_last_launch_is_kept_whatever_its_placement(echo_target: str, stream
         asked.append(1)
         return False
 
-    settings = StreamSettings(duration_s=0.5, streams=1, in_flight=2, drain_s=1.0)
-    report = run_stream_loadtest(
+    report = _placed_run(
         echo_target,
-        [{"request_id": "r", "candidates": [{"id": "c1"}]}],
-        settings,
-        streamload=streamload,
-        placement=never,
-        on_launch=lambda: launches.append(1),
+        streamload,
+        StreamSettings(duration_s=0.5, streams=1, in_flight=2, drain_s=1.0),
+        never,
+        lambda: launches.append(1),
         max_launches=2,
     )
     assert (len(launches), len(asked)) == (2, 1)
