@@ -43,6 +43,7 @@ from control.tuning.search import (
     TuneResult,
     _check_labels,
     _record,
+    chosen_params,
     pruner,
     sampler,
 )
@@ -322,7 +323,7 @@ def run_search_ray(
     chosen = next(r for r in records if r.number == number)
     return TuneResult(
         algorithm=algorithm,
-        params={**chosen.params, "epochs": chosen.best_epoch or MAX_EPOCHS, "auto_stop": False},
+        params=chosen_params(chosen, options),
         valid_logloss=loss,
         model=_load(blob),
         trials=records,

@@ -256,7 +256,6 @@ def run(
         result = run_search_ray(ready.algorithm, ready.arrays, options, ray, on_trial=on_trial)
     else:
         result = run_search(ready.algorithm, ready.folds, options, on_trial=on_trial)
-    result.params.update(model)  # so that saved parameters train the same model
     return result, ready
 
 

@@ -294,6 +294,23 @@ def _record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
     )
 
 
+# Held-fixed settings that define the model rather than the data (bits, fingerprint and the
+# downsampling rate come from the data's spec): they belong in the chosen parameters.
+_MODEL_KEYS = ("linear",)
+
+
+def chosen_params(chosen: TrialRecord, options: SearchOptions) -> dict[str, Any]:
+    """Keyword arguments that retrain `chosen`'s model: its sampled parameters, the model
+    settings held fixed, its best epoch with early stopping off."""
+    model = {k: options.fixed[k] for k in _MODEL_KEYS if k in options.fixed}
+    return {
+        **chosen.params,
+        **model,
+        "epochs": chosen.best_epoch or MAX_EPOCHS,
+        "auto_stop": False,
+    }
+
+
 def run_search(
     algorithm: str,
     folds: Sequence[Fold],
@@ -347,14 +364,9 @@ def run_search(
         raise TuningError(f"no trial of {len(records)} completed{why}")
     loss, number, model = objective.best
     chosen = next(r for r in records if r.number == number)
-    params = {
-        **chosen.params,
-        "epochs": chosen.best_epoch or MAX_EPOCHS,
-        "auto_stop": False,
-    }
     return TuneResult(
         algorithm=algorithm,
-        params=params,
+        params=chosen_params(chosen, opts),
         valid_logloss=loss,
         model=model,
         trials=records,
@@ -384,9 +396,7 @@ def tune_ffm(
     the result's `params` carry it."""
     fixed: dict[str, Any] = {} if linear else {"linear": False}
     options = SearchOptions(trials, seed, threads, timeout, workers, prune, fixed)
-    result = run_search("ffm", [Fold(train, valid)], options, on_trial=on_trial)
-    result.params.update(fixed)
-    return result
+    return run_search("ffm", [Fold(train, valid)], options, on_trial=on_trial)
 
 
 def tune_lr(
