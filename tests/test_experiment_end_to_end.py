@@ -228,8 +228,11 @@ def test_server_log_and_experiment_status_agree(tmp_path: Path, bidscore_home: P
                            *cli_urls)  # fmt: skip
         assert stopped["state"] == "stopped"
         stopped_at = time.time()
+        # Paced: every probe answered by v2 before the swap counts in the treatment arm, and
+        # an unpaced loop on a slow machine adds hundreds (an SRM the test made itself).
         while time.time() < stopped_at + POLL * 1.1 + 0.3 + 1.0:
             probe()
+            time.sleep(0.02)
         # (0.3 s of slack for the rebuild and swap on a loaded 2-core machine, as in
         # tests/pyserver/test_experiments_serving.py.)
         after = [a for a in answers.values() if a.sent > stopped_at + POLL * 1.1 + 0.3]
