@@ -128,6 +128,7 @@ class ServerProcess:
     port: int
     metrics_port: int
     log_path: Path
+    workers: int = 1
 
     @property
     def target(self) -> str:
@@ -147,11 +148,25 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            with contextlib.suppress(grpc.RpcError):
-                if self.health() == health_pb2.HealthCheckResponse.SERVING:
+            with contextlib.suppress(grpc.RpcError, OSError):
+                # Health answers from whichever worker took the connection; every worker
+                # reports its own `bidscore_ready` series.
+                if (
+                    self.health() == health_pb2.HealthCheckResponse.SERVING
+                    and self.ready_workers() >= self.workers
+                ):
                     return
             time.sleep(0.1)
         pytest.fail(f"server not SERVING within {timeout}s:\n{self.log()[-3000:]}")
+
+    def ready_workers(self) -> int:
+        """Workers whose models are loaded and warmed (`bidscore_ready` 1, one series each)."""
+        samples = [line.rpartition(" ") for line in self.metrics().splitlines()]
+        return sum(
+            1
+            for name, _, value in samples
+            if name.partition("{")[0] == "bidscore_ready" and float(value) == 1
+        )
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -242,7 +257,8 @@ class ServerFactory:
             proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
             )
-        server = ServerProcess(proc, port, metrics_port, log_path)
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        server = ServerProcess(proc, port, metrics_port, log_path, workers)
         self.started.append(server)
         if wait:
             server.wait_serving()
