@@ -430,10 +430,10 @@ def kernels_train(quick: bool) -> None:
 
 
 def kernels_thread_scaling(quick: bool) -> None:
-    """Two Hogwild threads against one on the same shape, Zipf against uniform indices: with
-    Zipf(1.2) the hottest features are in nearly every row, so both threads write the same
-    blocks on every row and their cache lines bounce between the cores; uniform rows share
-    almost nothing, which separates that from the cost of the shared (atomic) view."""
+    """Two Hogwild threads against one on the same shape, Zipf against uniform indices. One
+    thread trains through plain memory, two through the shared (atomic) view of the weights;
+    the skew changes how much of one thread's time is cache misses that a second thread can
+    overlap (docs/benchmarks.md, "Training: what limits k = 4 and two threads")."""
     print("\n## FFM training, 2 threads / 1 thread by feature skew (k=4, bits 16, wall-clock)")
     rows, epochs = (200_000, 2) if not quick else (40_000, 2)
     print(f"{'features':<10}{'1 thread':>12}{'2 threads':>12}{'2t/1t':>8}")
