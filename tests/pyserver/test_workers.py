@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -17,6 +16,7 @@ from features.tokenize import tokenize_table
 from tests.pyserver.serve_harness import (
     Published,
     ServerFactory,
+    ServerProcess,
     metric_value,
     publish_trained,
     request_bytes,
@@ -66,11 +66,6 @@ def _private_kb(pid: int) -> int:
     return int(fields["Private_Clean"]) + int(fields["Private_Dirty"])
 
 
-def _metrics(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        return reply.read().decode()
-
-
 @pytest.fixture
 def big_ctr(tmp_path: Path) -> tuple[Path, rust_core.Model]:
     """The production ctr spec (FFM, 2^18 buckets, 25 fields) with k=8: about 210 MB."""
@@ -96,17 +91,9 @@ def test_two_workers_share_one_port_and_the_model_pages(
         pub.registry_url, pub.store_url, "--workers", "2", "--specs", "features.bid:SPECS",
         models="ctr",
     )  # fmt: skip
-    # Both workers answer health only once each has loaded and warmed its model; wait until
-    # each worker's metrics say ready.
+    # start_server returned once both workers' metrics said ready (loaded and warmed).
     workers = _children(server.proc.pid)
     assert len(workers) == 2
-
-    def ready() -> bool:
-        # One endpoint for the whole server: `bidscore_ready` has one series per worker (pid).
-        text = _metrics(server.metrics_port)
-        return all(metric_value(text, "bidscore_ready", pid=str(pid)) == 1 for pid in workers)
-
-    wait_until(ready, timeout=120, message="both workers ready")
 
     # Separate connections (no shared subchannel pool) are spread over both workers.
     request = request_bytes(datagen.request_payloads(1, seed=1, candidates=5)[0])
@@ -116,7 +103,7 @@ def test_two_workers_share_one_port_and_the_model_pages(
         ) as channel:
             assert len(score(channel, request).candidates) == 5
     # One scrape sums both workers' calls.
-    text = _metrics(server.metrics_port)
+    text = server.metrics()
     assert metric_value(text, "grpc_server_handled_total", grpc_code="OK") == 24
     assert metric_value(text, "grpc_server_started_total") == 24
 
@@ -155,15 +142,15 @@ def test_a_worker_killed_by_a_signal_is_logged_with_its_name(
     # (stopping it earlier would catch it before its signal handlers exist).
     def restarted_ready() -> bool:
         pids = [pid for pid in _children(server.proc.pid) if pid != victim]
-        return len(pids) == 2 and all(_ready(server.metrics_port, pid) for pid in pids)
+        return len(pids) == 2 and all(_ready(server, pid) for pid in pids)
 
     wait_until(restarted_ready, timeout=60, message="the restarted worker ready")
     assert victim not in _children(server.proc.pid)
     assert server.stop() == 0
 
 
-def _ready(port: int, pid: int) -> bool:
+def _ready(server: ServerProcess, pid: int) -> bool:
     try:
-        return metric_value(_metrics(port), "bidscore_ready", pid=str(pid)) == 1
+        return metric_value(server.metrics(), "bidscore_ready", pid=str(pid)) == 1
     except OSError:
         return False
