@@ -11,6 +11,8 @@ Stream rows (ScoreStream, loaded by tools/streamload, per-message latency; QPS =
                    loop's rate (p99 at a sustainable load)
   Stream rows restart streamload until its connections are spread evenly over the workers
   (--stream-spread even; SO_REUSEPORT places connections, not streams, by a hash).
+The load generators (ghz, streamload) share the machine with the server; their Go schedulers
+run on one core (--client-cpus 1), so that idle scheduler threads do not spin on the other.
 Prints one table (QPS, mean, p50, p95, p99, errors, server CPU s per 1,000 calls or messages,
 connections per worker and each worker's CPU)
 and the ratios against echo and sklearn at the same worker count, and writes
@@ -166,10 +168,13 @@ def measure(
                 streams=args.streams,
                 in_flight=args.stream_in_flight,
                 connections=args.streams,
+                cpus=args.client_cpus,
             )
             run_stream_loadtest(server.target, payloads, settings)
         else:
-            run_loadtest(server.target, payloads, args.warmup, args.concurrency)
+            run_loadtest(
+                server.target, payloads, args.warmup, args.concurrency, cpus=args.client_cpus
+            )
         loadavg = os.getloadavg()[0]
         base: dict[str, Any] = {}
 
@@ -200,6 +205,7 @@ def measure(
                     in_flight=args.stream_in_flight if not stream_rps else OPEN_LOOP_CAP,
                     connections=args.streams,
                     rps=stream_rps,
+                    cpus=args.client_cpus,
                 )
                 report = run_stream_loadtest(
                     server.target,
@@ -218,6 +224,7 @@ def measure(
                     args.concurrency,
                     connections=args.connections,
                     rps=args.rps,
+                    cpus=args.client_cpus,
                 )
         cpu1, ghz1 = tree_cpu_seconds(server.pid), children_cpu_seconds()
         worker_cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, base["workers"], strict=True)]
@@ -410,6 +417,13 @@ def main() -> None:
         help="ScoreStream rows: restart streamload until its connections are spread evenly over\n"
         "the workers (even), or keep whatever SO_REUSEPORT gave (any)",
     )
+    parser.add_argument(
+        "--client-cpus",
+        type=int,
+        default=1,
+        help="cores the load generators' Go schedulers run on (ghz --cpus, streamload -cpus;\n"
+        "0 = all): with all, their idle spinning takes CPU the server needs",
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="untallied seconds of load first")
     parser.add_argument("--requests", type=int, default=1000, help="distinct payloads")
     parser.add_argument("--settle", type=float, default=1.0, help="idle seconds after start")
@@ -504,6 +518,7 @@ def main() -> None:
             "streams": args.streams,
             "stream_in_flight": args.stream_in_flight,
             "stream_spread": args.stream_spread,
+            "client_cpus": args.client_cpus,
         },
         "machine": {"cores": cores, "loadavg": list(load)},
         "rows": [asdict(row) for row in rows],

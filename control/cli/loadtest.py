@@ -107,6 +107,14 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
         float | None,
         typer.Option("--max-p99-ms", help="Exit 5 when p99 exceeds this.", show_default=False),
     ] = None,
+    cpus: Annotated[
+        int,
+        typer.Option(
+            "--cpus",
+            help="Cores the load generator's Go scheduler runs on (ghz --cpus, streamload -cpus);"
+            " 0 = all. 1 leaves the other cores to a server on the same machine.",
+        ),
+    ] = 0,
     ghz: Annotated[
         Path | None,
         typer.Option(
@@ -150,9 +158,11 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
     with user_errors(as_json):
         # Bad settings fail here, before a server is started or payloads are generated.
         if stream:
-            stream_settings = StreamSettings(duration, streams, concurrency, connections, rps)
+            stream_settings = StreamSettings(
+                duration, streams, concurrency, connections, rps, cpus=cpus
+            )
         else:
-            GhzSettings(duration, concurrency, connections, rps, skip_first)
+            GhzSettings(duration, concurrency, connections, rps, skip_first, cpus=cpus)
         tls = client_tls(tls_ca, tls_cert, tls_key)
         if tls is not None and (target is None or stream):
             fail(
@@ -179,6 +189,7 @@ def loadtest(  # noqa: PLR0917 -- Typer maps each parameter to one option
                     allow_remote=allow_remote,
                     tls=tls,
                     ready_timeout_s=ready_timeout,
+                    cpus=cpus,
                 )
     if as_json:
         print_json(report.to_json())

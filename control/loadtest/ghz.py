@@ -9,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from control.loadtest.cpus import check_cpus
 from control.loadtest.errors import LoadTestError
 from control.loadtest.tls import ClientTls
 
@@ -35,6 +36,7 @@ class GhzSettings:
     call_timeout_s: float = 5.0
     connect_timeout_s: float = 5.0
     tls: ClientTls | None = None  # None: plaintext
+    cpus: int = 0  # cores ghz's Go scheduler runs on (ghz --cpus); 0: all
 
     def __post_init__(self) -> None:
         checks = [
@@ -56,6 +58,7 @@ class GhzSettings:
         for ok, message in checks:
             if not ok:
                 raise LoadTestError(message)
+        check_cpus(self.cpus)
 
 
 def find_ghz(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -104,6 +107,7 @@ def ghz_command(
         f"--connections={settings.connections}",
         f"--rps={settings.rps}",
         f"--duration={_go_duration(settings.duration_s)}",
+        *([f"--cpus={settings.cpus}"] if settings.cpus else []),
         # Calls still in flight when the duration ends are not failures of the server.
         "--duration-stop=ignore",
         f"--skipFirst={settings.skip_first}",

@@ -37,13 +37,15 @@ def run_loadtest(
     ghz: str | os.PathLike[str] | None = None,
     allow_remote: bool = False,
     tls: ClientTls | None = None,
+    cpus: int = 0,
 ) -> LoadReport:
     """Send `payloads` round-robin to `target` with ghz for `duration_s` and report.
 
     Waits up to `ready_timeout_s` for the target to report SERVING (health), so a load test
     started right after `control serve &` measures the models, not their loading. Raises
     LoadTestError when ghz is missing or fails, or the target does not answer. Failed
-    calls do not raise: they are counted in the report's `errors` by status.
+    calls do not raise: they are counted in the report's `errors` by status. `cpus`: cores
+    ghz's scheduler runs on (0: all; see `control.loadtest.cpus`).
     """
     settings = GhzSettings(
         duration_s=duration_s,
@@ -54,6 +56,7 @@ def run_loadtest(
         call_timeout_s=call_timeout_s,
         connect_timeout_s=connect_timeout_s,
         tls=tls,
+        cpus=cpus,
     )
     parse_target(target, allow_remote=allow_remote)
     ghz_path = find_ghz(ghz)

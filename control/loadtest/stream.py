@@ -23,6 +23,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from bidscore.v1 import scorer_pb2
+from control.loadtest.cpus import check_cpus
 from control.loadtest.errors import LoadTestError
 from control.loadtest.report import LoadReport
 from control.loadtest.target import parse_target, wait_for_target
@@ -48,6 +49,7 @@ class StreamSettings:
     connections: int = 1
     rps: int = 0  # 0: closed loop
     drain_s: float = 5.0
+    cpus: int = 0  # cores streamload's Go scheduler runs on (-cpus); 0: all
 
     def __post_init__(self) -> None:
         checks = [
@@ -69,6 +71,7 @@ class StreamSettings:
         for ok, message in checks:
             if not ok:
                 raise LoadTestError(message)
+        check_cpus(self.cpus)
 
 
 def find_streamload(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -135,6 +138,7 @@ def run_stream_loadtest(
             f"-rps={settings.rps}",
             f"-duration={round(settings.duration_s * 1000)}ms",
             f"-drain={round(settings.drain_s * 1000)}ms",
+            *([f"-cpus={settings.cpus}"] if settings.cpus else []),
         ]
         limit = settings.duration_s + settings.drain_s + GRACE_SECONDS
         for launch in range(1, max(1, max_launches) + 1):

@@ -35,8 +35,10 @@ from control.loadtest import (
     payloads_from_logs,
     run_loadtest,
 )
+from control.loadtest.ghz import GhzSettings, ghz_command, run_ghz
 from control.loadtest.local_server import free_port
 from control.loadtest.payloads import write_data_file
+from control.loadtest.protoset import write_protoset
 from control.loadtest.report import parse_ghz_report
 from control.loadtest.server_process import server_process
 from features.tokenize import tokenize_table
@@ -207,6 +209,19 @@ def test_skip_first_leaves_warm_up_calls_out(echo_target: str) -> None:
     assert report.p99_ms is not None
 
 
+def test_cpus_runs_ghz_on_that_many_cores(echo_target: str, ghz_dir: Path, tmp_path: Path) -> None:
+    payloads = generated_payloads(5, seed=1, candidates=2, models=["ctr"])
+    data = write_data_file([dict(p) for p in payloads], tmp_path / "payloads.json")
+    protoset = write_protoset(tmp_path / "scorer.protoset")
+    for cpus in (1, 3):
+        settings = GhzSettings(duration_s=0.3, concurrency=2, cpus=cpus)
+        command = ghz_command(ghz_dir / "ghz", echo_target, data, protoset, settings)
+        report = json.loads(run_ghz(command, settings))
+        # ghz's own report of the options it ran with.
+        assert report["options"]["CPUs"] == cpus
+        assert report["count"] > 0
+
+
 def test_real_entry_point_prints_json(echo_target: str, ghz_dir: Path) -> None:
     env = {**os.environ, "PATH": f"{ghz_dir}{os.pathsep}{os.environ['PATH']}"}
     control = Path(sys.executable).parent / "control"
@@ -257,6 +272,8 @@ def test_target_that_does_not_answer() -> None:
         (["--target", "127.0.0.1:1", "--requests", "0"], "--requests must be in"),
         (["--target", "127.0.0.1:1", "--duration", "-1"], "--duration must be in"),
         (["--connections", "4", "--concurrency", "2"], "--connections (4) cannot exceed"),
+        (["--target", "127.0.0.1:1", "--cpus", "-1"], "--cpus must be in 0..1024"),
+        (["--target", "127.0.0.1:1", "--stream", "--cpus", "2000"], "--cpus must be in 0..1024"),
     ],
 )
 def test_bad_settings_fail_before_any_load(args: list[str], message: str) -> None:

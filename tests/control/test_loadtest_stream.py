@@ -22,6 +22,7 @@ from control.loadtest.stream import (
     find_streamload,
     parse_report,
     run_stream_loadtest,
+    write_payloads,
 )
 from tests.control.test_loadtest import (  # noqa: F401 -- fixtures
     JSON_KEYS,
@@ -115,6 +116,29 @@ def test_streamload_refuses_remote_targets_and_stops_by_itself(streamload: Path)
     )
     assert done.returncode == 1
     assert "loopback" in done.stderr
+
+
+def test_cpus_runs_streamload_on_that_many_cores(
+    echo_target: str,  # noqa: F811
+    streamload: Path,
+    tmp_path: Path,
+) -> None:
+    data = write_payloads([{"request_id": "r", "candidates": [{"id": "c1"}]}], tmp_path / "p.bin")
+    base = [str(streamload), f"-target={echo_target}", f"-data={data}", "-duration=300ms"]
+    for cpus in (1, 3):
+        done = subprocess.run(
+            [*base, "-drain=1s", f"-cpus={cpus}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["cpus"] == cpus  # GOMAXPROCS as the tool ran
+        assert report["count"] > 0
+    settings = StreamSettings(duration_s=0.3, streams=1, in_flight=2, drain_s=1.0, cpus=1)
+    assert run_stream_loadtest(echo_target, [{"candidates": [{"id": "c"}]}], settings).count > 0
 
 
 def test_report_parser_counts_duplicates_as_errors() -> None:

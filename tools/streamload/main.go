@@ -14,6 +14,8 @@
 // (-rps R): R messages per second over all streams, on schedule whatever the answers do
 // (up to -in-flight outstanding per stream; a due message beyond that is counted as
 // "ClientBacklog"). Loopback targets only; it stops after -duration plus -drain.
+// -cpus N runs Go's scheduler on N cores (GOMAXPROCS; ghz has the same --cpus): next to a
+// server on a small machine, one keeps the scheduler's idle spinning off the server's cores.
 // Prints one JSON report on stdout.
 package main
 
@@ -29,6 +31,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -77,6 +80,7 @@ type report struct {
 	ErrorMessages map[string]int `json:"error_messages"`
 	Duplicates    int            `json:"duplicates"`
 	Unmatched     int            `json:"unmatched"`
+	Cpus          int            `json:"cpus"`
 }
 
 type tally struct {
@@ -114,6 +118,7 @@ type config struct {
 	duration time.Duration
 	drain    time.Duration
 	conns    int
+	cpus     int
 }
 
 func main() {
@@ -127,6 +132,7 @@ func main() {
 	flag.Float64Var(&cfg.rps, "rps", 0, "open loop: messages per second over all streams (0 = closed loop)")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to send")
 	flag.DurationVar(&cfg.drain, "drain", 5*time.Second, "how long to wait for the last responses")
+	flag.IntVar(&cfg.cpus, "cpus", 0, "cores Go's scheduler runs on (GOMAXPROCS); 0 = all")
 	flag.Parse()
 	if err := run(cfg, data); err != nil {
 		fmt.Fprintln(os.Stderr, "streamload:", err)
@@ -149,6 +155,11 @@ func run(cfg config, data string) error {
 		return errors.New("-duration must be in (0, 1h]")
 	case cfg.rps < 0:
 		return errors.New("-rps must be >= 0")
+	case cfg.cpus < 0 || cfg.cpus > 1024:
+		return errors.New("-cpus must be in 0..1024 (0 = all cores)")
+	}
+	if cfg.cpus > 0 {
+		runtime.GOMAXPROCS(cfg.cpus)
 	}
 	payloads, err := readPayloads(data)
 	if err != nil {
@@ -477,6 +488,7 @@ func summarize(t *tally, streams int, sending time.Duration) report {
 		Streams:       streams,
 		Duplicates:    t.duplicates,
 		Unmatched:     t.unmatched,
+		Cpus:          runtime.GOMAXPROCS(0),
 	}
 	failed := 0
 	for _, n := range t.errors {
