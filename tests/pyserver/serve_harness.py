@@ -20,6 +20,7 @@ import grpc
 import pyarrow as pa
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 import rust_core
 from bidscore.manifest import Manifest, file_sha256
@@ -161,11 +162,12 @@ class ServerProcess:
 
     def ready_workers(self) -> int:
         """Workers whose models are loaded and warmed (`bidscore_ready` 1, one series each)."""
-        samples = [line.rpartition(" ") for line in self.metrics().splitlines()]
         return sum(
             1
-            for name, _, value in samples
-            if name.partition("{")[0] == "bidscore_ready" and float(value) == 1
+            for family in text_string_to_metric_families(self.metrics())
+            if family.name == "bidscore_ready"
+            for sample in family.samples
+            if sample.value == 1
         )
 
     def metrics(self) -> str:
