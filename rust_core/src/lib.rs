@@ -14,6 +14,7 @@ pub mod math;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod quads;
 pub mod rng;
 pub mod serving;
 pub mod shards;

@@ -1,6 +1,7 @@
 //! Weight storage seen by the kernels: plain `f32` slices for scoring, `Cell<f32>` for
-//! single-threaded training and `AtomicU32` (f32 bits) for Hogwild training. One generic
-//! kernel serves all three, so scoring and training compute the same sums in the same order.
+//! single-threaded training, and for Hogwild training `AtomicU32` (f32 bits), 64-bit pairs
+//! ([`Pairs`]) or, for the AVX kernels, 16-byte chunks ([`crate::quads::Quads`]). One generic
+//! kernel serves them all, so scoring and training compute the same sums in the same order.
 
 // One load or store each: inlining them is the point.
 #![expect(clippy::inline_always, reason = "see above")]

@@ -572,7 +572,7 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
             let kx = kr * b.x;
             let (pa, pb) = (a.base + b.foff, b.base + a.foff);
             // SAFETY: chunks of resolved features' blocks in the training layout (see
-            // `super::pair_update`); the same block goes one lane at a time.
+            // `super::pair_update`); the same block takes its two steps in turn.
             unsafe {
                 if pa == pb {
                     for c in (0..k).step_by(4) {

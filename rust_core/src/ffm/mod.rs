@@ -196,20 +196,6 @@ impl<'a> Ahead<'a> {
     }
 }
 
-thread_local! {
-    /// Per-thread scratch for the next row's [`Feat`]s (training).
-    static NEXT: std::cell::RefCell<Vec<Feat>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's scratch for the next row.
-#[inline(always)]
-fn with_next_scratch<R>(f: impl FnOnce(&mut Vec<Feat>) -> R) -> R {
-    NEXT.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut v) => f(&mut v),
-        Err(_) => f(&mut Vec::new()),
-    })
-}
-
 /// Runs `f` with this thread's scratch. Reentrant calls (none today) get a fresh vector
 /// rather than a panic.
 #[inline(always)]
@@ -518,7 +504,17 @@ pub struct TrainState {
     shape: Shape,
     dims: Dims,
     kernel: Kernel,
+    /// Whether steps prefetch the next row's weights (see [`PREFETCH_FROM_BYTES`]).
+    prefetch: bool,
 }
+
+/// Training states smaller than this train without prefetching the next row's weights: a
+/// state that fits in a core's second-level cache stays there, and the prefetch instructions
+/// (about ten per feature at k = 4) are only extra work. Measured on the benchmark machine
+/// (1 MiB of L2 per core): 2^10 buckets x 17 fields x k = 4 (0.6 MB) trains faster without,
+/// 2^12 (2.2 MB) with; docs/benchmarks.md, "Training: each row resolved once, no prefetches
+/// for small states".
+const PREFETCH_FROM_BYTES: usize = 1 << 20;
 
 impl TrainState {
     /// The layout and a zeroed state array for it (weights 0, squared-gradient sums 1),
@@ -555,6 +551,7 @@ impl TrainState {
             shape: *shape,
             dims,
             kernel: kernel.or_fallback(),
+            prefetch: len.saturating_mul(4) >= PREFETCH_FROM_BYTES,
         };
         layout.fill(&mut st, |_| 0.0);
         Some((layout, st))
@@ -643,95 +640,64 @@ impl TrainState {
         self.shape
     }
 
-    /// One `AdaGrad` step on a row: forward, then in-place updates of the bias, the linear
-    /// terms and every pair's two latent vectors. Returns the row's weighted log loss before
-    /// the update.
-    ///
-    /// The bias and its squared-gradient sum live in `bias`, the caller's copy: every row
-    /// updates them, so Hogwild threads sharing them would fight over one cache line on every
-    /// row. Each thread works on its own copy and the driver adds the deltas back
-    /// ([`TrainState::bias`], [`TrainState::add_bias`]).
-    ///
-    /// `next` is the row the caller will train next: its weights are prefetched along the
-    /// way (see [`Ahead`]).
-    #[inline]
-    pub fn train_row<S: Write + ?Sized>(
-        &self,
-        st: &S,
-        bias: &mut [f32; 2],
-        sgd: Sgd,
-        (row, next): (Row<'_>, Option<Row<'_>>),
-        y: f32,
-        weight: f32,
-    ) -> f64 {
-        let (d, nz) = (self.dims, self.shape.normalize);
-        check_len(st, d);
-        if self.kernel == Kernel::Legacy {
-            // Format version 1's training: the next row's blocks in one burst, here.
-            if let Some(next) = next {
-                prefetch_row(st, d, next);
-            }
-            return with_scratch(|feats| {
-                let r = resolve(d, nz, row, feats);
-                let args = (r, sgd, &feats[..], y, weight, Ahead::NONE);
-                // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
-                unsafe { train_legacy::<S, false>(st, bias, d, args) }
-            });
+    /// A pass of training steps for one thread, from the bias and its squared-gradient sum
+    /// `bias` (see [`TrainPass`]).
+    #[must_use]
+    pub fn pass(&self, sgd: Sgd, bias: [f32; 2]) -> TrainPass<'_> {
+        TrainPass {
+            state: self,
+            sgd,
+            bias,
+            feats: Vec::new(),
+            next: Vec::new(),
+            next_r: 1.0,
+            next_key: None,
         }
-        with_next_scratch(|upcoming| {
-            upcoming.clear();
-            if let Some(next) = next {
-                resolve(d, nz, next, upcoming);
-            }
-            self.train_resolved(st, bias, sgd, row, (y, weight), Ahead::new(d, upcoming))
-        })
     }
 
-    /// [`TrainState::train_row`] for the non-legacy kernels, the next row's blocks to
-    /// prefetch along the way in `ahead`.
+    /// One `AdaGrad` step on a resolved row (scale `r`, features `f`) with the non-legacy
+    /// kernels, the next row's blocks to prefetch along the way in `ahead`.
+    ///
+    /// # Safety
+    /// `f` comes from [`resolve`] with this state's dims, and `check_len(st, dims)` passed.
     #[inline(always)]
-    fn train_resolved<S: Write + ?Sized>(
+    unsafe fn train_resolved<S: Write + ?Sized>(
         &self,
         st: &S,
         bias: &mut [f32; 2],
         sgd: Sgd,
-        row: Row<'_>,
+        (r, f): (f32, &[Feat]),
         (y, weight): (f32, f32),
         ahead: Ahead<'_>,
     ) -> f64 {
-        let (d, nz) = (self.dims, self.shape.normalize);
-        with_scratch(|feats| {
-            let r = resolve(d, nz, row, feats);
-            let f: &[Feat] = feats;
-            let args = (r, sgd, f, y, weight, ahead);
-            // SAFETY: `f` comes from `resolve` with `d`, and `check_len` passed; the AVX
-            // kernels run only where the CPU has them (`kernel` went through
-            // `or_fallback`).
-            unsafe {
-                match (self.kernel, d.k) {
-                    (Kernel::Legacy, _) => train_legacy::<S, false>(st, bias, d, args),
-                    (Kernel::Scalar, _) => train_k::<S, 1, true>(st, bias, d, args),
-                    (_, k) if k % 4 != 0 => train_k::<S, 1, true>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx2, 4) => avx2::train::<S, 4>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx2, 8) => avx2::train::<S, 8>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx2, 16) => avx2::train::<S, 16>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx2, _) => avx2::train::<S, 0>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx512, 4) => avx2::train::<S, 4>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx512, 8) => avx2::train::<S, 8>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx512, 16) => avx512::train::<S, 16>(st, bias, d, args),
-                    #[cfg(target_arch = "x86_64")]
-                    (Kernel::Avx512, _) => avx512::train::<S, 0>(st, bias, d, args),
-                    _ => train_legacy::<S, true>(st, bias, d, args),
-                }
+        let d = self.dims;
+        let args = (r, sgd, f, y, weight, ahead);
+        // SAFETY: our contract; the AVX kernels run only where the CPU has them (`kernel`
+        // went through `or_fallback`).
+        unsafe {
+            match (self.kernel, d.k) {
+                (Kernel::Legacy, _) => train_legacy::<S, false>(st, bias, d, args),
+                (Kernel::Scalar, _) => train_k::<S, 1, true>(st, bias, d, args),
+                (_, k) if k % 4 != 0 => train_k::<S, 1, true>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, 4) => avx2::train::<S, 4>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, 8) => avx2::train::<S, 8>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, 16) => avx2::train::<S, 16>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, _) => avx2::train::<S, 0>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx512, 4) => avx2::train::<S, 4>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx512, 8) => avx2::train::<S, 8>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx512, 16) => avx512::train::<S, 16>(st, bias, d, args),
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx512, _) => avx512::train::<S, 0>(st, bias, d, args),
+                _ => train_legacy::<S, true>(st, bias, d, args),
             }
-        })
+        }
     }
 
     /// Whether, in `st` (the array built with this layout), every weight chunk the
@@ -750,6 +716,22 @@ impl TrainState {
             && d.v0.is_multiple_of(2)
     }
 
+    /// Whether this state's kernel reaches latent weights only in chunks of 4 or 8 lanes from
+    /// indices that are multiples of 4, and the rest (linear weights, the bias) one or two
+    /// lanes at a time, below the first block: the contract of [`crate::quads::as_quads`].
+    /// True of the AVX kernels on a padded layout (`k` a multiple of 4, blocks from a
+    /// multiple of 4): their pair updates and dot products work in chunks of 4, 8 or 16
+    /// lanes from a block's start, and a feature paired with itself takes its steps on whole
+    /// chunks ([`pair_update`]).
+    #[must_use]
+    pub fn chunks_of_four(&self) -> bool {
+        let d = self.dims;
+        matches!(self.kernel, Kernel::Avx2 | Kernel::Avx512)
+            && d.k.is_multiple_of(4)
+            && d.slot.is_multiple_of(4)
+            && d.v0.is_multiple_of(4)
+    }
+
     /// The bias and its squared-gradient sum.
     pub fn bias<S: Read + ?Sized>(&self, st: &S) -> [f32; 2] {
         [st.at(self.dims.bias), st.at(self.dims.bias + 1)]
@@ -765,6 +747,92 @@ impl TrainState {
     pub fn add_bias<S: Write + ?Sized>(&self, st: &S, before: [f32; 2], now: [f32; 2]) {
         st.add(self.dims.bias, now[0] - before[0]);
         st.add(self.dims.bias + 1, now[1] - before[1]);
+    }
+}
+
+/// Identifies a row of a dataset: rows are slices of the dataset's arrays, so two rows with
+/// the same start and length in the index array are the same row (or both empty).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RowKey(*const u32, usize);
+
+impl RowKey {
+    fn of(row: Row<'_>) -> RowKey {
+        RowKey(row.indices.as_ptr(), row.indices.len())
+    }
+}
+
+/// One thread's pass of training steps over a sequence of rows ([`TrainState::pass`]).
+///
+/// It holds the thread's copy of the bias and its squared-gradient sum: every row updates
+/// them, so Hogwild threads sharing them would fight over one cache line on every row. Each
+/// thread works on its own copy ([`TrainPass::bias`]) and the driver adds the change back
+/// ([`TrainState::add_bias`]).
+///
+/// It also holds the resolved features of the current row and of the next: the next row is
+/// resolved while the current one trains, so that its weights can be prefetched ([`Ahead`]),
+/// and that same resolution is used when its turn comes.
+pub struct TrainPass<'a> {
+    state: &'a TrainState,
+    sgd: Sgd,
+    bias: [f32; 2],
+    feats: Vec<Feat>,
+    next: Vec<Feat>,
+    /// The pair scale of the row in `next`, and which row that is (`None`: none).
+    next_r: f32,
+    next_key: Option<RowKey>,
+}
+
+impl TrainPass<'_> {
+    /// One `AdaGrad` step on `row`: forward, then in-place updates of the bias, the linear
+    /// terms and every pair's two latent vectors. Returns the row's weighted log loss before
+    /// the update. `next` is the row the caller will train next: its weights are prefetched
+    /// along the way (see [`Ahead`]).
+    #[inline]
+    pub fn step<S: Write + ?Sized>(
+        &mut self,
+        st: &S,
+        (row, next): (Row<'_>, Option<Row<'_>>),
+        y: f32,
+        weight: f32,
+    ) -> f64 {
+        let state = self.state;
+        let (d, nz) = (state.dims, state.shape.normalize);
+        check_len(st, d);
+        if state.kernel == Kernel::Legacy {
+            // Format version 1's training: the next row's blocks in one burst, here.
+            if let Some(next) = next {
+                prefetch_row(st, d, next);
+            }
+            let r = resolve(d, nz, row, &mut self.feats);
+            let args = (r, self.sgd, &self.feats[..], y, weight, Ahead::NONE);
+            // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
+            return unsafe { train_legacy::<S, false>(st, &mut self.bias, d, args) };
+        }
+        let r = if self.next_key == Some(RowKey::of(row)) {
+            std::mem::swap(&mut self.feats, &mut self.next);
+            self.next_r
+        } else {
+            resolve(d, nz, row, &mut self.feats)
+        };
+        self.next.clear();
+        self.next_key = next.map(|next| {
+            self.next_r = resolve(d, nz, next, &mut self.next);
+            RowKey::of(next)
+        });
+        let ahead = if state.prefetch {
+            Ahead::new(d, &self.next)
+        } else {
+            Ahead::NONE
+        };
+        let (current, bias) = ((r, &self.feats[..]), &mut self.bias);
+        // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
+        unsafe { state.train_resolved(st, bias, self.sgd, current, (y, weight), ahead) }
+    }
+
+    /// This pass's bias and its squared-gradient sum.
+    #[must_use]
+    pub fn bias(&self) -> [f32; 2] {
+        self.bias
     }
 }
 
@@ -821,7 +889,9 @@ fn adagrad<S: Write + ?Sized>(st: &S, i: usize, grad: f32, eta: f32) {
 
 /// The two latent chunks of a pair (weights at `a`, `b`, sums at `+k`), updated together in
 /// registers. Blocks are either disjoint or the same block (a feature paired with itself in
-/// the same field); the same block takes the one-weight-at-a-time path so no update is lost.
+/// the same field); the same block takes each weight's two updates one after the other, so
+/// none is lost, in registers too: the Hogwild view of AVX training accesses latent weights
+/// only in chunks of 4 lanes ([`crate::slots::Quads`]).
 ///
 /// # Safety
 /// `a + k + C` and `b + k + C` are at most `st.slots()`: for chunks of the blocks of
@@ -838,13 +908,20 @@ unsafe fn pair_update<S: Write + ?Sized, const C: usize, const APPROX: bool>(
 ) {
     let Sgd { eta, l2, .. } = sgd;
     if a == b {
-        for q in 0..C {
-            let (wa, wb) = (st.at(a + q), st.at(b + q));
-            for (i, grad) in [(a + q, l2 * wa + kx * wb), (b + q, l2 * wb + kx * wa)] {
-                let gg = st.at(i + k) + grad * grad;
-                st.put(i + k, gg);
-                st.put(i, st.at(i) - eta * grad / gg.sqrt());
+        // SAFETY: both chunks end by `a + k + C` (our contract).
+        let (mut w, mut g) = unsafe { (st.load_unchecked::<C>(a), st.load_unchecked::<C>(a + k)) };
+        for (w, g) in w.iter_mut().zip(&mut g) {
+            // Both sides' gradient from the weight before either step, then the two steps.
+            let grad = l2 * *w + kx * *w;
+            for _ in 0..2 {
+                *g += grad * grad;
+                *w -= eta * grad / g.sqrt();
             }
+        }
+        // SAFETY: as above.
+        unsafe {
+            st.store_unchecked(a + k, g);
+            st.store_unchecked(a, w);
         }
         return;
     }
@@ -1112,9 +1189,9 @@ mod tests {
                     linear: true,
                 };
                 let cells = as_cells(&mut st);
-                let mut bias = state.bias(cells);
-                state.train_row(cells, &mut bias, sgd, (row, Some(row)), y, weight);
-                state.set_bias(cells, bias);
+                let mut pass = state.pass(sgd, state.bias(cells));
+                pass.step(cells, (row, Some(row)), y, weight);
+                state.set_bias(cells, pass.bias());
                 let w = state.weights(&st);
                 assert_eq!(w.len(), w0.len());
                 let mut checked = 0;
@@ -1134,6 +1211,51 @@ mod tests {
                     checked += usize::from(fd.abs() > 1e-4);
                 }
                 assert!(checked > 20, "only {checked} weights had a gradient");
+            }
+        }
+    }
+
+    #[test]
+    fn a_feature_paired_with_itself_takes_both_steps() {
+        // One block (a feature paired with itself in its own field): each lane's gradient is
+        // taken before either step, then the weight takes two AdaGrad steps in turn.
+        let k = 8;
+        let w0: Vec<f32> = (0..k).map(|q| 0.1 * q as f32 - 0.35).collect();
+        let g0: Vec<f32> = (0..k).map(|q| 1.0 + q as f32).collect();
+        let (kx, sgd) = (
+            0.7f32,
+            Sgd {
+                eta: 0.2,
+                l2: 0.01,
+                linear: true,
+            },
+        );
+        for approx in [false, true] {
+            let mut st: Vec<f32> = w0.iter().chain(&g0).copied().collect();
+            let cells = as_cells(&mut st);
+            for c in (0..k).step_by(4) {
+                // SAFETY: c + k + 4 <= 2k = cells.len().
+                unsafe {
+                    if approx {
+                        pair_update::<_, 4, true>(cells, k, c, c, kx, sgd);
+                    } else {
+                        pair_update::<_, 4, false>(cells, k, c, c, kx, sgd);
+                    }
+                }
+            }
+            for q in 0..k {
+                let (mut w, mut g) = (f64::from(w0[q]), f64::from(g0[q]));
+                let grad = (f64::from(sgd.l2) + f64::from(kx)) * w;
+                for _ in 0..2 {
+                    g += grad * grad;
+                    w -= f64::from(sgd.eta) * grad / g.sqrt();
+                }
+                assert!(
+                    (f64::from(st[q]) - w).abs() < 1e-6,
+                    "lane {q}: {} vs {w}",
+                    st[q]
+                );
+                assert!((f64::from(st[k + q]) - g).abs() < 1e-5, "sum {q}");
             }
         }
     }

@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 use crate::hash::MAX_BITS;
 use crate::model::format::MAX_K;
 use crate::model::{Algorithm, Header, Model};
+#[cfg(target_arch = "x86_64")]
+use crate::quads;
 use crate::rng::SplitMix64;
 use crate::shards::ShardSet;
 use crate::simd::Kernel;
@@ -306,11 +308,11 @@ pub fn fit_ffm(
     let learner = Learner {
         single: &|train: &Dataset, st: &mut [f32], _: &mut [f32], row_ids: &[u32]| {
             let st = as_cells(st);
-            let mut bias = state.bias(st);
+            let mut steps = state.pass(sgd, state.bias(st));
             let loss = pass(train, row_ids, |row, next, y, wt| {
-                state.train_row(st, &mut bias, sgd, (row, next), y, wt)
+                steps.step(st, (row, next), y, wt)
             });
-            state.set_bias(st, bias);
+            state.set_bias(st, steps.bias());
             loss
         },
         shared: &|train: &Dataset, st: &mut [f32], _: &mut [f32], order: &[u32], threads: usize| {
@@ -322,14 +324,28 @@ pub fn fit_ffm(
                 row_ids: &[u32],
             ) -> f64 {
                 let before = state.bias(st);
-                let mut bias = before;
+                let mut steps = state.pass(sgd, before);
                 let loss = pass(train, row_ids, |row, next, y, wt| {
-                    state.train_row(st, &mut bias, sgd, (row, next), y, wt)
+                    steps.step(st, (row, next), y, wt)
                 });
-                state.add_bias(st, before, bias);
+                state.add_bias(st, before, steps.bias());
                 loss
             }
             let ctx = (train, &state, sgd);
+            // The AVX kernels on a padded layout: 16-byte chunk accesses (see `Quads`).
+            #[cfg(target_arch = "x86_64")]
+            let st = if state.chunks_of_four() {
+                // SAFETY: `chunks_of_four` says that this state's kernel reaches latent
+                // weights only in chunks from multiples of 4, and linear weights and the bias
+                // (which lie below the first block, itself 64-byte aligned) one or two lanes
+                // at a time: no location is reached both ways.
+                match unsafe { quads::as_quads(st) } {
+                    Ok(st) => return hogwild(order, threads, |ids| rows(st, ctx, ids)),
+                    Err(st) => st,
+                }
+            } else {
+                st
+            };
             // 64-bit atomics: a 4-lane weight chunk is two loads and two stores (see `Pairs`).
             // Latent sizes not a multiple of 4 go one lane at a time, for which a pair is
             // the wrong grain (a lone lane's store would be a compare-and-swap).

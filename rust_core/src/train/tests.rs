@@ -285,6 +285,48 @@ fn hogwild_threads_learn_too() {
 }
 
 #[test]
+fn hogwild_learns_through_the_chunk_view_and_the_pairs() {
+    // AVX kernels on padded blocks share 16-byte chunks (`Quads`), at k = 4 and at k = 15
+    // (16 lanes); the SSE kernel shares 64-bit pairs.
+    let d = planted_ffm_data(20_000, 5_000, 23);
+    let planted = auc(&d.test_probs, d.test.labels()).unwrap();
+    for (kernel, k, chunks) in [
+        (Kernel::Avx2, 4, true),
+        (Kernel::Avx2, 15, true),
+        (Kernel::Sse, 4, false),
+    ] {
+        if !kernel.available() {
+            continue;
+        }
+        let shape = ffm::Shape {
+            bits: 12,
+            fields: d.train.num_fields(),
+            k,
+            stride: k.div_ceil(4) * 4,
+            normalize: true,
+        };
+        let (state, _) = ffm::TrainState::new(&shape, kernel).unwrap();
+        assert_eq!(state.chunks_of_four(), chunks, "{kernel:?} k={k}");
+        let p = FfmParams {
+            k,
+            kernel: Some(kernel),
+            common: Common {
+                epochs: 4,
+                threads: 2,
+                ..Common::default()
+            },
+            ..FfmParams::default()
+        };
+        let m = train_ffm(&d.train, None, &p, &mut no_progress()).unwrap();
+        let ours = auc(&m.predict(&d.test), d.test.labels()).unwrap();
+        assert!(
+            planted - ours < 0.03,
+            "{kernel:?} k={k}: 2-thread AUC {ours:.4} vs planted {planted:.4}"
+        );
+    }
+}
+
+#[test]
 fn hogwild_with_a_latent_size_off_the_pair_grain_learns() {
     // An unpadded k = 3 takes the element-wise atomic view instead of the 64-bit pairs.
     let d = planted_ffm_data(20_000, 5_000, 22);
