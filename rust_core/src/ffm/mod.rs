@@ -512,8 +512,8 @@ pub struct TrainState {
 /// state that fits in a core's second-level cache stays there, and the prefetch instructions
 /// (about ten per feature at k = 4) are only extra work. Measured on the benchmark machine
 /// (1 MiB of L2 per core): 2^10 buckets x 17 fields x k = 4 (0.6 MB) trains faster without,
-/// 2^12 (2.2 MB) with; docs/benchmarks.md, "Training: each row resolved once, no prefetches
-/// for small states".
+/// 2^12 (2.2 MB) with; docs/benchmarks.md, "Training: 16-byte chunks for two threads, each
+/// row resolved once".
 const PREFETCH_FROM_BYTES: usize = 1 << 20;
 
 impl TrainState {
@@ -750,14 +750,24 @@ impl TrainState {
     }
 }
 
-/// Identifies a row of a dataset: rows are slices of the dataset's arrays, so two rows with
-/// the same start and length in the index array are the same row (or both empty).
+/// Identifies a row by where its three slices start and their length: rows are slices of a
+/// dataset's arrays, so two rows with the same key are the same row (or both empty).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct RowKey(*const u32, usize);
+struct RowKey(*const u32, *const u32, *const f32, usize);
 
 impl RowKey {
     fn of(row: Row<'_>) -> RowKey {
-        RowKey(row.indices.as_ptr(), row.indices.len())
+        let Row {
+            fields,
+            indices,
+            values,
+        } = row;
+        RowKey(
+            fields.as_ptr(),
+            indices.as_ptr(),
+            values.as_ptr(),
+            indices.len(),
+        )
     }
 }
 
