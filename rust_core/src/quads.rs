@@ -36,9 +36,11 @@ pub struct Quads(Pairs);
 ///
 /// # Safety
 /// For the lifetime of the view, no f32 of `v` may be accessed both by a chunk access (a
-/// multiple of 4 lanes from an index that is a multiple of 4) and by any other access
-/// (one or two lanes, or a chunk from another index). Chunk accesses from an index that is
-/// not a multiple of 4 are refused in debug builds only.
+/// multiple of 4 lanes from an index that is a multiple of 4) and by any other access (one
+/// or two lanes, or a checked `load`/`store` of a chunk from another index). The unchecked
+/// accesses of a multiple of 4 lanes (`load_unchecked`, `store_unchecked`) must start at a
+/// multiple of 4: checked in debug builds; in release builds `vmovaps` faults on anything
+/// else (the process stops; nothing is read or written).
 pub unsafe fn as_quads(v: &mut [f32]) -> Result<&Quads, &mut [f32]> {
     if !std::arch::is_x86_feature_detected!("avx") || v.as_ptr().align_offset(16) != 0 {
         return Err(v);
