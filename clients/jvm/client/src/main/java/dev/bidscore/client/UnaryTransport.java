@@ -8,6 +8,7 @@ import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.Status;
+import java.nio.channels.ClosedChannelException;
 import java.util.concurrent.TimeUnit;
 
 /** One unary {@code Score} call per attempt, with the budget as its gRPC deadline. */
@@ -62,8 +63,26 @@ final class UnaryTransport implements Transport {
       if (status.isOk() && response != null) {
         reply.onResponse(response);
       } else {
-        reply.onError(status.isOk() ? Status.INTERNAL.withDescription("no response") : status);
+        reply.onError(status.isOk() ? Status.INTERNAL.withDescription("no response")
+            : transportFailureAsUnavailable(status));
       }
     }
+  }
+
+  /**
+   * {@code status}, or UNAVAILABLE when it is grpc-java's report of a connection that closed
+   * under the call: Netty gives a write to a reset connection as UNKNOWN "channel closed"
+   * with a {@link ClosedChannelException} as the cause (grpc-java issues 10120 and 10474),
+   * where a peer that went away is UNAVAILABLE everywhere else. The client resends only
+   * UNAVAILABLE, so without this a target killed mid-call failed the calls it held. A
+   * server's own UNKNOWN (an exception in its handler) has no local cause and stays UNKNOWN.
+   */
+  static Status transportFailureAsUnavailable(Status status) {
+    if (status.getCode() == Status.Code.UNKNOWN
+        && status.getCause() instanceof ClosedChannelException) {
+      return Status.UNAVAILABLE.withDescription("connection closed: " + status.getDescription())
+          .withCause(status.getCause());
+    }
+    return status;
   }
 }
