@@ -48,8 +48,9 @@ def write_model(
     """A model file with uniform random weights in [-0.05, 0.05), written in chunks.
 
     `stride=None` writes format version 1 (unpadded latent vectors, what the code before the
-    padded kernels wrote); a stride writes version 2 with each latent vector padded with
-    zeros to `stride` floats. The same seed gives the same real weights either way."""
+    padded kernels wrote); a stride writes version 3, this build's, with each latent vector
+    padded with zeros to `stride` floats and the zero bytes after the header that put the
+    latent blocks on 64-byte lines. The same seed gives the same real weights either way."""
     fields = FIELDS if fields is None else fields
     n = 1 << bits
     width = k if stride is None else stride
@@ -60,8 +61,11 @@ def write_model(
     def uniform(m: int) -> np.ndarray:
         return rng.random(m, dtype=np.float32) * np.float32(0.1) - np.float32(0.05)
 
+    # Version 3: the payload starts where its latent blocks (after 1 + n floats) fall on a
+    # 64-byte line; LR models and version 1 have no gap.
+    offset = 128 if stride is None or algorithm == "lr" else 128 + (64 - 4 * (1 + n) % 64) % 64
     with path.open("wb") as f:
-        f.write(b"\0" * 128)
+        f.write(b"\0" * offset)
 
         def emit(chunk: np.ndarray) -> None:
             b = chunk.astype("<f4").tobytes()
@@ -76,7 +80,7 @@ def write_model(
                 v = np.zeros((m, fields, width), dtype=np.float32)
                 v[:, :, :k] = uniform(m * fields * k).reshape(m, fields, k)
                 emit(v)
-        version = 1 if stride is None else 2
+        version = 1 if stride is None else 3
         head = struct.pack(
             "<8sIIIIII32sdQQ",
             b"BIDSCORE",
@@ -91,9 +95,12 @@ def write_model(
             length * 4,
             digest.intdigest(),
         )
-        # Version 2 stores the latent stride at byte 96 and its header checksum covers bytes
-        # 0..88 and 96..128; version 1's covers 0..88 and bytes 96..128 are zero.
-        tail = struct.pack("<I", 0 if algorithm == "lr" else width) if version == 2 else b""
+        # Version 3 stores the latent stride at byte 96 and the payload offset at 100, and its
+        # header checksum covers bytes 0..88 and 96..128; version 1's covers 0..88 and bytes
+        # 96..128 are zero.
+        tail = b""
+        if version == 3:
+            tail = struct.pack("<II", 0 if algorithm == "lr" else width, offset)
         tail += b"\0" * (32 - len(tail))
         covered = head if version == 1 else head + tail
         head += struct.pack("<Q", xxhash.xxh3_64_intdigest(covered)) + tail
@@ -361,7 +368,7 @@ def kernels_predict(quick: bool, tmp: Path) -> None:
     the padded, dispatched kernels, with and without the huge-page copy of the weights."""
     print("\n## FFM kernels, predict: CPU ns per row (Model.predict, one feature per field)")
     print("legacy = the kernels before this change on a version-1 file (the same-run baseline);")
-    print(f"new = {rust_core.cpu_features()['kernel']} (runtime dispatch) on a padded version-2")
+    print(f"new = {rust_core.cpu_features()['kernel']} (runtime dispatch) on a padded version-3")
     print("file; +huge = load_model(huge_pages=True); contended = while another process copies")
     print("256 MB arrays on the other core (both processes pinned)")
     rows = 100_000 if not quick else 20_000

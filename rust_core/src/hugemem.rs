@@ -17,6 +17,8 @@ use memmap2::{Advice, MmapMut};
 pub struct HugeBuf {
     map: MmapMut,
     len: usize,
+    /// Byte offset of the array in the mapping (see [`HugeBuf::copy_of`]).
+    start: usize,
 }
 
 impl HugeBuf {
@@ -40,12 +42,16 @@ impl HugeBuf {
         if map.as_ptr().align_offset(std::mem::align_of::<f32>()) != 0 {
             return Err(std::io::Error::other("anonymous mapping is not aligned"));
         }
-        Ok(HugeBuf { map, len })
+        Ok(HugeBuf { map, len, start: 0 })
     }
 
-    /// A copy of `src`.
-    pub fn copy_of(src: &[f32]) -> std::io::Result<HugeBuf> {
-        let mut buf = HugeBuf::zeroed(src.len())?;
+    /// A copy of `src` placed so that element `lined` starts a 64-byte cache line (the
+    /// mapping is page-aligned, so the array starts that many bytes into it, less than 64).
+    pub fn copy_of(src: &[f32], lined: usize) -> std::io::Result<HugeBuf> {
+        let start = (64 - lined.wrapping_mul(4) % 64) % 64;
+        let mut buf = HugeBuf::zeroed(src.len() + start / 4)?;
+        buf.len = src.len();
+        buf.start = start;
         buf.copy_from_slice(src);
         Ok(buf)
     }
@@ -56,14 +62,14 @@ impl Deref for HugeBuf {
 
     fn deref(&self) -> &[f32] {
         // Cannot panic: the mapping is page-aligned (checked to be f32-aligned in
-        // `zeroed`) and holds at least `4 * len` bytes.
-        bytemuck::cast_slice(&self.map[..self.len * 4])
+        // `zeroed`), `start` is a multiple of 4, and it holds at least `start + 4 * len` bytes.
+        bytemuck::cast_slice(&self.map[self.start..self.start + self.len * 4])
     }
 }
 
 impl DerefMut for HugeBuf {
     fn deref_mut(&mut self) -> &mut [f32] {
-        bytemuck::cast_slice_mut(&mut self.map[..self.len * 4])
+        bytemuck::cast_slice_mut(&mut self.map[self.start..self.start + self.len * 4])
     }
 }
 
@@ -82,9 +88,14 @@ mod tests {
         let mut b = HugeBuf::zeroed(1000).unwrap();
         assert!(b.iter().all(|&x| x == 0.0));
         b[999] = 3.0;
-        let c = HugeBuf::copy_of(&b).unwrap();
+        let c = HugeBuf::copy_of(&b, 0).unwrap();
         assert_eq!(c.len(), 1000);
         assert!((c[999] - 3.0).abs() < f32::EPSILON);
+        for lined in [0, 1, 5, 16, 17, 65] {
+            let d = HugeBuf::copy_of(&b, lined).unwrap();
+            assert_eq!(&d[..], &b[..], "{lined}");
+            assert_eq!((d.as_ptr() as usize + 4 * lined) % 64, 0, "{lined}");
+        }
         assert!(HugeBuf::zeroed(0).unwrap().is_empty());
     }
 }

@@ -93,11 +93,27 @@ def test_version_1_fixtures_score_as_they_did():
         np.testing.assert_allclose(model.predict(rows), want, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("name", ["ffm_k3", "ffm_k4", "lr"])
+def test_version_2_fixtures_score_as_they_did(name):
+    rows = rust_core.Dataset.from_libffm(FIXTURES / "v1_rows.libffm")
+    path = FIXTURES / f"v2_{name}.bin"
+    assert struct.unpack_from("<I", path.read_bytes(), 8)[0] == 2
+    model = rust_core.load_model(path)
+    lines = (FIXTURES / f"v2_{name}.scores").read_text().splitlines()
+    want = np.array([int(x, 16) for x in lines if not x.startswith("#")], dtype=np.uint32)
+    want = want.view(np.float32)
+    np.testing.assert_array_equal(model.predict(rows, kernel="scalar"), want)
+    for kernel in KERNELS:
+        np.testing.assert_allclose(model.predict(rows, kernel=kernel), want, rtol=1e-6, atol=0)
+    huge = rust_core.load_model(path, huge_pages=True)
+    np.testing.assert_array_equal(huge.predict(rows, kernel="scalar"), want)
+
+
 def test_a_corrupt_stride_is_refused(tmp_path):
     model = rust_core.train_ffm(planted_lr(300, seed=1).dataset, k=3, epochs=1)
     model.save(tmp_path / "good.bin")
     good = (tmp_path / "good.bin").read_bytes()
-    assert struct.unpack_from("<II", good, 8)[0] == 2
+    assert struct.unpack_from("<II", good, 8)[0] == 3
     assert struct.unpack_from("<I", good, 96)[0] == 4
     bad = good[:96] + struct.pack("<I", 5) + good[100:]
     (tmp_path / "bad.bin").write_bytes(bad)

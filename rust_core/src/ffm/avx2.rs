@@ -151,6 +151,105 @@ pub(super) unsafe fn score<S: Read + ?Sized, const K: usize>(
     t + (hsum8(tot8) + hsum4(tot4))
 }
 
+/// [`score`] for scoring rows (training's forward pass keeps [`score`], so that trained
+/// weights keep their bits) with 8 or 16 lanes per latent vector (k = 5..8, 13..16): the row
+/// is inspected once, as in [`score4`], and when every feature has the same value (one-hot
+/// rows) a pair is one fused multiply-add per 8 lanes, the values applied once per row; when
+/// the fields go up in equal steps ([`even_step`]) feature `a`'s block for each partner is
+/// found by adding the step. Fewer instructions per pair also keep more pairs' loads in
+/// flight when the table does not fit in the caches.
+///
+/// # Safety
+/// As for [`score`] with `k == K`, and `K` is 8 or 16.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn score_rows<S: Read + ?Sized, const K: usize>(
+    s: &S,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    let same_x = feats
+        .windows(2)
+        .all(|w| w[0].x.to_bits() == w[1].x.to_bits());
+    // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
+    unsafe {
+        match (even_step(feats), same_x) {
+            (Some(step), true) => score_rows_run::<S, K, true, true>(s, r, feats, step, ahead),
+            (Some(step), false) => score_rows_run::<S, K, true, false>(s, r, feats, step, ahead),
+            (None, true) => score_rows_run::<S, K, false, true>(s, r, feats, 0, ahead),
+            (None, false) => score_rows_run::<S, K, false, false>(s, r, feats, 0, ahead),
+        }
+    }
+}
+
+/// The loops of [`score_rows`]. `EVEN`: feature `a`'s block for partner `b` is at
+/// `a.base + feats[i + 1].foff + step * (b - i - 1)` (the same address when
+/// `even_step(feats) == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
+/// has the same value, applied once per row.
+///
+/// # Safety
+/// As for [`score_rows`]; with `EVEN`, `even_step(feats) == Some(step)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn score_rows_run<S: Read + ?Sized, const K: usize, const EVEN: bool, const SAME_X: bool>(
+    s: &S,
+    r: f32,
+    feats: &[Feat],
+    step: usize,
+    ahead: Ahead<'_>,
+) -> f32 {
+    let n = feats.len();
+    // SAFETY (of every `f(b)` below): called with partners only, `i < b < n`.
+    let f = |b: usize| unsafe { feats.get_unchecked(b) };
+    let mut t = 0.0f32;
+    let mut tot = _mm256_setzero_ps();
+    for (i, a) in feats.iter().enumerate() {
+        ahead.step(s, i, n);
+        t += s.at(a.lin) * a.x;
+        let first = feats.get(i + 1).map_or(0, |b| a.base + b.foff);
+        // `acc + <v_a[f_b], v_b[f_a]> (* x_b)`, lane-wise over 8-lane chunks.
+        let pair = |b: usize, mut acc: __m256| {
+            let pa = if EVEN {
+                first + step * (b - i - 1)
+            } else {
+                a.base + f(b).foff
+            };
+            let pb = f(b).base + a.foff;
+            let mut c = 0;
+            while c < K {
+                // SAFETY: `c + 8 <= K == k`: chunks of blocks of resolved features (see
+                // `super::dot_into`).
+                let (va, vb) = unsafe { (load8(s, pa + c), load8(s, pb + c)) };
+                acc = if SAME_X {
+                    _mm256_fmadd_ps(va, vb, acc)
+                } else {
+                    _mm256_fmadd_ps(_mm256_mul_ps(va, vb), _mm256_set1_ps(f(b).x), acc)
+                };
+                c += 8;
+            }
+            acc
+        };
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = i + 1;
+        while b + 2 <= n {
+            acc0 = pair(b, acc0);
+            acc1 = pair(b + 1, acc1);
+            b += 2;
+        }
+        if b < n {
+            acc0 = pair(b, acc0);
+        }
+        let xr = if SAME_X { r } else { a.x * r };
+        tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(xr), tot);
+    }
+    let xx = if SAME_X {
+        feats.first().map_or(1.0, |a| a.x * a.x)
+    } else {
+        1.0
+    };
+    t + hsum8(tot) * xx
+}
+
 /// The common distance between consecutive features' field offsets if there is one and it
 /// is positive (one feature per field, fields in increasing order at equal steps: a
 /// feature's blocks for its successive partners then sit at equal steps, so the pair loop
@@ -172,8 +271,8 @@ fn even_step(feats: &[Feat]) -> Option<usize> {
 /// go up in equal steps ([`even_step`]: one feature per field, fields in order) feature
 /// `a`'s blocks for its partners are found by adding the step, not by reading each
 /// partner's field, and with a step of 4 floats (the payload layout, fields without gaps)
-/// the blocks of two successive partners are one 256-bit load; when every feature has the
-/// same value (one-hot rows) the products are scaled once per row instead of once per pair.
+/// features are taken two at a time ([`score4_adjacent`]); when every feature has the same
+/// value (one-hot rows) the products are scaled once per row instead of once per pair.
 ///
 /// # Safety
 /// As for [`score`] with `k == 4`.
@@ -190,28 +289,26 @@ pub(super) unsafe fn score4<S: Read + ?Sized>(
     // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
     unsafe {
         match (even_step(feats), same_x) {
-            (Some(4), true) => score4_run::<S, 2, true>(s, r, feats, 4, ahead),
-            (Some(4), false) => score4_run::<S, 2, false>(s, r, feats, 4, ahead),
-            (Some(step), true) => score4_run::<S, 1, true>(s, r, feats, step, ahead),
-            (Some(step), false) => score4_run::<S, 1, false>(s, r, feats, step, ahead),
-            (None, true) => score4_run::<S, 0, true>(s, r, feats, 0, ahead),
-            (None, false) => score4_run::<S, 0, false>(s, r, feats, 0, ahead),
+            (Some(4), true) => score4_adjacent::<S, true>(s, r, feats, ahead),
+            (Some(4), false) => score4_adjacent::<S, false>(s, r, feats, ahead),
+            (Some(step), true) => score4_run::<S, true, true>(s, r, feats, step, ahead),
+            (Some(step), false) => score4_run::<S, true, false>(s, r, feats, step, ahead),
+            (None, true) => score4_run::<S, false, true>(s, r, feats, 0, ahead),
+            (None, false) => score4_run::<S, false, false>(s, r, feats, 0, ahead),
         }
     }
 }
 
-/// The loops of [`score4`]. `EVEN`: 0, feature `a`'s block for partner `b` is at
-/// `a.base + b.foff`; 1, at `a.base + feats[i + 1].foff + step * (b - i - 1)` (the
-/// same address when `even_step(feats) == Some(step)`); 2, as 1 with `step == 4`, two
-/// partners' blocks loaded as one 256-bit vector. `SAME_X`: every feature has the same
-/// value, so a pair's product is scaled by `x_a r x_b` once per row.
+/// The other loops of [`score4`]. `EVEN`: feature `a`'s block for partner `b` is at
+/// `a.base + feats[i + 1].foff + step * (b - i - 1)` (the same address when
+/// `even_step(feats) == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
+/// has the same value, so a pair's product is scaled by `x_a r x_b` once per row.
 ///
 /// # Safety
-/// As for [`score`] with `k == 4`; with `EVEN > 0`, `even_step(feats) == Some(step)`, and
-/// with `EVEN == 2`, `step == 4`.
+/// As for [`score`] with `k == 4`; with `EVEN`, `even_step(feats) == Some(step)`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn score4_run<S: Read + ?Sized, const EVEN: u8, const SAME_X: bool>(
+unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
     s: &S,
     r: f32,
     feats: &[Feat],
@@ -231,7 +328,7 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: u8, const SAME_X: bool>(
         let f = |b: usize| unsafe { feats.get_unchecked(b) };
         // Feature `a`'s block for partner `b` (i < b < n).
         let aside = |b: usize| {
-            if EVEN > 0 {
+            if EVEN {
                 first + step * (b - i - 1)
             } else {
                 a.base + f(b).foff
@@ -240,14 +337,9 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: u8, const SAME_X: bool>(
         // `acc + v_a[f_b] * v_b[f_a] (* x_b)` for partners `b` and `b + 1` in the halves.
         let two = |b: usize, acc: __m256| {
             // SAFETY: `i < b` and `b + 1 < n`: blocks of resolved features (see
-            // `super::dot_into`), 4 lanes each; with `EVEN == 2` the partners' blocks are
-            // adjacent, so the 8 floats from `aside(b)` are both blocks.
+            // `super::dot_into`), 4 lanes each.
             unsafe {
-                let va = if EVEN == 2 {
-                    load8(s, aside(b))
-                } else {
-                    _mm256_set_m128(load4(s, aside(b + 1)), load4(s, aside(b)))
-                };
+                let va = _mm256_set_m128(load4(s, aside(b + 1)), load4(s, aside(b)));
                 let vb = _mm256_set_m128(
                     load4(s, f(b + 1).base + a.foff),
                     load4(s, f(b).base + a.foff),
@@ -281,6 +373,90 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: u8, const SAME_X: bool>(
         let xr = if SAME_X { r } else { a.x * r };
         tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(xr), tot);
         tail = _mm_fmadd_ps(q, _mm_set1_ps(xr), tail);
+    }
+    let xx = if SAME_X {
+        feats.first().map_or(1.0, |a| a.x * a.x)
+    } else {
+        1.0
+    };
+    t + (hsum8(tot) + hsum4(tail)) * xx
+}
+
+/// [`score4`]'s loop for rows whose features sit one per field in consecutive fields with
+/// the payload layout (`even_step(feats) == Some(4)`, the usual CTR row): features are
+/// taken two at a time, `a` and the next one `a2`. For a partner `b` after both, `b`'s
+/// blocks for `a`'s and `a2`'s fields are adjacent, so one 256-bit load gives both, and the
+/// other halves come from `a`'s and `a2`'s blocks for `b`'s field; the pair `(a, a2)`
+/// itself is one 128-bit step. Half as many passes over the partners as one feature at a
+/// time: with 10 or 16 features a row's cost is mostly that per-pass work (loop set-up,
+/// prefetch hints, tails), not the pairs' arithmetic.
+///
+/// # Safety
+/// As for [`score`] with `k == 4`, and `even_step(feats) == Some(4)`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn score4_adjacent<S: Read + ?Sized, const SAME_X: bool>(
+    s: &S,
+    r: f32,
+    feats: &[Feat],
+    ahead: Ahead<'_>,
+) -> f32 {
+    let n = feats.len();
+    // SAFETY (of every `f(b)` below): called with `b < n` only (the loop conditions).
+    let f = |b: usize| unsafe { feats.get_unchecked(b) };
+    let mut t = 0.0f32;
+    let mut tot = _mm256_setzero_ps();
+    let mut tail = _mm_setzero_ps();
+    let mut i = 0;
+    while i + 1 < n {
+        let (a, a2) = (f(i), f(i + 1));
+        ahead.step(s, i, n);
+        ahead.step(s, i + 1, n);
+        t += s.at(a.lin) * a.x;
+        t += s.at(a2.lin) * a2.x;
+        let (xa, xa2) = if SAME_X { (1.0, 1.0) } else { (a.x, a2.x) };
+        // SAFETY: blocks of resolved features, 4 lanes each (see `super::dot_into`).
+        let q = unsafe { _mm_mul_ps(load4(s, a.base + a2.foff), load4(s, a2.base + a.foff)) };
+        tail = _mm_fmadd_ps(q, _mm_set1_ps(xa * xa2 * r), tail);
+        // `a`'s and `a2`'s blocks for partner `b` (i + 1 < b < n): the fields go up by one
+        // from `a2`'s, so the offsets go up by 4 from theirs for `a2`'s successor.
+        let (pa, pa2) = (a.base + a2.foff + 4, a2.base + a2.foff + 4);
+        // `acc + [v_a[f_b], v_a2[f_b]] * [v_b[f_a], v_b[f_a2]] (* x_b)`.
+        let two = |b: usize, acc: __m256| {
+            let o = 4 * (b - i - 2);
+            // SAFETY: `i + 1 < b < n`. The 8 floats from `f(b).base + a.foff` are `b`'s
+            // blocks for `a`'s and `a2`'s fields (`a2.foff == a.foff + 4`); `pa + o` and
+            // `pa2 + o` are `a`'s and `a2`'s blocks for `b`'s field: all blocks of resolved
+            // features.
+            unsafe {
+                let vb = load8(s, f(b).base + a.foff);
+                let va = _mm256_set_m128(load4(s, pa2 + o), load4(s, pa + o));
+                if SAME_X {
+                    _mm256_fmadd_ps(va, vb, acc)
+                } else {
+                    _mm256_fmadd_ps(_mm256_mul_ps(va, _mm256_set1_ps(f(b).x)), vb, acc)
+                }
+            }
+        };
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = i + 2;
+        while b + 2 <= n {
+            acc0 = two(b, acc0);
+            acc1 = two(b + 1, acc1);
+            b += 2;
+        }
+        if b < n {
+            acc0 = two(b, acc0);
+        }
+        let xr = _mm256_set_m128(_mm_set1_ps(xa2 * r), _mm_set1_ps(xa * r));
+        tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), xr, tot);
+        i += 2;
+    }
+    if i < n {
+        // The last feature of an odd count: its pairs were all taken above.
+        let a = f(i);
+        ahead.step(s, i, n);
+        t += s.at(a.lin) * a.x;
     }
     let xx = if SAME_X {
         feats.first().map_or(1.0, |a| a.x * a.x)
@@ -601,26 +777,34 @@ mod tests {
     use crate::simd::Kernel;
     use crate::slots::as_cells;
 
-    /// Every specialised loop of `score4` (fields in equal steps of 4 or more floats, or
-    /// not; one value for every feature, or not; every remainder of partners) against the
-    /// scalar reference, in the payload layout (slot 4) and the training layout (slot 8).
+    /// Every specialised scoring loop of `score4` and `score_rows` (fields in equal steps of
+    /// k or more floats, or not; one value for every feature, or not; every remainder of
+    /// partners) against the scalar reference, in the payload layout (slot k) and the
+    /// training layout (slot 2k).
     #[test]
-    fn every_k4_loop_scores_like_the_scalar_reference() {
+    fn every_scoring_loop_scores_like_the_scalar_reference() {
         use crate::dataset::Row;
         if !Kernel::Avx2.available() {
             return;
         }
         let mut rng = SplitMix64::new(11);
         let (bits, fields) = (6u32, 24usize);
-        for slot in [4usize, 8] {
+        for (k, slot) in [
+            (4usize, 4usize),
+            (4, 8),
+            (8, 8),
+            (8, 16),
+            (16, 16),
+            (16, 32),
+        ] {
             let d = super::super::Dims {
                 mask: (1 << bits) - 1,
                 fields,
-                k: 4,
+                k,
                 bias: 0,
                 lin0: 1,
-                lin_stride: slot / 4,
-                v0: 1 + (slot / 4) * (1 << bits),
+                lin_stride: slot / k,
+                v0: 1 + (slot / k) * (1 << bits),
                 slot,
             };
             let w: Vec<f32> = (0..d.end()).map(|_| rng.next_f32() - 0.5).collect();
@@ -653,13 +837,19 @@ mod tests {
                     };
                     let mut feats = Vec::new();
                     let r = super::super::resolve(d, true, row, &mut feats);
-                    let want = super::super::scalar::score(&w[..], 4, r, &feats);
+                    let want = super::super::scalar::score(&w[..], k, r, &feats);
                     // SAFETY: AVX2 and FMA checked above; `feats` resolved with `d`, and
                     // `w` holds every block of `d`.
-                    let got = unsafe { score4(&w[..], r, &feats, Ahead::NONE) };
+                    let got = unsafe {
+                        match k {
+                            4 => score4(&w[..], r, &feats, Ahead::NONE),
+                            8 => score_rows::<_, 8>(&w[..], r, &feats, Ahead::NONE),
+                            _ => score_rows::<_, 16>(&w[..], r, &feats, Ahead::NONE),
+                        }
+                    };
                     assert!(
                         (got - want).abs() <= 1e-5 * want.abs().max(1.0),
-                        "slot {slot} n {n} step {step} same_x {same_x} shuffled {shuffled}: {got} vs {want}"
+                        "k {k} slot {slot} n {n} step {step} same_x {same_x} shuffled {shuffled}: {got} vs {want}"
                     );
                 }
             }

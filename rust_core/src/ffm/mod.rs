@@ -69,6 +69,13 @@ impl Shape {
         v.checked_add(n)?.checked_add(1)
     }
 
+    /// Index of the first latent weight in the payload layout (after the bias and the
+    /// linear weights).
+    #[must_use]
+    pub fn latent_start(&self) -> usize {
+        self.dims().v0
+    }
+
     /// Where things are in the payload layout.
     fn dims(&self) -> Dims {
         let n = 1usize << self.bits;
@@ -370,8 +377,8 @@ unsafe fn score_dispatch<S: Read + ?Sized>(
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => match k {
                 4 => avx2::score4(s, r, feats, ahead),
-                8 => avx2::score::<S, 8>(s, k, r, feats, ahead),
-                16 => avx2::score::<S, 16>(s, k, r, feats, ahead),
+                8 => avx2::score_rows::<S, 8>(s, r, feats, ahead),
+                16 => avx2::score_rows::<S, 16>(s, r, feats, ahead),
                 _ => avx2::score::<S, 0>(s, k, r, feats, ahead),
             },
             #[cfg(target_arch = "x86_64")]

@@ -87,7 +87,8 @@ impl Header {
 
 enum Weights {
     Owned(Vec<f32>),
-    Mapped(Mmap),
+    /// A mapping of the whole file, the payload from the byte offset.
+    Mapped(Mmap, usize),
     /// A private copy in memory advised for huge pages (see [`Model::load_huge`]).
     Huge(HugeBuf),
 }
@@ -105,7 +106,7 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("header", &self.header)
             .field("checksum", &format_args!("{:016x}", self.checksum))
-            .field("mapped", &matches!(self.weights, Weights::Mapped(_)))
+            .field("mapped", &matches!(self.weights, Weights::Mapped(..)))
             .finish_non_exhaustive()
     }
 }
@@ -145,8 +146,9 @@ impl Model {
 
     /// A model from a complete file image, fully verified (used by tests and the fuzzer).
     pub fn from_bytes(file: &[u8]) -> Result<Model> {
-        let (header, checksum) = format::parse(file)?;
-        let weights = file[HEADER_LEN..]
+        let (header, payload) = format::parse(file)?;
+        let checksum = payload.checksum;
+        let weights = file[payload.offset..]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect::<Vec<_>>();
@@ -178,15 +180,16 @@ impl Model {
         // modified in place, so the bytes cannot change under us; and before any use the whole
         // image is verified below (header fields, header and payload checksums, finite weights).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        let (header, checksum) = format::parse(&map).map_err(in_file)?;
-        // The header is 128 bytes and mappings are page-aligned, so the payload is aligned.
-        let weights: &[f32] = bytemuck::try_cast_slice(&map[HEADER_LEN..])
+        let (header, payload) = format::parse(&map).map_err(in_file)?;
+        // The payload starts at a multiple of 4 bytes (the parser checked the offset) and
+        // mappings are page-aligned, so the cast cannot fail on alignment.
+        let weights: &[f32] = bytemuck::try_cast_slice(&map[payload.offset..])
             .map_err(|e| in_file(Error::Format(format!("misaligned payload: {e}"))))?;
         check_weights(&header, weights).map_err(in_file)?;
         Ok(Model {
             header,
-            weights: Weights::Mapped(map),
-            checksum,
+            weights: Weights::Mapped(map, payload.offset),
+            checksum: payload.checksum,
             best_epoch: None,
         })
     }
@@ -198,7 +201,12 @@ impl Model {
     pub fn load_huge(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
         let mapped = Model::load(path)?;
-        let copy = HugeBuf::copy_of(mapped.weights()).map_err(|e| Error::io(path, e))?;
+        // Laid out like the mapping of a version-3 file: latent blocks on 64-byte lines.
+        let lined = match mapped.header.algorithm {
+            Algorithm::Lr => 0,
+            Algorithm::Ffm => mapped.header.ffm_shape().latent_start(),
+        };
+        let copy = HugeBuf::copy_of(mapped.weights(), lined).map_err(|e| Error::io(path, e))?;
         Ok(Model {
             weights: Weights::Huge(copy),
             ..mapped
@@ -216,10 +224,12 @@ impl Model {
         let path = path.as_ref();
         let payload: &[u8] = bytemuck::cast_slice(self.weights());
         let header = format::encode(&self.header, payload.len() as u64, self.checksum);
+        let gap = vec![0u8; format::payload_offset(&self.header) - HEADER_LEN];
         let tmp = temp_path(path);
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(&header)?;
+            f.write_all(&gap)?;
             f.write_all(payload)?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)
@@ -279,7 +289,7 @@ impl Model {
 
     #[must_use]
     pub fn is_mapped(&self) -> bool {
-        matches!(self.weights, Weights::Mapped(_))
+        matches!(self.weights, Weights::Mapped(..))
     }
 
     /// The payload as f32 weights.
@@ -289,7 +299,7 @@ impl Model {
             Weights::Owned(v) => v,
             // `load` checked this cast (length and alignment) and the mapping is immutable,
             // so it cannot fail here.
-            Weights::Mapped(m) => bytemuck::cast_slice(&m[HEADER_LEN..]),
+            Weights::Mapped(m, offset) => bytemuck::cast_slice(&m[*offset..]),
             Weights::Huge(b) => b,
         }
     }

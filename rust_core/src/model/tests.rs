@@ -40,6 +40,28 @@ fn image(m: &Model) -> Vec<u8> {
     std::fs::read(&path).unwrap()
 }
 
+/// A file image of `payload` under header `h` (the checksums consistent), laid out as this
+/// version writes it.
+fn file_of(h: &Header, payload: &[u8]) -> Vec<u8> {
+    let mut c = format::encode(h, payload.len() as u64, format::checksum(payload)).to_vec();
+    c.resize(format::payload_offset(h), 0);
+    c.extend_from_slice(payload);
+    c
+}
+
+/// The same model as written by format version 2: the payload right after the header.
+fn as_version_2(b: &[u8]) -> Vec<u8> {
+    let (_, payload) = format::parse(b).unwrap();
+    let mut c = b[..HEADER_LEN].to_vec();
+    c[8..12].copy_from_slice(&2u32.to_le_bytes());
+    c[100..104].fill(0);
+    let covered: Vec<u8> = c[..88].iter().chain(&c[96..]).copied().collect();
+    let sum = xxhash_rust::xxh3::xxh3_64(&covered);
+    c[88..96].copy_from_slice(&sum.to_le_bytes());
+    c.extend_from_slice(&b[payload.offset..]);
+    c
+}
+
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "rust_core-model-{tag}-{}-{:?}",
@@ -74,7 +96,7 @@ fn round_trip_through_a_mapped_file() {
         assert_eq!(names, vec![std::ffi::OsString::from("model.bin")]);
         assert_eq!(
             std::fs::metadata(&path).unwrap().len() as usize,
-            HEADER_LEN + 4 * m.weights().len()
+            format::payload_offset(m.header()) + 4 * m.weights().len()
         );
     }
 }
@@ -83,7 +105,7 @@ fn round_trip_through_a_mapped_file() {
 fn header_layout_is_pinned() {
     let b = image(&ffm_model(1));
     assert_eq!(&b[0..8], b"BIDSCORE");
-    assert_eq!(b[8..12], 2u32.to_le_bytes());
+    assert_eq!(b[8..12], 3u32.to_le_bytes());
     assert_eq!(b[12..16], 2u32.to_le_bytes());
     assert_eq!(b[16..20], 4u32.to_le_bytes());
     assert_eq!(b[20..24], 3u32.to_le_bytes());
@@ -91,11 +113,93 @@ fn header_layout_is_pinned() {
     assert_eq!(b[28..32], 1u32.to_le_bytes());
     assert_eq!(b[32..64], [7u8; 32]);
     assert_eq!(b[64..72], 0.25f64.to_le_bytes());
-    let payload_len = (b.len() - HEADER_LEN) as u64;
+    // 16 buckets: bias and linear weights are 17 floats (68 bytes), so 60 zero bytes follow
+    // the header and the latent blocks start at byte 256.
+    let offset = 188;
+    let payload_len = (b.len() - offset) as u64;
     assert_eq!(b[72..80], payload_len.to_le_bytes());
-    assert_eq!(b[80..88], format::checksum(&b[HEADER_LEN..]).to_le_bytes());
+    assert_eq!(b[80..88], format::checksum(&b[offset..]).to_le_bytes());
     assert_eq!(b[96..100], 2u32.to_le_bytes());
-    assert!(b[100..128].iter().all(|&x| x == 0));
+    assert_eq!(b[100..104], (offset as u32).to_le_bytes());
+    assert!(b[104..offset].iter().all(|&x| x == 0));
+    assert_eq!(
+        format::payload_offset(&lr_model().header().clone()),
+        HEADER_LEN
+    );
+}
+
+#[test]
+fn latent_blocks_start_on_cache_lines() {
+    let dir = tempdir("lines");
+    for bits in [1, 4, 5, 10] {
+        let mut m = ffm_model(4);
+        m.header.bits = bits;
+        let m = Model::new(
+            m.header.clone(),
+            vec![0.25; m.header.payload_len().unwrap()],
+        )
+        .unwrap();
+        let path = dir.join(format!("m{bits}.bin"));
+        m.save(&path).unwrap();
+        let v0 = m.header.ffm_shape().latent_start();
+        let offset = format::payload_offset(m.header());
+        assert_eq!((offset + 4 * v0) % 64, 0, "bits {bits}");
+        for loaded in [
+            Model::load(&path).unwrap(),
+            Model::load_huge(&path).unwrap(),
+        ] {
+            let at = loaded.weights().as_ptr() as usize + 4 * v0;
+            assert_eq!(at % 64, 0, "bits {bits} huge {}", loaded.is_huge());
+            assert_eq!(loaded.weights(), m.weights());
+        }
+    }
+}
+
+#[test]
+fn version_2_files_load_and_score_as_before() {
+    let dir = tempdir("v2");
+    for m in [ffm_model(5), lr_model()] {
+        let v2 = as_version_2(&image(&m));
+        assert_eq!(v2.len(), HEADER_LEN + 4 * m.weights().len());
+        let path = dir.join("v2.bin");
+        std::fs::write(&path, &v2).unwrap();
+        for back in [Model::from_bytes(&v2).unwrap(), Model::load(&path).unwrap()] {
+            assert_eq!(back.header(), m.header());
+            assert_eq!(back.weights(), m.weights());
+            let row = ([0u32, 1, 2], [3u32, 10, 5], [1.0f32, 0.5, 2.0]);
+            assert_eq!(
+                back.predict_row(&row.0, &row.1, &row.2).to_bits(),
+                m.predict_row(&row.0, &row.1, &row.2).to_bits()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wrong_payload_offset_is_refused() {
+    let m = ffm_model(6);
+    let b = image(&m);
+    let (_, payload) = format::parse(&b).unwrap();
+    // Offsets other than the one the dimensions give, with the header checksum recomputed:
+    // the header encodes it, so re-encode and patch it in.
+    for offset in [0u32, 128, 187, 189, 192, 4096] {
+        let mut c = b.clone();
+        c[100..104].copy_from_slice(&offset.to_le_bytes());
+        let covered: Vec<u8> = c[..88].iter().chain(&c[96..HEADER_LEN]).copied().collect();
+        let sum = xxhash_rust::xxh3::xxh3_64(&covered);
+        c[88..96].copy_from_slice(&sum.to_le_bytes());
+        let e = Model::from_bytes(&c).unwrap_err().to_string();
+        assert!(e.contains("payload offset"), "{offset}: {e}");
+    }
+    // A non-zero byte in the gap, and a file cut inside it.
+    let mut c = b.clone();
+    c[payload.offset - 1] = 1;
+    let e = Model::from_bytes(&c).unwrap_err().to_string();
+    assert!(e.contains("before the payload are not zero"), "{e}");
+    let e = Model::from_bytes(&b[..payload.offset - 2])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("truncated"), "{e}");
 }
 
 #[test]
@@ -142,11 +246,11 @@ fn foreign_and_future_files_are_refused_clearly() {
         .to_string()
         .contains("bad magic"));
     let mut version = b.clone();
-    version[8..12].copy_from_slice(&3u32.to_le_bytes());
+    version[8..12].copy_from_slice(&4u32.to_le_bytes());
     assert!(Model::from_bytes(&version)
         .unwrap_err()
         .to_string()
-        .contains("version 3"));
+        .contains("version 4"));
     // A consistent header (checksums recomputed) with impossible dimensions.
     let h = Header {
         bits: 31,
@@ -374,9 +478,8 @@ fn padding_is_recorded_and_checked() {
             stride,
             ..m.header().clone()
         };
-        let payload = &b[HEADER_LEN..];
-        let mut c = format::encode(&h, payload.len() as u64, format::checksum(payload)).to_vec();
-        c.extend_from_slice(payload);
+        let payload = &b[format::payload_offset(m.header())..];
+        let c = file_of(&h, payload);
         let e = Model::from_bytes(&c).unwrap_err().to_string();
         assert!(
             e.contains("latent stride") || e.contains("payload length"),
@@ -388,9 +491,7 @@ fn padding_is_recorded_and_checked() {
     let v0 = (1usize << 6) + 1;
     w[v0 + 4 * 7 + 3] = 0.5;
     let payload: &[u8] = bytemuck::cast_slice(&w);
-    let mut c =
-        format::encode(m.header(), payload.len() as u64, format::checksum(payload)).to_vec();
-    c.extend_from_slice(payload);
+    let c = file_of(m.header(), payload);
     let e = Model::from_bytes(&c).unwrap_err().to_string();
     assert!(e.contains("non-zero padding"), "{e}");
     assert!(Model::new(m.header().clone(), w).is_err());
