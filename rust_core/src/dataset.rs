@@ -299,8 +299,9 @@ pub fn prefetch_lines(p: *const u8, bytes: usize) {
     prefetch_line(p.wrapping_add(bytes.saturating_sub(1)));
 }
 
+/// [`prefetch_lines`] for the line that holds `p`.
 #[inline]
-fn prefetch_line(p: *const u8) {
+pub fn prefetch_line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

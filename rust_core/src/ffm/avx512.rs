@@ -14,7 +14,7 @@ use std::arch::x86_64::{
 };
 
 use super::avx2::{self, hsum4, hsum8};
-use super::{bias_step, linear_step, pair_update, Ahead, Dims, Feat, Sgd, StepArgs};
+use super::{bias_step, linear_step, pair_update, Ahead, Dims, Drip, Feat, Sgd, StepArgs};
 use crate::math::{logloss, sigmoid};
 use crate::slots::{Read, Write};
 
@@ -190,11 +190,13 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
     }
     let kappa = (p - y) * weight;
     bias_step(bias, kappa, sgd);
+    let n = feats.len();
+    let mut drip = Drip::new(ahead, n * n.saturating_sub(1) / 2);
     for (i, a) in feats.iter().enumerate() {
-        ahead.step(st, i, feats.len());
         linear_step(st, a, kappa, sgd);
         let kr = kappa * a.x * r;
         for b in &feats[i + 1..] {
+            drip.lines(st);
             let kx = kr * b.x;
             let (pa, pb) = (a.base + b.foff, b.base + a.foff);
             // SAFETY: as in `avx2::train`.
@@ -220,5 +222,6 @@ pub(super) unsafe fn train<S: Write + ?Sized, const K: usize>(
             }
         }
     }
+    drip.rest(st);
     loss
 }

@@ -37,7 +37,7 @@ mod avx2;
 mod avx512;
 mod scalar;
 
-use crate::dataset::{prefetch_lines, Dataset, Row};
+use crate::dataset::{prefetch_line, prefetch_lines, Dataset, Row};
 use crate::hugemem::HugeBuf;
 use crate::math::{logloss, sigmoid};
 use crate::rng::SplitMix64;
@@ -200,6 +200,69 @@ impl<'a> Ahead<'a> {
     fn one<S: Read + ?Sized>(&self, s: &S, f: &Feat) {
         prefetch_lines(s.addr(f.base).cast(), self.bytes);
         prefetch_lines(s.addr(f.lin).cast(), 4);
+    }
+}
+
+/// [`Ahead`]'s prefetches issued a few lines at a time between the current row's pair
+/// updates ([`Drip::lines`]) instead of a feature's blocks at a time between its features:
+/// in training at k = 15 an upcoming feature is 35 lines, and such a burst filled the
+/// line-fill buffers and stalled the core (45% of a profile's samples sat on the
+/// instruction after a `prefetcht0`; 25% once dripped, and 10% more row-epochs per second).
+pub(crate) struct Drip<'a> {
+    ahead: Ahead<'a>,
+    /// The upcoming feature whose lines come next.
+    feat: usize,
+    /// Byte offset in its blocks of the next line; `bytes` and beyond: its last byte and
+    /// its linear weight are next.
+    at: usize,
+    /// Lines per call of [`Drip::lines`]: all of them over `pairs` calls.
+    per: usize,
+}
+
+impl<'a> Drip<'a> {
+    /// A drip of `ahead`'s lines over `pairs` calls of [`Drip::lines`].
+    pub(crate) fn new(ahead: Ahead<'a>, pairs: usize) -> Drip<'a> {
+        // Steps of `some` per feature: one per line from the start of its blocks, one for
+        // their last byte and its linear weight.
+        let lines = ahead.feats.len() * (ahead.bytes.div_ceil(64) + 1);
+        Drip {
+            ahead,
+            feat: 0,
+            at: 0,
+            per: lines.div_ceil(pairs.max(1)),
+        }
+    }
+
+    /// Prefetches the next few lines (hints only: nothing is read, nothing can fault).
+    #[inline(always)]
+    pub(crate) fn lines<S: Read + ?Sized>(&mut self, s: &S) {
+        self.some(s, self.per);
+    }
+
+    /// Prefetches every line not prefetched yet.
+    pub(crate) fn rest<S: Read + ?Sized>(&mut self, s: &S) {
+        self.some(s, usize::MAX);
+    }
+
+    #[inline(always)]
+    fn some<S: Read + ?Sized>(&mut self, s: &S, count: usize) {
+        for _ in 0..count {
+            let Some(f) = self.ahead.feats.get(self.feat) else {
+                return;
+            };
+            let blocks = s.addr(f.base).cast::<u8>();
+            if self.at < self.ahead.bytes {
+                prefetch_line(blocks.wrapping_add(self.at));
+                self.at += 64;
+            } else {
+                // The blocks' last byte may start a line of their own when they do not
+                // start on one.
+                prefetch_line(blocks.wrapping_add(self.ahead.bytes - 1));
+                prefetch_line(s.addr(f.lin).cast());
+                self.feat += 1;
+                self.at = 0;
+            }
+        }
     }
 }
 
@@ -1275,6 +1338,47 @@ mod tests {
                 assert!((f64::from(st[k + q]) - g).abs() < 1e-5, "sum {q}");
             }
         }
+    }
+
+    #[test]
+    fn a_drip_has_hinted_every_upcoming_line_by_the_last_pair() {
+        let shape = Shape {
+            bits: 4,
+            fields: 17,
+            k: 15,
+            stride: 16,
+            normalize: true,
+        };
+        let d = shape.dims();
+        let w = vec![0.0f32; d.end()];
+        let (f, j): (Vec<u32>, Vec<u32>) = (0..17).map(|i| (i, 3 * i)).unzip();
+        let x = vec![1.0f32; 17];
+        let mut feats = Vec::new();
+        resolve(
+            d,
+            true,
+            Row {
+                fields: &f,
+                indices: &j,
+                values: &x,
+            },
+            &mut feats,
+        );
+        // 17 features of 17 lines and one step for the end and the linear weight each.
+        for pairs in [0, 1, 7, 136, 306, 1000] {
+            let mut drip = Drip::new(Ahead::new(d, &feats), pairs);
+            drip.lines(&w[..]);
+            assert_eq!(drip.feat == feats.len(), pairs <= 1, "{pairs}: one call");
+            for _ in 1..pairs {
+                drip.lines(&w[..]);
+            }
+            assert_eq!(drip.feat, feats.len(), "{pairs}: every call");
+            drip.rest(&w[..]);
+            assert_eq!((drip.feat, drip.at), (feats.len(), 0), "{pairs}");
+        }
+        let mut none = Drip::new(Ahead::NONE, 10);
+        none.rest(&w[..]);
+        assert_eq!(none.feat, 0);
     }
 
     #[test]
