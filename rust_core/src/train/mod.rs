@@ -458,8 +458,8 @@ struct Learner<'a> {
 }
 
 /// One pass of `step` over `row_ids`. Rows come in shuffled order, so each is a cache miss:
-/// while row `i` trains, row `i + 2`'s features are on their way, and `step` gets row
-/// `i + 1` to start fetching its weights (FFM does).
+/// while row `i` trains, row `i + 4`'s offsets and row `i + 2`'s features are on their way,
+/// and `step` gets row `i + 1` to start fetching its weights (FFM does).
 fn pass(
     data: &Dataset,
     row_ids: &[u32],
@@ -468,6 +468,9 @@ fn pass(
     let labels = data.labels();
     let mut loss = 0.0;
     for (n, &i) in row_ids.iter().enumerate() {
+        if let Some(&far) = row_ids.get(n + 4) {
+            data.prefetch_offsets(far as usize);
+        }
         if let Some(&next) = row_ids.get(n + 2) {
             data.prefetch_row(next as usize);
         }
