@@ -196,10 +196,18 @@ impl<'a> Ahead<'a> {
         }
     }
 
+    /// Every line of feature `f`'s blocks, each once, and the line of its linear weight.
     #[inline(always)]
     fn one<S: Read + ?Sized>(&self, s: &S, f: &Feat) {
-        prefetch_lines(s.addr(f.base).cast(), self.bytes);
-        prefetch_lines(s.addr(f.lin).cast(), 4);
+        let p = s.addr(f.base).cast::<u8>();
+        let skew = p as usize % 64;
+        let first = p.wrapping_sub(skew);
+        let mut at = 0;
+        while at < skew + self.bytes {
+            prefetch_line(first.wrapping_add(at));
+            at += 64;
+        }
+        prefetch_line(s.addr(f.lin).cast());
     }
 }
 
@@ -212,8 +220,8 @@ pub(crate) struct Drip<'a> {
     ahead: Ahead<'a>,
     /// The upcoming feature whose lines come next.
     feat: usize,
-    /// Byte offset in its blocks of the next line; `bytes` and beyond: its last byte and
-    /// its linear weight are next.
+    /// Byte offset of the next line from the start of the line where its blocks start;
+    /// past their end, its linear weight is next.
     at: usize,
     /// Lines per call of [`Drip::lines`]: all of them over `pairs` calls.
     per: usize,
@@ -222,9 +230,9 @@ pub(crate) struct Drip<'a> {
 impl<'a> Drip<'a> {
     /// A drip of `ahead`'s lines over `pairs` calls of [`Drip::lines`].
     pub(crate) fn new(ahead: Ahead<'a>, pairs: usize) -> Drip<'a> {
-        // Steps of `some` per feature: one per line from the start of its blocks, one for
-        // their last byte and its linear weight.
-        let lines = ahead.feats.len() * (ahead.bytes.div_ceil(64) + 1);
+        // Steps of `some` per feature, at most: one per line its blocks touch, one for its
+        // linear weight.
+        let lines = ahead.feats.len() * (ahead.bytes.div_ceil(64) + 2);
         Drip {
             ahead,
             feat: 0,
@@ -251,13 +259,11 @@ impl<'a> Drip<'a> {
                 return;
             };
             let blocks = s.addr(f.base).cast::<u8>();
-            if self.at < self.ahead.bytes {
-                prefetch_line(blocks.wrapping_add(self.at));
+            let skew = blocks as usize % 64;
+            if self.at < skew + self.ahead.bytes {
+                prefetch_line(blocks.wrapping_sub(skew).wrapping_add(self.at));
                 self.at += 64;
             } else {
-                // The blocks' last byte may start a line of their own when they do not
-                // start on one.
-                prefetch_line(blocks.wrapping_add(self.ahead.bytes - 1));
                 prefetch_line(s.addr(f.lin).cast());
                 self.feat += 1;
                 self.at = 0;
@@ -1364,8 +1370,8 @@ mod tests {
             },
             &mut feats,
         );
-        // 17 features of 17 lines and one step for the end and the linear weight each.
-        for pairs in [0, 1, 7, 136, 306, 1000] {
+        // 17 features of 1,088 bytes (17 or 18 lines) and a linear weight each.
+        for pairs in [0, 1, 7, 136, 323, 1000] {
             let mut drip = Drip::new(Ahead::new(d, &feats), pairs);
             drip.lines(&w[..]);
             assert_eq!(drip.feat == feats.len(), pairs <= 1, "{pairs}: one call");
