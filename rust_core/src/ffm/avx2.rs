@@ -155,7 +155,7 @@ pub(super) unsafe fn score<S: Read + ?Sized, const K: usize>(
 /// weights keep their bits) with 8 or 16 lanes per latent vector (k = 5..8, 13..16): the row
 /// is inspected once, as in [`score4`], and when every feature has the same value (one-hot
 /// rows) a pair is one fused multiply-add per 8 lanes, the values applied once per row; when
-/// the fields go up in equal steps ([`even_step`]) feature `a`'s block for each partner is
+/// the fields go up in equal steps ([`row_shape`]) feature `a`'s block for each partner is
 /// found by adding the step. Fewer instructions per pair also keep more pairs' loads in
 /// flight when the table does not fit in the caches.
 ///
@@ -168,12 +168,9 @@ pub(super) unsafe fn score_rows<S: Read + ?Sized, const K: usize>(
     feats: &[Feat],
     ahead: Ahead<'_>,
 ) -> f32 {
-    let same_x = feats
-        .windows(2)
-        .all(|w| w[0].x.to_bits() == w[1].x.to_bits());
     // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
     unsafe {
-        match (even_step(feats), same_x) {
+        match row_shape(feats) {
             (Some(step), true) => score_rows_run::<S, K, true, true>(s, r, feats, step, ahead),
             (Some(step), false) => score_rows_run::<S, K, true, false>(s, r, feats, step, ahead),
             (None, true) => score_rows_run::<S, K, false, true>(s, r, feats, 0, ahead),
@@ -184,11 +181,11 @@ pub(super) unsafe fn score_rows<S: Read + ?Sized, const K: usize>(
 
 /// The loops of [`score_rows`]. `EVEN`: feature `a`'s block for partner `b` is at
 /// `a.base + feats[i + 1].foff + step * (b - i - 1)` (the same address when
-/// `even_step(feats) == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
+/// `row_shape(feats).0 == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
 /// has the same value, applied once per row.
 ///
 /// # Safety
-/// As for [`score_rows`]; with `EVEN`, `even_step(feats) == Some(step)`.
+/// As for [`score_rows`]; with `EVEN`, `row_shape(feats).0 == Some(step)`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn score_rows_run<S: Read + ?Sized, const K: usize, const EVEN: bool, const SAME_X: bool>(
@@ -250,25 +247,30 @@ unsafe fn score_rows_run<S: Read + ?Sized, const K: usize, const EVEN: bool, con
     t + hsum8(tot) * xx
 }
 
-/// The common distance between consecutive features' field offsets if there is one and it
-/// is positive (one feature per field, fields in increasing order at equal steps: a
-/// feature's blocks for its successive partners then sit at equal steps, so the pair loop
-/// need not look up each partner's field), else `None`.
+/// The row's shape, in one pass over its features: the common distance between consecutive
+/// features' field offsets if there is one and it is positive (one feature per field,
+/// fields in increasing order at equal steps: a feature's blocks for its successive
+/// partners then sit at equal steps, so the pair loop need not look up each partner's
+/// field), and whether every feature has the same value (one-hot rows).
 #[inline(always)]
-fn even_step(feats: &[Feat]) -> Option<usize> {
-    let [f0, f1, ..] = feats else { return None };
-    let step = f1.foff.checked_sub(f0.foff).filter(|&d| d > 0)?;
-    feats
-        .windows(2)
-        .all(|w| w[0].foff + step == w[1].foff)
-        .then_some(step)
+fn row_shape(feats: &[Feat]) -> (Option<usize>, bool) {
+    let [f0, f1, ..] = feats else {
+        return (None, true);
+    };
+    let step = f1.foff.wrapping_sub(f0.foff);
+    let (mut even, mut same_x) = (f1.foff > f0.foff, true);
+    for w in feats.windows(2) {
+        even &= w[0].foff.wrapping_add(step) == w[1].foff;
+        same_x &= w[0].x.to_bits() == w[1].x.to_bits();
+    }
+    (even.then_some(step), same_x)
 }
 
 /// [`score`] for `k = 4`: two partners per 256-bit register (each half one pair's four
 /// lanes), so a pair costs half the vector instructions of one 128-bit step.
 ///
 /// The row is looked at once to pick a specialised loop: when the features' field offsets
-/// go up in equal steps ([`even_step`]: one feature per field, fields in order) feature
+/// go up in equal steps ([`row_shape`]: one feature per field, fields in order) feature
 /// `a`'s blocks for its partners are found by adding the step, not by reading each
 /// partner's field, and with a step of 4 floats (the payload layout, fields without gaps)
 /// features are taken two at a time ([`score4_adjacent`]); when every feature has the same
@@ -283,12 +285,9 @@ pub(super) unsafe fn score4<S: Read + ?Sized>(
     feats: &[Feat],
     ahead: Ahead<'_>,
 ) -> f32 {
-    let same_x = feats
-        .windows(2)
-        .all(|w| w[0].x.to_bits() == w[1].x.to_bits());
     // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
     unsafe {
-        match (even_step(feats), same_x) {
+        match row_shape(feats) {
             (Some(4), true) => score4_adjacent::<S, true>(s, r, feats, ahead),
             (Some(4), false) => score4_adjacent::<S, false>(s, r, feats, ahead),
             (Some(step), true) => score4_run::<S, true, true>(s, r, feats, step, ahead),
@@ -301,11 +300,11 @@ pub(super) unsafe fn score4<S: Read + ?Sized>(
 
 /// The other loops of [`score4`]. `EVEN`: feature `a`'s block for partner `b` is at
 /// `a.base + feats[i + 1].foff + step * (b - i - 1)` (the same address when
-/// `even_step(feats) == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
+/// `row_shape(feats).0 == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
 /// has the same value, so a pair's product is scaled by `x_a r x_b` once per row.
 ///
 /// # Safety
-/// As for [`score`] with `k == 4`; with `EVEN`, `even_step(feats) == Some(step)`.
+/// As for [`score`] with `k == 4`; with `EVEN`, `row_shape(feats).0 == Some(step)`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
@@ -383,7 +382,7 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
 }
 
 /// [`score4`]'s loop for rows whose features sit one per field in consecutive fields with
-/// the payload layout (`even_step(feats) == Some(4)`, the usual CTR row): features are
+/// the payload layout (`row_shape(feats).0 == Some(4)`, the usual CTR row): features are
 /// taken two at a time, `a` and the next one `a2`. For a partner `b` after both, `b`'s
 /// blocks for `a`'s and `a2`'s fields are adjacent, so one 256-bit load gives both, and the
 /// other halves come from `a`'s and `a2`'s blocks for `b`'s field; the pair `(a, a2)`
@@ -392,7 +391,7 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
 /// prefetch hints, tails), not the pairs' arithmetic.
 ///
 /// # Safety
-/// As for [`score`] with `k == 4`, and `even_step(feats) == Some(4)`.
+/// As for [`score`] with `k == 4`, and `row_shape(feats).0 == Some(4)`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn score4_adjacent<S: Read + ?Sized, const SAME_X: bool>(
