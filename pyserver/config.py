@@ -51,7 +51,7 @@ class ServerConfig:
     max_concurrent_rpcs: int | None = None
     metrics_port: int = 0
     # Share of calls whose scores feed the bidscore_score histogram (parsing the reply costs).
-    score_sample_rate: float = 0.1
+    score_sample_rate: float = 0.01
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     max_models: int = DEFAULT_MAX_MODELS
