@@ -226,25 +226,45 @@ unsafe fn score_rows_run<S: Read + ?Sized, const K: usize, const EVEN: bool, con
             }
             acc
         };
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut b = i + 1;
-        while b + 2 <= n {
-            acc0 = pair(b, acc0);
-            acc1 = pair(b + 1, acc1);
-            b += 2;
-        }
-        if b < n {
-            acc0 = pair(b, acc0);
-        }
+        let (acc0, acc1) = alternating(i + 1, n, _mm256_setzero_ps(), pair);
         let xr = if SAME_X { r } else { a.x * r };
         tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(xr), tot);
     }
-    let xx = if SAME_X {
+    let xx = one_hot_scale::<SAME_X>(feats);
+    t + hsum8(tot) * xx
+}
+
+/// Partners `from..n` folded by `step` into two accumulators, alternating, so that one
+/// partner's additions do not wait for the previous one's.
+#[inline(always)]
+fn alternating<A: Copy>(
+    from: usize,
+    n: usize,
+    zero: A,
+    mut step: impl FnMut(usize, A) -> A,
+) -> (A, A) {
+    let (mut acc0, mut acc1) = (zero, zero);
+    let mut b = from;
+    while b + 2 <= n {
+        acc0 = step(b, acc0);
+        acc1 = step(b + 1, acc1);
+        b += 2;
+    }
+    if b < n {
+        acc0 = step(b, acc0);
+    }
+    (acc0, acc1)
+}
+
+/// What the loops that leave the values out of the pairs (`SAME_X`: every feature has the
+/// same value) multiply the pair sum by once: that value squared.
+#[inline(always)]
+fn one_hot_scale<const SAME_X: bool>(feats: &[Feat]) -> f32 {
+    if SAME_X {
         feats.first().map_or(1.0, |a| a.x * a.x)
     } else {
         1.0
-    };
-    t + hsum8(tot) * xx
+    }
 }
 
 /// The row's shape, in one pass over its features: the common distance between consecutive
@@ -373,11 +393,7 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
         tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(xr), tot);
         tail = _mm_fmadd_ps(q, _mm_set1_ps(xr), tail);
     }
-    let xx = if SAME_X {
-        feats.first().map_or(1.0, |a| a.x * a.x)
-    } else {
-        1.0
-    };
+    let xx = one_hot_scale::<SAME_X>(feats);
     t + (hsum8(tot) + hsum4(tail)) * xx
 }
 
@@ -437,16 +453,7 @@ unsafe fn score4_adjacent<S: Read + ?Sized, const SAME_X: bool>(
                 }
             }
         };
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut b = i + 2;
-        while b + 2 <= n {
-            acc0 = two(b, acc0);
-            acc1 = two(b + 1, acc1);
-            b += 2;
-        }
-        if b < n {
-            acc0 = two(b, acc0);
-        }
+        let (acc0, acc1) = alternating(i + 2, n, _mm256_setzero_ps(), two);
         let xr = _mm256_set_m128(_mm_set1_ps(xa2 * r), _mm_set1_ps(xa * r));
         tot = _mm256_fmadd_ps(_mm256_add_ps(acc0, acc1), xr, tot);
         i += 2;
@@ -457,11 +464,7 @@ unsafe fn score4_adjacent<S: Read + ?Sized, const SAME_X: bool>(
         ahead.step(s, i, n);
         t += s.at(a.lin) * a.x;
     }
-    let xx = if SAME_X {
-        feats.first().map_or(1.0, |a| a.x * a.x)
-    } else {
-        1.0
-    };
+    let xx = one_hot_scale::<SAME_X>(feats);
     t + (hsum8(tot) + hsum4(tail)) * xx
 }
 

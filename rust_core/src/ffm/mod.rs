@@ -199,15 +199,22 @@ impl<'a> Ahead<'a> {
     /// Every line of feature `f`'s blocks, each once, and the line of its linear weight.
     #[inline(always)]
     fn one<S: Read + ?Sized>(&self, s: &S, f: &Feat) {
-        let p = s.addr(f.base).cast::<u8>();
-        let skew = p as usize % 64;
-        let first = p.wrapping_sub(skew);
+        let (first, span) = self.lines(s, f);
         let mut at = 0;
-        while at < skew + self.bytes {
+        while at < span {
             prefetch_line(first.wrapping_add(at));
             at += 64;
         }
         prefetch_line(s.addr(f.lin).cast());
+    }
+
+    /// The start of the line where feature `f`'s blocks start, and the bytes from there to
+    /// their end: its lines are every 64 bytes of that span.
+    #[inline(always)]
+    fn lines<S: Read + ?Sized>(&self, s: &S, f: &Feat) -> (*const u8, usize) {
+        let p = s.addr(f.base).cast::<u8>();
+        let skew = p as usize % 64;
+        (p.wrapping_sub(skew), skew + self.bytes)
     }
 }
 
@@ -258,10 +265,9 @@ impl<'a> Drip<'a> {
             let Some(f) = self.ahead.feats.get(self.feat) else {
                 return;
             };
-            let blocks = s.addr(f.base).cast::<u8>();
-            let skew = blocks as usize % 64;
-            if self.at < skew + self.ahead.bytes {
-                prefetch_line(blocks.wrapping_sub(skew).wrapping_add(self.at));
+            let (first, span) = self.ahead.lines(s, f);
+            if self.at < span {
+                prefetch_line(first.wrapping_add(self.at));
                 self.at += 64;
             } else {
                 prefetch_line(s.addr(f.lin).cast());
