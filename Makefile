@@ -26,7 +26,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.installed $(TOOLS)/ghz $(TOOLS)/promtool $(TOOLS)/streamload $(BIN)/ghz $(BIN)/streamload ## Create .venv, build rust_core (release), install ghz and promtool, build streamload, system packages
+# The Go tools come first: their builds need the most scratch disk, and it is freed before the rest.
+install: $(TOOLS)/ghz $(TOOLS)/promtool $(TOOLS)/streamload $(VENV)/.installed $(BIN)/ghz $(BIN)/streamload ## Install ghz and promtool, build streamload, create .venv, build rust_core (release), system packages
 
 # `control loadtest` runs ghz and streamload from PATH: linked into .venv/bin, they are there
 # for whoever activates the venv, as the README's everyday commands do.
@@ -35,20 +36,25 @@ $(BIN)/ghz: $(TOOLS)/ghz | $(VENV)/.installed
 $(BIN)/streamload: $(TOOLS)/streamload | $(VENV)/.installed
 	ln -sf $(CURDIR)/$(TOOLS)/streamload $@
 
+# Go builds the tools in a module and build cache of their own, deleted when the build ends:
+# promtool's dependencies alone fill 3.6 GB there, and nothing else here reuses them.
+GO_SCRATCH = scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	export GOMODCACHE=$$scratch/mod GOCACHE=$$scratch/cache GOFLAGS=-modcacherw &&
+
 # ghz reports its version from an ldflag that only its release build sets; set it here too.
 $(TOOLS)/ghz:
 	@command -v go >/dev/null || { echo "error: ghz is installed with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
-	GOBIN=$(CURDIR)/$(TOOLS) go install -ldflags="-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	$(GO_SCRATCH) GOBIN=$(CURDIR)/$(TOOLS) go install -ldflags="-X main.version=$(GHZ_VERSION)" github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
 
 # promtool checks and unit-tests the alert rules (make deploy-check).
 $(TOOLS)/promtool:
 	@command -v go >/dev/null || { echo "error: promtool is installed with the Go toolchain, and 'go' is not on PATH"; exit 1; }
-	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	$(GO_SCRATCH) GOBIN=$(CURDIR)/$(TOOLS) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 # ScoreStream load generator (per-message latency; ghz times whole bidi calls): tools/streamload.
 $(TOOLS)/streamload: tools/streamload/main.go tools/streamload/go.mod tools/streamload/go.sum
 	@command -v go >/dev/null || { echo "error: streamload is built with the Go toolchain, and 'go' is not on PATH (https://go.dev/doc/install)"; exit 1; }
-	cd tools/streamload && go build -o $(CURDIR)/$(TOOLS)/streamload .
+	$(GO_SCRATCH) cd tools/streamload && go build -o $(CURDIR)/$(TOOLS)/streamload .
 
 .PHONY: build
 build: $(VENV)/.installed ## Rebuild the rust_core extension after Rust changes

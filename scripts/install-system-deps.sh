@@ -14,3 +14,4 @@ sudo=""
 echo "installing system packages: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$sudo apt-get clean  # the downloaded .deb files are not needed once installed

@@ -10,7 +10,13 @@ set -euo pipefail
 out="${1:?usage: build-wheel.sh OUT_DIR}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 python="${PYTHON:-python3}"
-tools="${BUILD_VENV:-$(mktemp -d)/build-venv}"
+if [ -n "${BUILD_VENV:-}" ]; then
+    tools="$BUILD_VENV"
+else  # a throwaway build venv (maturin and zig: 465 MB), deleted when the build ends
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    tools="$scratch/build-venv"
+fi
 
 "$python" -m venv "$tools"
 "$tools/bin/pip" install -q "maturin>=1.9,<2" ziglang
