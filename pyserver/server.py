@@ -97,7 +97,6 @@ async def serve(config: ServerConfig, features: ServingFeatures, worker: int = 0
         metrics,
         max_request_bytes=config.max_request_bytes,
         max_candidates=config.max_candidates,
-        max_models=config.max_models,
         max_response_bytes=config.transport_max_bytes,
         python_values=features.python_values,
         on_response=predlog.log_response if predlog is not None else None,

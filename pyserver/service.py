@@ -2,7 +2,7 @@
 
 The method is registered with no request deserializer and no response serializer, so grpc
 hands over the serialized ScoreRequest and sends back what rust_core returns. Parsing, the
-candidate-count limit, tokenising, scoring and serializing all happen inside one
+candidate and model-list limits, tokenising, scoring and serializing all happen inside one
 `Scorer.score_request_routed` call with the GIL released, which also returns the candidate
 count for the metrics and the experiment arms; the Python work per request is a handful of
 attribute reads and metric updates. Only when the served specs use `@property` features is
@@ -24,7 +24,6 @@ from bidscore.v1 import scorer_pb2
 from pyserver.errors import RequestError
 from pyserver.experiments import ExperimentTraffic
 from pyserver.feature_keys import UnknownFeatures
-from pyserver.limits import check_models, requested_models
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
 from pyserver.python_features import PythonValues, parse_request
@@ -46,7 +45,6 @@ class ScoreService:
         *,
         max_request_bytes: int,
         max_candidates: int,
-        max_models: int = 16,
         max_response_bytes: int | None = None,
         python_values: PythonValues | None = None,
         on_response: ResponseHook | None = None,
@@ -60,7 +58,6 @@ class ScoreService:
         self._metrics = metrics
         self._max_request_bytes = max_request_bytes
         self._max_candidates = max_candidates
-        self._max_models = max_models
         self._max_response_bytes = max_response_bytes
         self._python_values = python_values
         self.on_response = on_response
@@ -138,23 +135,14 @@ class ScoreService:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request is {len(request)} bytes, over the limit of {self._max_request_bytes}",
             )
-        names = requested_models(request)
-        if names is not None:
-            check_models(names, self._max_models)
         if self._unknown_features is not None:
             self._unknown_features.check(
                 request, ranges=models.ranges, context_keys=models.experiment_keys
             )
-        # The work of a request is candidates x models; the offload threshold is counted
-        # for a request asking for every served model, the usual case.
-        served = len(models.models) or 1
-        budget = self._offload_candidates * served // (len(names or ()) or served)
         if self._python_values is None:
-            response, candidates, routing = await self._score_native(models.scorer, request, budget)
+            response, candidates, routing = await self._score_native(models.scorer, request)
         else:
-            response, candidates, routing = await self._score_with_python(
-                models.scorer, request, budget
-            )
+            response, candidates, routing = await self._score_with_python(models, request)
         if _expired(context):
             # Scored inline past the deadline: grpc will not deliver the response, the client
             # sees DEADLINE_EXCEEDED, and so must the metrics (not OK).
@@ -170,11 +158,12 @@ class ScoreService:
         return response, candidates, routing
 
     async def _score_native(
-        self, scorer: rust_core.Scorer, request: bytes, budget: int
+        self, scorer: rust_core.Scorer, request: bytes
     ) -> tuple[bytes, int, int]:
         """Built-in features only: the request is parsed once, in Rust (experiment routing
-        included: no second parse for it)."""
-        defer_over = budget if self._offload is not None else None
+        included: no second parse for it). Rust also tells a request over --offload-candidates
+        (counted for every served model: a request for half of them, at twice the candidates)."""
+        defer_over = self._offload_candidates if self._offload is not None else None
         response, candidates, routing = _run(scorer.score_request_routed, request, None, defer_over)
         if response is None:
             # More work than --offload-candidates allows: scored inline it would stall every
@@ -187,14 +176,16 @@ class ScoreService:
             raise RuntimeError("the scorer returned no response")
         return response, candidates, routing
 
-    async def _score_with_python(
-        self, scorer: rust_core.Scorer, request: bytes, budget: int
-    ) -> tuple[bytes, int, int]:
+    async def _score_with_python(self, models: ModelSet, request: bytes) -> tuple[bytes, int, int]:
         """`@property` features: parse in Python to compute them, then score in Rust."""
         python = self._python_values
         assert python is not None
+        scorer = models.scorer
         message = parse_request(request)
         candidates = len(message.candidates)
+        # --offload-candidates counts a request for every served model (see _score_native).
+        served = len(models.models) or 1
+        budget = self._offload_candidates * served // (len(message.models) or served)
         # Checked before computing the properties: 10,000 candidates must not run 10,000 times
         # Python code only to be refused by Rust afterwards.
         if candidates > self._max_candidates:

@@ -26,7 +26,11 @@ WARMUP_CANDIDATES = 8
 
 class ServingFeatures:
     def __init__(
-        self, specs: Sequence[ModelSpec], *, max_candidates: int = DEFAULT_MAX_CANDIDATES
+        self,
+        specs: Sequence[ModelSpec],
+        *,
+        max_candidates: int = DEFAULT_MAX_CANDIDATES,
+        max_models: int | None = None,
     ) -> None:
         if not specs:
             raise ConfigError("no model specs to serve")
@@ -51,6 +55,7 @@ class ServingFeatures:
         python_names = [name for name in info.python if name in reached]
         self.python_values = PythonValues(self.schema, python_names) if python_names else None
         self.max_candidates = max_candidates
+        self.max_models = max_models
         self.warmup_candidates = min(WARMUP_CANDIDATES, max_candidates)
         self.warmup_request = _warmup_request(self.schema, list(self.specs), self.warmup_candidates)
         # Warm-up requests for subsets of the models (served while others have no alias yet).
@@ -62,6 +67,7 @@ class ServingFeatures:
         names: Sequence[str],
         specs_ref: str | None = None,
         max_candidates: int = DEFAULT_MAX_CANDIDATES,
+        max_models: int | None = None,
     ) -> ServingFeatures:
         """The specs named by `--models` from the catalogue `specs_ref` (features.catalog)."""
         try:
@@ -74,7 +80,9 @@ class ServingFeatures:
                 f"unknown model(s) {', '.join(unknown)}:"
                 f" {specs_ref or catalog.default_ref()} has {', '.join(sorted(specs))}"
             )
-        return cls([specs[name] for name in names], max_candidates=max_candidates)
+        return cls(
+            [specs[name] for name in names], max_candidates=max_candidates, max_models=max_models
+        )
 
     def build_scorer(
         self,
@@ -86,6 +94,7 @@ class ServingFeatures:
             {name: (entry.model, entry.version) for name, entry in loaded.items()},
             max_candidates=self.max_candidates,
             experiments=scorer_experiments(experiments) if experiments else None,
+            max_models=self.max_models,
         )
 
     def python_request_values(self, request: bytes) -> dict[str, list[str | None]] | None:

@@ -61,7 +61,9 @@ def run_server(
     `before_start` runs once the settings, feature code and ports checked out and before
     anything starts (the caller's own checks, e.g. `control serve` asking the registry which
     models have the alias); it may raise ConfigError too."""
-    features = ServingFeatures.for_models(config.models, config.specs, config.max_candidates)
+    features = ServingFeatures.for_models(
+        config.models, config.specs, config.max_candidates, config.max_models
+    )
     check_ports_free(config)
     # A mistyped registry path would otherwise be created empty, and the server would wait
     # for aliases that never come; the path is in the message.

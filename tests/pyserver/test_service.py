@@ -244,7 +244,7 @@ def test_repeated_or_too_many_model_names_are_refused_and_counted(
     for i in range(64):
         request.candidates.add(id=f"c{i}").features["campaign_id"] = f"camp{i}"
     before = server.metrics()
-    for models, word in [(["ctr"] * 40_000, "limit of 16"), (["ctr", "cvr", "ctr"], "'ctr'")]:
+    for models, word in [(["ctr"] * 40_000, "limit of 16"), (["ctr", "cvr", "ctr"], "once")]:
         request.models[:] = models
         with pytest.raises(grpc.RpcError) as info:
             raw_score(channel)(request.SerializeToString(), timeout=30)

@@ -383,18 +383,24 @@ def test_a_client_cancelling_mid_stream_is_not_a_server_fault(
     assert server.proc.poll() is None
 
 
-def test_repeated_model_names_on_a_stream_are_refused_per_message(
+def test_repeated_or_too_many_model_names_on_a_stream_are_refused_per_message(
     channel: grpc.Channel,
 ) -> None:
-    # Hardening #1 on the stream path: rust_core refuses a model named twice, so a message
-    # cannot ask for 20,000 scores per candidate; the stream goes on.
-    request = scorer_pb2.ScoreRequest.FromString(with_id(GOOD, "repeated"))
-    request.models[:] = ["ctr"] * 20_000  # under the test server's request-size limit
-    messages = [request.SerializeToString(), with_id(GOOD, "after")]
+    # Hardening #1 on the stream path: rust_core refuses more than --max-models names and a
+    # model named twice, so a message cannot ask for 20,000 scores per candidate; the stream
+    # goes on.
+    messages = []
+    for request_id, models in [("many", ["ctr"] * 20_000), ("repeated", ["ctr", "cvr", "ctr"])]:
+        request = scorer_pb2.ScoreRequest.FromString(with_id(GOOD, request_id))
+        request.models[:] = models  # under the test server's request-size limit
+        messages.append(request.SerializeToString())
+    messages.append(with_id(GOOD, "after"))
     responses = {
         r.request_id: r
         for r in (scorer_pb2.ScoreResponse.FromString(b) for b in stream_all(channel, messages))
     }
+    assert responses["many"].error.code == "INVALID_ARGUMENT"
+    assert "20000 models, over the limit of 16" in responses["many"].error.message
     assert responses["repeated"].error.code == "INVALID_ARGUMENT"
     assert "more than once" in responses["repeated"].error.message
     assert not responses["after"].HasField("error")

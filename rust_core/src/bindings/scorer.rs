@@ -47,16 +47,18 @@ pub struct PyScorer {
 #[pymethods]
 impl PyScorer {
     /// `models`: name -> (Model, version). Refuses a model whose fingerprint differs from its
-    /// spec's in `plan`. `experiments`: model -> (experiment, mode, key, salt, share,
+    /// spec's in `plan`. `max_models`: the most entries a request's `models` list may have
+    /// (None: no limit). `experiments`: model -> (experiment, mode, key, salt, share,
     /// (Model, version) of the treatment or None when it could not be loaded).
     #[new]
     // The literal is DEFAULT_MAX_CANDIDATES: pyo3 shows only literal defaults in signatures.
-    #[pyo3(signature = (plan, models, max_candidates=1000, experiments=None))]
+    #[pyo3(signature = (plan, models, max_candidates=1000, experiments=None, max_models=None))]
     fn new(
         plan: &PyFeaturePlan,
         models: &Bound<'_, PyDict>,
         max_candidates: usize,
         experiments: Option<&Bound<'_, PyDict>>,
+        max_models: Option<usize>,
     ) -> PyResult<Self> {
         let mut list = Vec::with_capacity(models.len());
         for (name, entry) in models.iter() {
@@ -98,8 +100,11 @@ impl PyScorer {
                 treatment: treatment.map(|(m, version)| (Arc::clone(&m.inner), version)),
             });
         }
-        let scorer =
+        let mut scorer =
             Scorer::with_experiments(Arc::clone(&plan.inner), list, max_candidates, specs)?;
+        if let Some(max_models) = max_models {
+            scorer = scorer.with_max_models(max_models)?;
+        }
         Ok(Self {
             inner: Arc::new(scorer),
         })
@@ -125,6 +130,12 @@ impl PyScorer {
         self.inner.max_candidates()
     }
 
+    /// The `max_models` limit; None when there is none.
+    #[getter]
+    fn max_models(&self) -> Option<usize> {
+        Some(self.inner.max_models()).filter(|&n| n != usize::MAX)
+    }
+
     /// Serialized `bidscore.v1.ScoreRequest` in, serialized `ScoreResponse` out.
     #[pyo3(signature = (request, python_values=None))]
     #[expect(
@@ -146,7 +157,8 @@ impl PyScorer {
     /// call per request (the count feeds its metrics without parsing the request in Python;
     /// the routing word names each routed model's arm, see `experiments`: 0 when no requested
     /// model is under an experiment, and for a deferred request). With `defer_over`, a valid
-    /// request of more candidates than that is not scored and comes back as
+    /// request of more work than that many candidates scored by every served model (a request
+    /// for half the models: twice the candidates) is not scored and comes back as
     /// `(None, count, 0)`, for the caller to score off its event loop.
     #[pyo3(signature = (request, python_values=None, defer_over=None))]
     #[expect(
@@ -194,7 +206,8 @@ impl PyScorer {
     /// `ScoreRequest`, `(response, candidate count, status name, routing word)`. Never raises for a bad
     /// request: its response carries the `request_id` and `error` (status name and message as
     /// the unary call would answer), and the status name is not `"OK"`. A valid request of
-    /// more than `defer_over` candidates is not scored: `(None, count, "OK")`.
+    /// more work than `defer_over` (as in `score_request_routed`) is not scored:
+    /// `(None, count, "OK")`.
     /// `python_values`, when given, has one entry (or None) per request.
     #[pyo3(signature = (requests, max_request_bytes, defer_over=None, python_values=None))]
     #[expect(

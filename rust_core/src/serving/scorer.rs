@@ -83,6 +83,8 @@ pub struct Scorer {
     /// Experiments, by model name; `Served::route` indexes this.
     routes: Vec<Route>,
     max_candidates: usize,
+    /// The most entries a request's `models` list may have (unbounded unless set).
+    max_models: usize,
     pool: ScratchPool,
 }
 
@@ -91,6 +93,7 @@ impl std::fmt::Debug for Scorer {
         f.debug_struct("Scorer")
             .field("models", &self.models())
             .field("max_candidates", &self.max_candidates)
+            .field("max_models", &self.max_models)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +139,7 @@ impl Scorer {
             models: served,
             routes: Vec::new(),
             max_candidates,
+            max_models: usize::MAX,
             pool: ScratchPool::default(),
         })
     }
@@ -223,6 +227,23 @@ impl Scorer {
         self.max_candidates
     }
 
+    /// This scorer, refusing requests whose `models` list has more than `max_models` entries
+    /// (the server's `--max-models`, which bounds the response with `max_candidates`).
+    pub fn with_max_models(mut self, max_models: usize) -> Result<Scorer> {
+        if max_models == 0 {
+            return Err(Error::InvalidArgument(
+                "max_models must be at least 1".into(),
+            ));
+        }
+        self.max_models = max_models;
+        Ok(self)
+    }
+
+    #[must_use]
+    pub fn max_models(&self) -> usize {
+        self.max_models
+    }
+
     #[must_use]
     pub fn plan(&self) -> &Arc<FeaturePlan> {
         &self.plan
@@ -234,6 +255,13 @@ impl Scorer {
     fn resolve<'a, M: AsRef<str>>(&'a self, names: &'a [M]) -> Result<Vec<(&'a str, &'a Served)>> {
         if names.is_empty() {
             return Ok(self.models.iter().map(|(n, s)| (n.as_str(), s)).collect());
+        }
+        if names.len() > self.max_models {
+            return Err(Error::BadRequest(format!(
+                "request names {} models, over the limit of {}",
+                names.len(),
+                self.max_models
+            )));
         }
         let mut chosen: Vec<(&'a str, &'a Served)> = Vec::with_capacity(names.len());
         for n in names {
@@ -413,10 +441,11 @@ impl Scorer {
         )))
     }
 
-    /// [`Scorer::score_request_counted`], except that a valid request with more than
-    /// `defer_over` candidates (and no more than `max_candidates`) is not scored: `None` and
-    /// its count come back, and the caller scores it elsewhere (the server, on a thread, so
-    /// that a big request does not stall its event loop).
+    /// [`Scorer::score_request_counted`], except that a valid request with more work than
+    /// `defer_over` candidates scored by every served model (and no more than
+    /// `max_candidates`) is not scored: `None` and its count come back, and the caller scores
+    /// it elsewhere (the server, on a thread, so that a big request does not stall its event
+    /// loop). A request for half the models is deferred at twice the candidates.
     pub fn score_request_unless_over(
         &self,
         request: &[u8],
@@ -425,7 +454,7 @@ impl Scorer {
     ) -> Result<(Option<Vec<u8>>, usize, RoutingWord)> {
         let request = decode_request(request)?;
         let count = request.candidates.len();
-        if count > defer_over && count <= self.max_candidates {
+        if count <= self.max_candidates && self.over(count, request.models.len(), defer_over) {
             self.resolve(&request.models)?;
             return Ok((None, count, 0));
         }
@@ -437,6 +466,14 @@ impl Scorer {
         )?;
         let response = encode_response(request.request_id, &names, request.candidates, &scores);
         Ok((Some(response), count, routing))
+    }
+
+    /// Whether `candidates` scored by `models` models (0: all) is more work than `defer_over`
+    /// candidates scored by every served model.
+    fn over(&self, candidates: usize, models: usize, defer_over: usize) -> bool {
+        let served = self.models.len();
+        let width = if models == 0 { served } else { models };
+        candidates.saturating_mul(width) > defer_over.saturating_mul(served)
     }
 
     /// A stream message's answer, never an `Err`: a refused request (over `max_request_bytes`,

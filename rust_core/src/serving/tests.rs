@@ -450,6 +450,57 @@ fn a_request_over_the_defer_limit_is_counted_but_not_scored() {
 }
 
 #[test]
+fn the_defer_limit_counts_the_models_a_request_asks_for() {
+    // Two served models: 3 candidates for one model are 3 scores, under a limit of 2
+    // candidates for both (4 scores); 5 candidates for one model are over it.
+    let s = scorer(10);
+    let cands = |n: usize| -> Vec<Candidate> {
+        (0..n)
+            .map(|i| candidate(&format!("c{i}"), &[("campaign_id", "c1")]))
+            .collect()
+    };
+    let (scored, count, _) = s
+        .score_request_unless_over(&request(&["ctr"], cands(3)), None, 2)
+        .unwrap();
+    assert_eq!((scored.is_some(), count), (true, 3));
+    let deferred = s
+        .score_request_unless_over(&request(&["ctr"], cands(5)), None, 2)
+        .unwrap();
+    assert_eq!(deferred, (None, 5, 0));
+    assert_eq!(
+        s.score_request_unless_over(&request(&[], cands(3)), None, 2)
+            .unwrap(),
+        (None, 3, 0)
+    );
+}
+
+#[test]
+fn a_models_list_over_max_models_is_refused_before_any_scoring() {
+    let s = scorer(10).with_max_models(2).unwrap();
+    let cands = vec![candidate("a", &[("campaign_id", "c1")])];
+    assert!(s
+        .score_request(&request(&["ctr", "cvr"], cands.clone()), None)
+        .is_ok());
+    let names = ["ctr"; 3];
+    for defer_over in [usize::MAX, 0] {
+        let err = s
+            .score_request_unless_over(&request(&names, cands.clone()), None, defer_over)
+            .unwrap_err();
+        assert!(matches!(err, Error::BadRequest(_)), "{err}");
+        assert!(
+            err.to_string().contains("3 models, over the limit of 2"),
+            "{err}"
+        );
+    }
+    // Within the limit, a name given twice is refused as before.
+    let err = s
+        .score_request(&request(&["ctr", "ctr"], cands), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("more than once"), "{err}");
+    assert!(scorer(10).with_max_models(0).is_err());
+}
+
+#[test]
 fn stream_answers_equal_unary_responses_and_refusals_carry_id_and_code() {
     let s = scorer(3);
     let good = request(&[], vec![candidate("a", &[("campaign_id", "c1")])]);
