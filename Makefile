@@ -27,7 +27,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml Cargo.toml rust_core/Cargo.toml
 
 .PHONY: install
 # The Go tools come first: their builds need the most scratch disk, and it is freed before the rest.
-install: $(TOOLS)/ghz $(TOOLS)/promtool $(TOOLS)/streamload $(VENV)/.installed $(BIN)/ghz $(BIN)/streamload ## Install ghz and promtool, build streamload, create .venv, build rust_core (release), system packages
+# promtool is left to deploy-check (and so to `make test`): the demo and the everyday commands
+# do not need it, and its build takes minutes and 5 GB of scratch disk at its peak.
+install: $(TOOLS)/ghz $(TOOLS)/streamload $(VENV)/.installed $(BIN)/ghz $(BIN)/streamload ## Install ghz, build streamload, create .venv, build rust_core (release), system packages
 
 # `control loadtest` runs ghz and streamload from PATH: linked into .venv/bin, they are there
 # for whoever activates the venv, as the README's everyday commands do.
@@ -116,7 +118,8 @@ test-jvm: $(VENV)/.installed ## JVM client (clients/jvm): build it, run its test
 	  END { printf "jvm: %d passed, %d failed, %d skipped\n", t - f - s, f, s }'
 
 .PHONY: test
-test: install lint typecheck test-rust deploy-check test-python test-jvm ## Everything CI runs: lints, types, Rust, deploy checks, Python and JVM tests
+# promtool first: its build's scratch disk is freed before the venv and the Rust targets exist.
+test: $(TOOLS)/promtool install lint typecheck test-rust deploy-check test-python test-jvm ## Everything CI runs: lints, types, Rust, deploy checks, Python and JVM tests
 
 # The inner loop: no Go, no AWS emulator, no server subprocesses, no Ray; a couple of minutes.
 .PHONY: test-fast
