@@ -2,8 +2,8 @@
 
 The limits themselves are checked where the request is parsed, in rust_core: the candidate
 count (`--max-candidates`) and the `models` list (`--max-models`, each name at most once).
-With this bound, `ServerConfig` checks that
-`--max-candidates` x `--max-models` scores always fit in a response the transport accepts.
+With this bound, `ServerConfig` checks that `--max-candidates` x `--max-models` scores always
+fit in a response the transport accepts.
 """
 
 from __future__ import annotations

@@ -139,10 +139,8 @@ class ScoreService:
             self._unknown_features.check(
                 request, ranges=models.ranges, context_keys=models.experiment_keys
             )
-        if self._python_values is None:
-            response, candidates, routing = await self._score_native(models.scorer, request)
-        else:
-            response, candidates, routing = await self._score_with_python(models, request)
+        values = self._python_feature_values(request) if self._python_values is not None else None
+        response, candidates, routing = await self._score(models.scorer, request, values)
         if _expired(context):
             # Scored inline past the deadline: grpc will not deliver the response, the client
             # sees DEADLINE_EXCEEDED, and so must the metrics (not OK).
@@ -157,35 +155,36 @@ class ScoreService:
             )
         return response, candidates, routing
 
-    async def _score_native(
-        self, scorer: rust_core.Scorer, request: bytes
+    async def _score(
+        self,
+        scorer: rust_core.Scorer,
+        request: bytes,
+        values: dict[str, list[str | None]] | None,
     ) -> tuple[bytes, int, int]:
-        """Built-in features only: the request is parsed once, in Rust (experiment routing
-        included: no second parse for it). Rust also tells a request over --offload-candidates
-        (counted for every served model: a request for half of them, at twice the candidates)."""
+        """One Rust call parses, routes and scores the request, unless it reports more work than
+        --offload-candidates (counted for every served model: a request for half of them, at
+        twice the candidates); that one is scored on a thread."""
         defer_over = self._offload_candidates if self._offload is not None else None
-        response, candidates, routing = _run(scorer.score_request_routed, request, None, defer_over)
+        response, candidates, routing = _run(
+            scorer.score_request_routed, request, values, defer_over
+        )
         if response is None:
-            # More work than --offload-candidates allows: scored inline it would stall every
-            # other call on this loop for milliseconds; Rust releases the GIL, so a thread
-            # scores it in parallel. (It is parsed again there: cheap next to the scoring.)
+            # Scored inline it would stall every other call on this loop for milliseconds;
+            # Rust releases the GIL, so a thread scores it in parallel. (It is parsed again
+            # there: cheap next to the scoring.)
             response, candidates, routing = await asyncio.get_running_loop().run_in_executor(
-                self._offload, _run, scorer.score_request_routed, request, None, None
+                self._offload, _run, scorer.score_request_routed, request, values, None
             )
         if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
             raise RuntimeError("the scorer returned no response")
         return response, candidates, routing
 
-    async def _score_with_python(self, models: ModelSet, request: bytes) -> tuple[bytes, int, int]:
-        """`@property` features: parse in Python to compute them, then score in Rust."""
+    def _python_feature_values(self, request: bytes) -> dict[str, list[str | None]]:
+        """`@property` features: the request parsed in Python to compute them."""
         python = self._python_values
         assert python is not None
-        scorer = models.scorer
         message = parse_request(request)
         candidates = len(message.candidates)
-        # --offload-candidates counts a request for every served model (see _score_native).
-        served = len(models.models) or 1
-        budget = self._offload_candidates * served // (len(message.models) or served)
         # Checked before computing the properties: 10,000 candidates must not run 10,000 times
         # Python code only to be refused by Rust afterwards.
         if candidates > self._max_candidates:
@@ -193,16 +192,7 @@ class ScoreService:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request has {candidates} candidates, over the limit of {self._max_candidates}",
             )
-        values = python.compute(message)
-        if self._offload is not None and candidates > budget:
-            response, _, routing = await asyncio.get_running_loop().run_in_executor(
-                self._offload, _run, scorer.score_request_routed, request, values, None
-            )
-        else:
-            response, _, routing = _run(scorer.score_request_routed, request, values, None)
-        if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
-            raise RuntimeError("the scorer returned no response")
-        return response, candidates, routing
+        return python.compute(message)
 
     async def _admit(self, context: grpc.aio.ServicerContext, start: float) -> None:
         """Refuse, before any work, a call the server cannot take now (counted like any)."""
