@@ -23,12 +23,18 @@ from types import FrameType
 
 import uvloop
 
-from bidscore.registry import missing_registry
-from pyserver.config import ServerConfig
-from pyserver.errors import ConfigError
-from pyserver.metrics_endpoint import Aggregate, multiprocess_dir
-from pyserver.ports import check_ports_free
-from pyserver.serving_features import ServingFeatures
+from pyserver import grpc_core
+
+# Before the imports below: grpc core reads its settings once, when grpc is imported, and they
+# bring it in (pyserver.serving_features).
+grpc_core.configure()
+
+from bidscore.registry import missing_registry  # noqa: E402
+from pyserver.config import ServerConfig  # noqa: E402
+from pyserver.errors import ConfigError  # noqa: E402
+from pyserver.metrics_endpoint import Aggregate, multiprocess_dir  # noqa: E402
+from pyserver.ports import check_ports_free  # noqa: E402
+from pyserver.serving_features import ServingFeatures  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ def run_server(
         raise ConfigError(missing)
     if before_start is not None:
         before_start(config)
+    log.info("gRPC core: %s", grpc_core.describe())
     return run(config, features)
 
 

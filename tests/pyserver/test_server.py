@@ -70,6 +70,8 @@ def test_serves_the_models_that_have_the_alias_and_names_the_others(
             f" {published.store_url}`; serving ctr meanwhile"
         )
         assert log.count(warning) == 1, log
+    # The gRPC core settings the workers run with (pyserver.grpc_core) are in the log.
+    assert log.count("gRPC core: GRPC_EXPERIMENTS=") == 1, log
     with grpc.insecure_channel(server.target) as channel:
         reply = score(channel, request_bytes(_payload(), models=["ctr"]))
         assert [(m.name, m.version) for m in reply.models] == [("ctr", "1")]
