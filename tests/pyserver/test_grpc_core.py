@@ -11,10 +11,10 @@ from pathlib import Path
 from pyserver.grpc_core import EXPERIMENTS_ENV, SERVER_EXPERIMENTS
 
 REPO = Path(__file__).resolve().parents[2]
-# In a fresh interpreter: which experiments are set once the server's entry module is
-# imported, and whether grpc itself had been imported by then (the settings are read then).
+# In a fresh interpreter: the experiments in the environment once the server's entry module
+# (and grpc, which reads them at import) is imported, and what the server logs of them.
 PROBE = (
-    "import os, sys; import pyserver.workers, grpc; from pyserver import grpc_core; "
+    "import os; import pyserver.workers, grpc; from pyserver import grpc_core; "
     f"print(os.environ.get({EXPERIMENTS_ENV!r}, '<unset>')); print(grpc_core.describe())"
 )
 

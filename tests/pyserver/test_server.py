@@ -17,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from control import datagen
+from pyserver.grpc_core import SERVER_EXPERIMENTS
 from tests.pyserver.serve_harness import (
     Published,
     ServerFactory,
@@ -71,7 +72,7 @@ def test_serves_the_models_that_have_the_alias_and_names_the_others(
         )
         assert log.count(warning) == 1, log
     # The gRPC core settings the workers run with (pyserver.grpc_core) are in the log.
-    assert log.count("gRPC core: GRPC_EXPERIMENTS=") == 1, log
+    assert log.count(f"gRPC core: GRPC_EXPERIMENTS={SERVER_EXPERIMENTS}\n") == 1, log
     with grpc.insecure_channel(server.target) as channel:
         reply = score(channel, request_bytes(_payload(), models=["ctr"]))
         assert [(m.name, m.version) for m in reply.models] == [("ctr", "1")]
