@@ -23,23 +23,18 @@ import sys
 EXPERIMENTS_ENV = "GRPC_EXPERIMENTS"
 SERVER_EXPERIMENTS = "-event_engine_listener,-event_engine_for_all_other_endpoints"
 
-# What configure() found: the experiments grpc reads, or None when grpc had been imported.
-_configured: str | None = None
-
 
 def configure() -> str | None:
     """Give this process (and the workers it forks) the server's gRPC experiments, unless the
     environment already sets them. Returns the experiments in effect, or None when grpc was
     imported already and the setting can no longer take effect."""
-    global _configured  # noqa: PLW0603 -- once per process, before grpc exists
     if "grpc" in sys.modules:
         return None
-    _configured = os.environ.setdefault(EXPERIMENTS_ENV, SERVER_EXPERIMENTS)
-    return _configured
+    return os.environ.setdefault(EXPERIMENTS_ENV, SERVER_EXPERIMENTS)
 
 
-def describe() -> str:
-    """One line for the start-up log: the gRPC experiments this process runs with."""
-    if _configured is None:
+def describe(configured: str | None) -> str:
+    """One line for the start-up log, from what `configure()` returned."""
+    if configured is None:
         return f"{EXPERIMENTS_ENV} left alone (grpc was imported before pyserver.workers)"
-    return f"{EXPERIMENTS_ENV}={_configured or '(empty: grpc defaults)'}"
+    return f"{EXPERIMENTS_ENV}={configured or '(empty: grpc defaults)'}"

@@ -99,6 +99,21 @@ class PythonValues:
     def parse(request: bytes) -> scorer_pb2.ScoreRequest:
         return parse_request(request)
 
+    def for_request(self, request: bytes, max_candidates: int) -> dict[str, list[str | None]]:
+        """The values of a serialized request; INVALID_ARGUMENT if it does not parse, has more
+        than `max_candidates` candidates or a property fails.
+
+        The count is checked before any property runs: 10,000 candidates must not run 10,000
+        times Python code only to be refused by Rust afterwards."""
+        message = parse_request(request)
+        candidates = len(message.candidates)
+        if candidates > max_candidates:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request has {candidates} candidates, over the limit of {max_candidates}",
+            )
+        return self.compute(message)
+
     def compute(self, message: scorer_pb2.ScoreRequest) -> dict[str, list[str | None]]:
         context = dict(message.context)  # one copy per request, not a lookup per candidate
         values: dict[str, list[str | None]] = {feature.name: [] for feature in self._features}

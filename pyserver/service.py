@@ -26,7 +26,7 @@ from pyserver.experiments import ExperimentTraffic
 from pyserver.feature_keys import UnknownFeatures
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
-from pyserver.python_features import PythonValues, parse_request
+from pyserver.python_features import PythonValues
 
 SERVICE_NAME = "bidscore.v1.Scorer"
 log = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ class ScoreService:
             self._unknown_features.check(
                 request, ranges=models.ranges, context_keys=models.experiment_keys
             )
-        values = self._python_feature_values(request) if self._python_values is not None else None
+        python = self._python_values
+        values = python.for_request(request, self._max_candidates) if python is not None else None
         response, candidates, routing = await self._score(models.scorer, request, values)
         if _expired(context):
             # Scored inline past the deadline: grpc will not deliver the response, the client
@@ -178,21 +179,6 @@ class ScoreService:
         if response is None:  # pragma: no cover - Rust scores whenever defer_over is None
             raise RuntimeError("the scorer returned no response")
         return response, candidates, routing
-
-    def _python_feature_values(self, request: bytes) -> dict[str, list[str | None]]:
-        """`@property` features: the request parsed in Python to compute them."""
-        python = self._python_values
-        assert python is not None
-        message = parse_request(request)
-        candidates = len(message.candidates)
-        # Checked before computing the properties: 10,000 candidates must not run 10,000 times
-        # Python code only to be refused by Rust afterwards.
-        if candidates > self._max_candidates:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request has {candidates} candidates, over the limit of {self._max_candidates}",
-            )
-        return python.compute(message)
 
     async def _admit(self, context: grpc.aio.ServicerContext, start: float) -> None:
         """Refuse, before any work, a call the server cannot take now (counted like any)."""

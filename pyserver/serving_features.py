@@ -104,9 +104,7 @@ class ServingFeatures:
 
     def score_bytes(self, scorer: rust_core.Scorer, request: bytes) -> bytes:
         """Score one serialized request as the service does (Python features included)."""
-        python = self.python_values
-        values = python.compute(python.parse(request)) if python is not None else None
-        return bytes(scorer.score_request(request, values))
+        return bytes(scorer.score_request(request, self.python_request_values(request)))
 
     def warm_up(self, scorer: rust_core.Scorer, models: Sequence[str] | None = None) -> None:
         """Score the warm-up batch with `models` (default: all); every model must give a

@@ -33,7 +33,7 @@ from bidscore.v1 import scorer_pb2
 from pyserver.experiments import ExperimentTraffic
 from pyserver.metrics import Metrics
 from pyserver.modelset import ModelSet, ModelSlot
-from pyserver.python_features import PythonValues, parse_request
+from pyserver.python_features import PythonValues
 from pyserver.service import ResponseHook
 
 log = logging.getLogger(__name__)
@@ -206,21 +206,11 @@ class StreamService:
         assert python is not None
         out: list[dict[str, list[str | None]] | None] = []
         for request in requests:
-            if len(request) > self._max_request_bytes:
-                out.append(None)
-                continue
-            try:
-                message = parse_request(request)
-            except Exception:
-                out.append(None)
-                continue
-            if not 0 < len(message.candidates) <= self._max_candidates:
-                out.append(None)
-                continue
-            try:
-                out.append(python.compute(message))
-            except Exception:
-                out.append(None)
+            values = None
+            if len(request) <= self._max_request_bytes:
+                with contextlib.suppress(Exception):
+                    values = python.for_request(request, self._max_candidates)
+            out.append(values)
         return out
 
 

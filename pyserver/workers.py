@@ -27,7 +27,7 @@ from pyserver import grpc_core
 
 # Before the imports below: grpc core reads its settings once, when grpc is imported, and they
 # bring it in (pyserver.serving_features).
-grpc_core.configure()
+GRPC_EXPERIMENTS = grpc_core.configure()
 
 from bidscore.registry import missing_registry  # noqa: E402
 from pyserver.config import ServerConfig  # noqa: E402
@@ -78,7 +78,7 @@ def run_server(
         raise ConfigError(missing)
     if before_start is not None:
         before_start(config)
-    log.info("gRPC core: %s", grpc_core.describe())
+    log.info("gRPC core: %s", grpc_core.describe(GRPC_EXPERIMENTS))
     return run(config, features)
 
 

@@ -14,8 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 # In a fresh interpreter: the experiments in the environment once the server's entry module
 # (and grpc, which reads them at import) is imported, and what the server logs of them.
 PROBE = (
-    "import os; import pyserver.workers, grpc; from pyserver import grpc_core; "
-    f"print(os.environ.get({EXPERIMENTS_ENV!r}, '<unset>')); print(grpc_core.describe())"
+    "import os; import pyserver.workers as w, grpc; from pyserver import grpc_core; "
+    f"print(os.environ.get({EXPERIMENTS_ENV!r}, '<unset>')); "
+    "print(grpc_core.describe(w.GRPC_EXPERIMENTS))"
 )
 
 
