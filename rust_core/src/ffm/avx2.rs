@@ -15,7 +15,9 @@ use std::arch::x86_64::{
     _mm_movehl_ps, _mm_mul_ps, _mm_rsqrt_ps, _mm_set1_ps, _mm_setzero_ps,
 };
 
-use super::{bias_step, linear_step, pair_update, Ahead, Dims, Drip, Feat, Sgd, StepArgs};
+use super::{
+    bias_step, linear_step, pair_update, Ahead, Dims, Drip, Feat, RowShape, Sgd, StepArgs,
+};
 use crate::math::{logloss, sigmoid};
 use crate::slots::{Read, Write};
 
@@ -155,22 +157,24 @@ pub(super) unsafe fn score<S: Read + ?Sized, const K: usize>(
 /// weights keep their bits) with 8 or 16 lanes per latent vector (k = 5..8, 13..16): the row
 /// is inspected once, as in [`score4`], and when every feature has the same value (one-hot
 /// rows) a pair is one fused multiply-add per 8 lanes, the values applied once per row; when
-/// the fields go up in equal steps ([`row_shape`]) feature `a`'s block for each partner is
+/// the fields go up in equal steps ([`RowShape`]) feature `a`'s block for each partner is
 /// found by adding the step. Fewer instructions per pair also keep more pairs' loads in
 /// flight when the table does not fit in the caches.
 ///
 /// # Safety
-/// As for [`score`] with `k == K`, and `K` is 8 or 16.
+/// As for [`score`] with `k == K`, and `K` is 8 or 16; `shape` is `feats`' (see
+/// [`RowShape`]).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn score_rows<S: Read + ?Sized, const K: usize>(
     s: &S,
     r: f32,
     feats: &[Feat],
+    shape: RowShape,
     ahead: Ahead<'_>,
 ) -> f32 {
     // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
     unsafe {
-        match row_shape(feats) {
+        match (shape.step, shape.same_x) {
             (Some(step), true) => score_rows_run::<S, K, true, true>(s, r, feats, step, ahead),
             (Some(step), false) => score_rows_run::<S, K, true, false>(s, r, feats, step, ahead),
             (None, true) => score_rows_run::<S, K, false, true>(s, r, feats, 0, ahead),
@@ -181,11 +185,11 @@ pub(super) unsafe fn score_rows<S: Read + ?Sized, const K: usize>(
 
 /// The loops of [`score_rows`]. `EVEN`: feature `a`'s block for partner `b` is at
 /// `a.base + feats[i + 1].foff + step * (b - i - 1)` (the same address when
-/// `row_shape(feats).0 == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
+/// `RowShape::of(feats).step == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
 /// has the same value, applied once per row.
 ///
 /// # Safety
-/// As for [`score_rows`]; with `EVEN`, `row_shape(feats).0 == Some(step)`.
+/// As for [`score_rows`]; with `EVEN`, `RowShape::of(feats).step == Some(step)`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn score_rows_run<S: Read + ?Sized, const K: usize, const EVEN: bool, const SAME_X: bool>(
@@ -267,47 +271,29 @@ fn one_hot_scale<const SAME_X: bool>(feats: &[Feat]) -> f32 {
     }
 }
 
-/// The row's shape, in one pass over its features: the common distance between consecutive
-/// features' field offsets if there is one and it is positive (one feature per field,
-/// fields in increasing order at equal steps: a feature's blocks for its successive
-/// partners then sit at equal steps, so the pair loop need not look up each partner's
-/// field), and whether every feature has the same value (one-hot rows).
-#[inline(always)]
-fn row_shape(feats: &[Feat]) -> (Option<usize>, bool) {
-    let [f0, f1, ..] = feats else {
-        return (None, true);
-    };
-    let step = f1.foff.wrapping_sub(f0.foff);
-    let (mut even, mut same_x) = (f1.foff > f0.foff, true);
-    for w in feats.windows(2) {
-        even &= w[0].foff.wrapping_add(step) == w[1].foff;
-        same_x &= w[0].x.to_bits() == w[1].x.to_bits();
-    }
-    (even.then_some(step), same_x)
-}
-
 /// [`score`] for `k = 4`: two partners per 256-bit register (each half one pair's four
 /// lanes), so a pair costs half the vector instructions of one 128-bit step.
 ///
 /// The row is looked at once to pick a specialised loop: when the features' field offsets
-/// go up in equal steps ([`row_shape`]: one feature per field, fields in order) feature
+/// go up in equal steps ([`RowShape`]: one feature per field, fields in order) feature
 /// `a`'s blocks for its partners are found by adding the step, not by reading each
 /// partner's field, and with a step of 4 floats (the payload layout, fields without gaps)
 /// features are taken two at a time ([`score4_adjacent`]); when every feature has the same
 /// value (one-hot rows) the products are scaled once per row instead of once per pair.
 ///
 /// # Safety
-/// As for [`score`] with `k == 4`.
+/// As for [`score`] with `k == 4`; `shape` is `feats`' (see [`RowShape`]).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn score4<S: Read + ?Sized>(
     s: &S,
     r: f32,
     feats: &[Feat],
+    shape: RowShape,
     ahead: Ahead<'_>,
 ) -> f32 {
     // SAFETY: passed on from our caller; each arm's condition is the one its loop needs.
     unsafe {
-        match row_shape(feats) {
+        match (shape.step, shape.same_x) {
             (Some(4), true) => score4_adjacent::<S, true>(s, r, feats, ahead),
             (Some(4), false) => score4_adjacent::<S, false>(s, r, feats, ahead),
             (Some(step), true) => score4_run::<S, true, true>(s, r, feats, step, ahead),
@@ -320,13 +306,15 @@ pub(super) unsafe fn score4<S: Read + ?Sized>(
 
 /// The other loops of [`score4`]. `EVEN`: feature `a`'s block for partner `b` is at
 /// `a.base + feats[i + 1].foff + step * (b - i - 1)` (the same address when
-/// `row_shape(feats).0 == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
+/// `RowShape::of(feats).step == Some(step)`), else at `a.base + b.foff`. `SAME_X`: every feature
 /// has the same value, so a pair's product is scaled by `x_a r x_b` once per row.
 ///
 /// # Safety
-/// As for [`score`] with `k == 4`; with `EVEN`, `row_shape(feats).0 == Some(step)`.
+/// As for [`score`] with `k == 4`; with `EVEN`, `RowShape::of(feats).step == Some(step)`.
 #[target_feature(enable = "avx2,fma")]
-#[inline]
+// Each of `score4`'s six loops is a function of its own: inlined together into one large
+// function, a 10-feature row scored about 2% slower (measured; the call costs less).
+#[inline(never)]
 unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
     s: &S,
     r: f32,
@@ -398,7 +386,7 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
 }
 
 /// [`score4`]'s loop for rows whose features sit one per field in consecutive fields with
-/// the payload layout (`row_shape(feats).0 == Some(4)`, the usual CTR row): features are
+/// the payload layout (`RowShape::of(feats).step == Some(4)`, the usual CTR row): features are
 /// taken two at a time, `a` and the next one `a2`. For a partner `b` after both, `b`'s
 /// blocks for `a`'s and `a2`'s fields are adjacent, so one 256-bit load gives both, and the
 /// other halves come from `a`'s and `a2`'s blocks for `b`'s field; the pair `(a, a2)`
@@ -407,9 +395,9 @@ unsafe fn score4_run<S: Read + ?Sized, const EVEN: bool, const SAME_X: bool>(
 /// prefetch hints, tails), not the pairs' arithmetic.
 ///
 /// # Safety
-/// As for [`score`] with `k == 4`, and `row_shape(feats).0 == Some(4)`.
+/// As for [`score`] with `k == 4`, and `RowShape::of(feats).step == Some(4)`.
 #[target_feature(enable = "avx2,fma")]
-#[inline]
+#[inline(never)] // see `score4_run`
 unsafe fn score4_adjacent<S: Read + ?Sized, const SAME_X: bool>(
     s: &S,
     r: f32,
@@ -846,15 +834,16 @@ mod tests {
                         values: &x,
                     };
                     let mut feats = Vec::new();
-                    let r = super::super::resolve(d, true, row, &mut feats);
+                    let (r, shape) = super::super::resolve(d, true, row, &mut feats);
+                    assert_eq!(shape, RowShape::of(&feats));
                     let want = super::super::scalar::score(&w[..], k, r, &feats);
                     // SAFETY: AVX2 and FMA checked above; `feats` resolved with `d`, and
                     // `w` holds every block of `d`.
                     let got = unsafe {
                         match k {
-                            4 => score4(&w[..], r, &feats, Ahead::NONE),
-                            8 => score_rows::<_, 8>(&w[..], r, &feats, Ahead::NONE),
-                            _ => score_rows::<_, 16>(&w[..], r, &feats, Ahead::NONE),
+                            4 => score4(&w[..], r, &feats, shape, Ahead::NONE),
+                            8 => score_rows::<_, 8>(&w[..], r, &feats, shape, Ahead::NONE),
+                            _ => score_rows::<_, 16>(&w[..], r, &feats, shape, Ahead::NONE),
                         }
                     };
                     assert!(

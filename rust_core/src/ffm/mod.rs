@@ -288,13 +288,124 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<Feat>) -> R) -> R {
     })
 }
 
+/// How a resolved row's features are laid out, for the kernels' specialised loops
+/// (`avx2::score4`, `avx2::score_rows`): `step`, the common distance between consecutive
+/// features' field offsets if there is one and it is positive (one feature per field,
+/// fields in increasing order at equal steps: a feature's blocks for its successive
+/// partners then sit at equal steps, so a pair loop need not look up each partner's field);
+/// `same_x`, whether every feature has the same value (one-hot rows). A kernel given a
+/// row's shape may rely on both; [`resolve`] finds it while it resolves the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowShape {
+    pub(crate) step: Option<usize>,
+    pub(crate) same_x: bool,
+}
+
+impl RowShape {
+    /// Nothing known: what the loops that take any row need. Every row has this shape too.
+    pub(crate) const GENERAL: RowShape = RowShape {
+        step: None,
+        same_x: false,
+    };
+
+    /// The shape of `feats`, in one pass over them (the reference [`resolve`]'s is tested
+    /// against).
+    #[cfg(test)]
+    pub(crate) fn of(feats: &[Feat]) -> RowShape {
+        let [f0, f1, ..] = feats else {
+            return RowShape {
+                step: None,
+                same_x: true,
+            };
+        };
+        let step = f1.foff.wrapping_sub(f0.foff);
+        let (mut even, mut same_x) = (f1.foff > f0.foff, true);
+        for w in feats.windows(2) {
+            even &= w[0].foff.wrapping_add(step) == w[1].foff;
+            same_x &= w[0].x.to_bits() == w[1].x.to_bits();
+        }
+        RowShape {
+            step: even.then_some(step),
+            same_x,
+        }
+    }
+}
+
 /// Fills `out` with the row's kept features and returns the pair scale `r`
-/// (`1 / sum x^2` over kept features under normalisation, else 1).
+/// (`1 / sum x^2` over kept features under normalisation, else 1) and their [`RowShape`].
 ///
 /// Every feature's blocks lie below `d.end()`: the kernels rely on it (with a weight array
 /// of at least that length, checked by [`check_len`]) to skip per-access bounds checks.
+///
+/// Every feature is written at the next free place, which moves on only past a kept one:
+/// no branch and no length update per feature (`resolve_v1`'s `push` had both), and the
+/// same features and scale, bit for bit. The shape comes from two folds over the row's
+/// field and value arrays, which the compiler turns into vector compares (the kernels used
+/// to find it with a pass over the resolved features).
 #[inline(always)]
-fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> f32 {
+fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> (f32, RowShape) {
+    let n = row.fields.len();
+    let (fields, indices, values) = (row.fields, &row.indices[..n], &row.values[..n]);
+    out.clear();
+    out.reserve(n);
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let mut kept = 0;
+    let mut s = 0.0f32;
+    for i in 0..n {
+        let (f, j, x) = (fields[i], indices[i] as usize & d.mask, values[i]);
+        let keep = (f as usize) < d.fields;
+        // SAFETY: `kept <= i < n == spare.len()`.
+        unsafe { spare.get_unchecked_mut(kept) }.write(Feat {
+            base: d.block(j, 0),
+            foff: f as usize * d.slot,
+            lin: d.lin(j),
+            x,
+        });
+        // A skipped feature adds 0.0, which leaves `s` as it was, bit for bit.
+        s += if keep { x * x } else { 0.0 };
+        kept += usize::from(keep);
+    }
+    // SAFETY: the first `kept` places were written above, one kept feature each.
+    unsafe { out.set_len(kept) };
+    // Fields at equal steps `df > 0` from the first, and one value, over all the features
+    // (the shape of the kept ones when every feature is kept). Folds without an early exit,
+    // which the compiler turns into vector compares: a few instructions per row.
+    let (f0, df) = match fields {
+        [a, b, ..] if b > a => (*a, b - a),
+        _ => (0, 0),
+    };
+    let x0 = values.first().map_or(0, |x| x.to_bits());
+    let even = df > 0
+        && (fields.iter().zip(0u32..)).fold(true, |even, (&f, i)| {
+            even & (f == f0.wrapping_add(i.wrapping_mul(df)))
+        });
+    let same_x = values
+        .iter()
+        .fold(true, |same, x| same & (x.to_bits() == x0));
+    let shape = if kept < 2 {
+        // No pairs: any loop scores such a row; this is what `RowShape::of` says.
+        RowShape {
+            step: None,
+            same_x: true,
+        }
+    } else {
+        RowShape {
+            // Every feature kept: the fields went up by `df` (no wrap: all are below
+            // `d.fields`), so their offsets by `df * slot`.
+            step: (even && kept == n).then_some(df as usize * d.slot),
+            // The same value over all features is the same over the kept ones; otherwise
+            // `false`, which every loop accepts, even if the kept ones happen to agree.
+            same_x,
+        }
+    };
+    (pair_scale(normalize, s), shape)
+}
+
+/// [`resolve`] as format version 1's code did it, one `push` per kept feature: the `legacy`
+/// kernel's, so that the benchmarks' same-run baseline stays the code before the padded
+/// kernels.
+#[inline(always)]
+fn resolve_v1(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> f32 {
     out.clear();
     out.reserve(row.fields.len());
     let mut s = 0.0f32;
@@ -311,6 +422,12 @@ fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> f32 {
             });
         }
     }
+    pair_scale(normalize, s)
+}
+
+/// `1 / sum x^2` under normalisation (when the sum is positive), else 1.
+#[inline(always)]
+fn pair_scale(normalize: bool, s: f32) -> f32 {
     if normalize && s > 0.0 {
         1.0 / s
     } else {
@@ -360,12 +477,19 @@ pub fn score_with<S: Read + ?Sized>(kernel: Kernel, s: &S, shape: &Shape, row: R
     let d = shape.dims();
     check_len(s, d);
     with_scratch(|feats| {
-        let r = resolve(d, shape.normalize, row, feats);
+        let (r, row_shape) = if kernel == Kernel::Legacy {
+            (
+                resolve_v1(d, shape.normalize, row, feats),
+                RowShape::GENERAL,
+            )
+        } else {
+            resolve(d, shape.normalize, row, feats)
+        };
         // A lone row has no successor to overlap with, but its own misses can overlap each
         // other: ask for all its blocks at once instead of one pair at a time.
         prefetch_feats(s, d, feats);
         // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
-        s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, r, feats, Ahead::NONE) }
+        s.at(d.bias) + unsafe { score_dispatch(kernel, s, d.k, (r, row_shape), feats, Ahead::NONE) }
     })
 }
 
@@ -380,19 +504,43 @@ pub fn score_batch<S: Read + ?Sized>(
     s: &S,
     shape: &Shape,
     data: &Dataset,
-    mut out: impl FnMut(f32),
+    out: impl FnMut(f32),
 ) {
     let kernel = kernel.or_fallback();
+    if kernel == Kernel::Legacy {
+        score_batch_with::<S, true>(kernel, s, shape, data, out);
+    } else {
+        score_batch_with::<S, false>(kernel, s, shape, data, out);
+    }
+}
+
+/// [`score_batch`] with `kernel` available; `V1`: the legacy kernel's loop (format version
+/// 1's code), which resolves rows with [`resolve_v1`] and prefetches a row's blocks in one
+/// burst when it resolves it. The others spread a row's prefetches over the scoring of the
+/// row `AHEAD` rows earlier (see `Ahead`).
+#[inline(always)]
+fn score_batch_with<S: Read + ?Sized, const V1: bool>(
+    kernel: Kernel,
+    s: &S,
+    shape: &Shape,
+    data: &Dataset,
+    mut out: impl FnMut(f32),
+) {
     let d = shape.dims();
     check_len(s, d);
     let rows = data.num_rows();
-    let mut ring: [(Vec<Feat>, f32); AHEAD + 1] = std::array::from_fn(|_| (Vec::new(), 1.0));
-    // The legacy kernel prefetches a row's blocks in one burst when it resolves it (as
-    // format version 1's code did); the others spread them over the scoring of the row
-    // `AHEAD` rows earlier (see `Ahead`).
-    let burst = kernel == Kernel::Legacy;
-    let prepare = |i: usize, (feats, r): &mut (Vec<Feat>, f32)| {
-        *r = resolve(d, shape.normalize, data.row(i), feats);
+    let mut ring: [(Vec<Feat>, (f32, RowShape)); AHEAD + 1] =
+        std::array::from_fn(|_| (Vec::new(), (1.0, RowShape::GENERAL)));
+    let burst = V1;
+    let prepare = |i: usize, (feats, r): &mut (Vec<Feat>, (f32, RowShape))| {
+        *r = if V1 {
+            (
+                resolve_v1(d, shape.normalize, data.row(i), feats),
+                RowShape::GENERAL,
+            )
+        } else {
+            resolve(d, shape.normalize, data.row(i), feats)
+        };
         if burst || i < AHEAD {
             prefetch_feats(s, d, feats);
         }
@@ -430,13 +578,14 @@ fn prefetch_feats<S: Read + ?Sized>(s: &S, d: Dims, feats: &[Feat]) {
 /// legacy one-lane path on every kernel but the scalar reference, as they always did.
 ///
 /// # Safety
-/// As for [`score_feats`], and `kernel.available()`.
+/// As for [`score_feats`], and `kernel.available()`; `shape` is `feats`' (see
+/// [`RowShape`]).
 #[inline(always)]
 unsafe fn score_dispatch<S: Read + ?Sized>(
     kernel: Kernel,
     s: &S,
     k: usize,
-    r: f32,
+    (r, shape): (f32, RowShape),
     feats: &[Feat],
     ahead: Ahead<'_>,
 ) -> f32 {
@@ -451,14 +600,14 @@ unsafe fn score_dispatch<S: Read + ?Sized>(
             _ if !k.is_multiple_of(4) => score_feats(s, k, r, feats, ahead),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => match k {
-                4 => avx2::score4(s, r, feats, ahead),
-                8 => avx2::score_rows::<S, 8>(s, r, feats, ahead),
-                16 => avx2::score_rows::<S, 16>(s, r, feats, ahead),
+                4 => avx2::score4(s, r, feats, shape, ahead),
+                8 => avx2::score_rows::<S, 8>(s, r, feats, shape, ahead),
+                16 => avx2::score_rows::<S, 16>(s, r, feats, shape, ahead),
                 _ => avx2::score::<S, 0>(s, k, r, feats, ahead),
             },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => match k {
-                4 => avx2::score4(s, r, feats, ahead),
+                4 => avx2::score4(s, r, feats, shape, ahead),
                 8 => avx2::score::<S, 8>(s, k, r, feats, ahead),
                 16 => avx512::score::<S, 16>(s, k, r, feats, ahead),
                 _ => avx512::score::<S, 0>(s, k, r, feats, ahead),
@@ -895,7 +1044,7 @@ impl TrainPass<'_> {
             if let Some(next) = next {
                 prefetch_row(st, d, next);
             }
-            let r = resolve(d, nz, row, &mut self.feats);
+            let r = resolve_v1(d, nz, row, &mut self.feats);
             let args = (r, self.sgd, &self.feats[..], y, weight, Ahead::NONE);
             // SAFETY: `feats` comes from `resolve` with `d`, and `check_len` passed.
             return unsafe { train_legacy::<S, false>(st, &mut self.bias, d, args) };
@@ -904,11 +1053,11 @@ impl TrainPass<'_> {
             std::mem::swap(&mut self.feats, &mut self.next);
             self.next_r
         } else {
-            resolve(d, nz, row, &mut self.feats)
+            resolve(d, nz, row, &mut self.feats).0
         };
         self.next.clear();
         self.next_key = next.map(|next| {
-            self.next_r = resolve(d, nz, next, &mut self.next);
+            self.next_r = resolve(d, nz, next, &mut self.next).0;
             RowKey::of(next)
         });
         let ahead = if state.prefetch {
@@ -1418,8 +1567,79 @@ mod tests {
             indices: &[9, 2 + 64],
             values: &[1.0, 1.0],
         };
-        let t = score(&w[..], &shape, base);
-        assert_eq!(t.to_bits(), score(&w[..], &shape, extra).to_bits());
-        assert_eq!(t.to_bits(), score(&w[..], &shape, wrapped).to_bits());
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.available()) {
+            let t = score_with(kernel, &w[..], &shape, base);
+            let name = kernel.name();
+            assert_eq!(
+                t.to_bits(),
+                score_with(kernel, &w[..], &shape, extra).to_bits(),
+                "{name}"
+            );
+            assert_eq!(
+                t.to_bits(),
+                score_with(kernel, &w[..], &shape, wrapped).to_bits(),
+                "{name}"
+            );
+        }
+    }
+
+    /// The branch-free `resolve` keeps the same features, in the same order, with the same
+    /// scale bit for bit as format version 1's `resolve_v1`, wherever the skipped ones are.
+    #[test]
+    fn both_resolves_keep_the_same_features() {
+        let d = Shape {
+            bits: 4,
+            fields: 3,
+            k: 4,
+            stride: 4,
+            normalize: true,
+        }
+        .dims();
+        let rows: [(&[u32], &[u32], &[f32]); 11] = [
+            (&[], &[], &[]),
+            (&[7], &[1], &[2.0]),
+            (&[1], &[1], &[2.0]),
+            (&[0, 1, 2], &[1, 2, 99], &[0.5, 1.5, 0.25]),
+            (&[0, 1, 2], &[1, 2, 99], &[1.0, 1.0, 1.0]),
+            (&[0, 2], &[3, 4], &[1.0, 1.0]),
+            (&[0, 1, 2, 2], &[3, 4, 5, 6], &[1.0, 1.0, 1.0, 1.0]),
+            (&[3, 0, 1], &[1, 2, 3], &[1.0, 3.0, 0.1]),
+            (&[0, 1, 9], &[1, 2, 3], &[1.0, 1.0, 1.0]),
+            (
+                &[0, 9, 1, 9, 2],
+                &[4, 5, 6, 7, 8],
+                &[0.3, 0.7, 1.1, 1.3, 0.9],
+            ),
+            (&[2, 1, 0, 5], &[15, 16, 17, 18], &[1.0, 1.0, 1.0, 4.0]),
+        ];
+        for normalize in [true, false] {
+            for (fields, indices, values) in rows {
+                let row = Row {
+                    fields,
+                    indices,
+                    values,
+                };
+                let (mut new, mut v1) = (vec![Feat::default(); 9], Vec::new());
+                let (r, shape) = resolve(d, normalize, row, &mut new);
+                // The kept features' shape; or, when some were skipped, one the kernels
+                // may rely on (nothing claimed that `RowShape::of` does not).
+                let want = RowShape::of(&new);
+                if new.len() == fields.len() {
+                    assert_eq!(shape, want, "{fields:?}");
+                } else {
+                    assert!(
+                        shape.step.is_none() || shape.step == want.step,
+                        "{fields:?}"
+                    );
+                    assert!(!shape.same_x || want.same_x, "{fields:?}");
+                }
+                let r1 = resolve_v1(d, normalize, row, &mut v1);
+                assert_eq!(r.to_bits(), r1.to_bits(), "{fields:?}");
+                let key = |f: &Feat| (f.base, f.foff, f.lin, f.x.to_bits());
+                let (new, v1): (Vec<_>, Vec<_>) =
+                    (new.iter().map(key).collect(), v1.iter().map(key).collect());
+                assert_eq!(new, v1, "{fields:?}");
+            }
+        }
     }
 }
