@@ -51,19 +51,22 @@ pub unsafe fn as_quads(v: &mut [f32]) -> Result<&Quads, &mut [f32]> {
     Ok(unsafe { &*(std::ptr::from_ref(pairs) as *const Quads) })
 }
 
-/// The 4 floats at `p`, one 16-byte atomic load.
+/// The 4 floats at `base + i`, one 16-byte atomic load. The address is formed in the
+/// instruction (`[base + 4 i]`), where the compiler would otherwise spend an instruction on
+/// it: the kernels hold `base` and the index in registers already.
 ///
 /// # Safety
-/// `p` is 16-byte aligned and 16 bytes from it are readable; the CPU has AVX.
+/// `base + i` is 16-byte aligned and 16 bytes from it are readable; the CPU has AVX.
 #[inline(always)]
-unsafe fn load16(p: *const f32) -> [f32; 4] {
+unsafe fn load16(base: *const f32, i: usize) -> [f32; 4] {
     let v: __m128;
     // SAFETY: our contract. `readonly`: it writes no memory; not `pure`, so each load
     // happens (another thread may have stored in between).
     unsafe {
         asm!(
-            "vmovaps {v}, xmmword ptr [{p}]",
-            p = in(reg) p,
+            "vmovaps {v}, xmmword ptr [{b} + {i} * 4]",
+            b = in(reg) base,
+            i = in(reg) i,
             v = out(xmm_reg) v,
             options(nostack, preserves_flags, readonly),
         );
@@ -71,19 +74,64 @@ unsafe fn load16(p: *const f32) -> [f32; 4] {
     bytemuck::cast(v)
 }
 
-/// Stores 4 floats at `p`, one 16-byte atomic store.
+/// Stores 4 floats at `base + i`, one 16-byte atomic store.
 ///
 /// # Safety
-/// `p` is 16-byte aligned and 16 bytes from it are writable; the CPU has AVX.
+/// `base + i` is 16-byte aligned and 16 bytes from it are writable; the CPU has AVX.
 #[inline(always)]
-unsafe fn store16(p: *const f32, x: [f32; 4]) {
+unsafe fn store16(base: *const f32, i: usize, x: [f32; 4]) {
     let v: __m128 = bytemuck::cast(x);
     // SAFETY: our contract.
     unsafe {
         asm!(
-            "vmovaps xmmword ptr [{p}], {v}",
-            p = in(reg) p,
+            "vmovaps xmmword ptr [{b} + {i} * 4], {v}",
+            b = in(reg) base,
+            i = in(reg) i,
             v = in(xmm_reg) v,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// The 4 floats at `base + i` and the 4 after them: two 16-byte atomic loads (a k = 4
+/// training slot's weights and sums), the second address formed in its instruction too.
+///
+/// # Safety
+/// `base + i` is 16-byte aligned and the 32 bytes from it are readable; the CPU has AVX.
+#[inline(always)]
+unsafe fn load16x2(base: *const f32, i: usize) -> ([f32; 4], [f32; 4]) {
+    let (lo, hi): (__m128, __m128);
+    // SAFETY: our contract. `readonly`: it writes no memory; not `pure` (see `load16`).
+    unsafe {
+        asm!(
+            "vmovaps {lo}, xmmword ptr [{b} + {i} * 4]",
+            "vmovaps {hi}, xmmword ptr [{b} + {i} * 4 + 16]",
+            b = in(reg) base,
+            i = in(reg) i,
+            lo = out(xmm_reg) lo,
+            hi = out(xmm_reg) hi,
+            options(nostack, preserves_flags, readonly),
+        );
+    }
+    (bytemuck::cast(lo), bytemuck::cast(hi))
+}
+
+/// Stores `lo` at `base + i` and `hi` at `base + i + 4`: two 16-byte atomic stores.
+///
+/// # Safety
+/// As for [`load16x2`], writable.
+#[inline(always)]
+unsafe fn store16x2(base: *const f32, i: usize, lo: [f32; 4], hi: [f32; 4]) {
+    let (lo, hi): (__m128, __m128) = (bytemuck::cast(lo), bytemuck::cast(hi));
+    // SAFETY: our contract.
+    unsafe {
+        asm!(
+            "vmovaps xmmword ptr [{b} + {i} * 4], {lo}",
+            "vmovaps xmmword ptr [{b} + {i} * 4 + 16], {hi}",
+            b = in(reg) base,
+            i = in(reg) i,
+            lo = in(xmm_reg) lo,
+            hi = in(xmm_reg) hi,
             options(nostack, preserves_flags),
         );
     }
@@ -115,7 +163,7 @@ impl Read for Quads {
             // SAFETY: the caller guarantees `i + C <= self.slots()`; the view starts on a
             // 16-byte boundary (`as_quads`) and `i + 4m` is a multiple of 4, so each chunk
             // is an aligned 16 bytes inside it; `as_quads` checked for AVX.
-            four.copy_from_slice(&unsafe { load16(self.addr(i + 4 * m)) });
+            four.copy_from_slice(&unsafe { load16(self.addr(0), i + 4 * m) });
         }
         out
     }
@@ -128,6 +176,15 @@ impl Read for Quads {
     #[inline(always)]
     fn at(&self, i: usize) -> f32 {
         self.0.at(i)
+    }
+
+    #[inline(always)]
+    unsafe fn load_halves(&self, i: usize) -> ([f32; 4], [f32; 4]) {
+        debug_assert!(i.is_multiple_of(4), "chunk from index {i}");
+        // SAFETY: the caller guarantees `i + 8 <= self.slots()`; the view starts on a
+        // 16-byte boundary (`as_quads`) and `i` is a multiple of 4, so both chunks are
+        // aligned 16 bytes inside it; `as_quads` checked for AVX.
+        unsafe { load16x2(self.addr(0), i) }
     }
 
     #[inline(always)]
@@ -172,9 +229,17 @@ impl Write for Quads {
         }
         debug_assert!(i.is_multiple_of(4), "chunk from index {i}");
         for (m, four) in x.chunks_exact(4).enumerate() {
+            let four = [four[0], four[1], four[2], four[3]];
             // SAFETY: as in `load_unchecked`.
-            unsafe { store16(self.addr(i + 4 * m), [four[0], four[1], four[2], four[3]]) };
+            unsafe { store16(self.addr(0), i + 4 * m, four) };
         }
+    }
+
+    #[inline(always)]
+    unsafe fn store_halves(&self, i: usize, lo: [f32; 4], hi: [f32; 4]) {
+        debug_assert!(i.is_multiple_of(4), "chunk from index {i}");
+        // SAFETY: as in `load_halves`.
+        unsafe { store16x2(self.addr(0), i, lo, hi) };
     }
 }
 
@@ -192,6 +257,34 @@ mod tests {
     /// Exact comparison of floats, by their bits.
     fn bits(x: &[f32]) -> Vec<u32> {
         x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn halves_are_the_two_chunks_of_a_slot() {
+        let (mut v, skip) = aligned(24);
+        let base = skip as f32;
+        // SAFETY: this test touches every lane in chunks only.
+        let Ok(q) = (unsafe { as_quads(&mut v[skip..skip + 24]) }) else {
+            assert!(!std::arch::is_x86_feature_detected!("avx"));
+            return;
+        };
+        for i in [0, 4, 8, 16] {
+            // SAFETY: i + 8 <= 24, from a multiple of 4.
+            let (lo, hi) = unsafe { q.load_halves(i) };
+            // SAFETY: as above.
+            let (lo4, hi4) = unsafe { (q.load_unchecked::<4>(i), q.load_unchecked::<4>(i + 4)) };
+            assert_eq!((bits(&lo), bits(&hi)), (bits(&lo4), bits(&hi4)), "{i}");
+            assert_eq!(lo[0].to_bits(), (base + i as f32).to_bits(), "{i}");
+        }
+        // SAFETY: 8 + 8 <= 24, from a multiple of 4.
+        unsafe { q.store_halves(8, [1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]) };
+        assert_eq!(
+            bits(&q.load::<8>(8)),
+            bits(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+        );
+        // The chunks around it are as they were.
+        assert_eq!(q.load::<4>(4)[3].to_bits(), (base + 7.0).to_bits());
+        assert_eq!(q.load::<4>(16)[0].to_bits(), (base + 16.0).to_bits());
     }
 
     #[test]

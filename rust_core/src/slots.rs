@@ -24,6 +24,16 @@ pub trait Read {
     unsafe fn load_unchecked<const C: usize>(&self, i: usize) -> [f32; C];
     /// `C` consecutive weights from `i`: one bounds check, then a plain (vectorisable) copy.
     fn load<const C: usize>(&self, i: usize) -> [f32; C];
+    /// The 4 weights from `i` and the 4 after them (a training slot at k = 4: weights and
+    /// their squared-gradient sums), as two chunks. A storage may read them in one go.
+    ///
+    /// # Safety
+    /// `i + 8 <= self.slots()`.
+    #[inline(always)]
+    unsafe fn load_halves(&self, i: usize) -> ([f32; 4], [f32; 4]) {
+        // SAFETY: passed on from our caller.
+        unsafe { (self.load_unchecked::<4>(i), self.load_unchecked::<4>(i + 4)) }
+    }
 }
 
 /// Read-write access through a shared reference.
@@ -39,6 +49,18 @@ pub trait Write: Read {
     #[inline(always)]
     unsafe fn store_unchecked<const C: usize>(&self, i: usize, x: [f32; C]) {
         self.store(i, x);
+    }
+    /// Stores `lo` at `i` and `hi` at `i + 4` ([`Read::load_halves`]' counterpart).
+    ///
+    /// # Safety
+    /// `i + 8 <= self.slots()`.
+    #[inline(always)]
+    unsafe fn store_halves(&self, i: usize, lo: [f32; 4], hi: [f32; 4]) {
+        // SAFETY: passed on from our caller.
+        unsafe {
+            self.store_unchecked(i, lo);
+            self.store_unchecked(i + 4, hi);
+        }
     }
 }
 

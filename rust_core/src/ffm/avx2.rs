@@ -672,9 +672,13 @@ unsafe fn pair4x2<S: Write + ?Sized>(st: &S, slots: [usize; 4], kx: (f32, f32), 
     let [a0, b0, a1, b1] = slots;
     // SAFETY: every chunk ends by `slot + 8` (our contract).
     unsafe {
-        let two = |lo: usize, hi: usize| _mm256_set_m128(load4(st, hi), load4(st, lo));
-        let (wa, wb) = (two(a0, a1), two(b0, b1));
-        let (sa, sb) = (two(a0 + 4, a1 + 4), two(b0 + 4, b1 + 4));
+        // Each slot's weights and sums: (w, g) of 4 lanes each, one `load_halves`.
+        let m = |x: [f32; 4]| -> __m128 { bytemuck::cast(x) };
+        let [(wa0, sa0), (wb0, sb0), (wa1, sa1), (wb1, sb1)] =
+            slots.map(|slot| st.load_halves(slot));
+        let two = |lo: [f32; 4], hi: [f32; 4]| _mm256_set_m128(m(hi), m(lo));
+        let (wa, wb) = (two(wa0, wa1), two(wb0, wb1));
+        let (sa, sb) = (two(sa0, sa1), two(sb0, sb1));
         let kx = _mm256_set_m128(_mm_set1_ps(kx.1), _mm_set1_ps(kx.0));
         let (l2, eta) = (_mm256_set1_ps(sgd.l2), _mm256_set1_ps(sgd.eta));
         let ga = _mm256_fmadd_ps(l2, wa, _mm256_mul_ps(kx, wb));
@@ -686,14 +690,10 @@ unsafe fn pair4x2<S: Write + ?Sized>(st: &S, slots: [usize; 4], kx: (f32, f32), 
         let halves = |v: __m256| -> [[f32; 4]; 2] { bytemuck::cast(v) };
         let ([sa0, sa1], [sb0, sb1]) = (halves(sa), halves(sb));
         let ([na0, na1], [nb0, nb1]) = (halves(na), halves(nb));
-        st.store_unchecked(a0 + 4, sa0);
-        st.store_unchecked(b0 + 4, sb0);
-        st.store_unchecked(a0, na0);
-        st.store_unchecked(b0, nb0);
-        st.store_unchecked(a1 + 4, sa1);
-        st.store_unchecked(b1 + 4, sb1);
-        st.store_unchecked(a1, na1);
-        st.store_unchecked(b1, nb1);
+        st.store_halves(a0, na0, sa0);
+        st.store_halves(b0, nb0, sb0);
+        st.store_halves(a1, na1, sa1);
+        st.store_halves(b1, nb1, sb1);
     }
 }
 
