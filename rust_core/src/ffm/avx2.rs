@@ -834,7 +834,8 @@ mod tests {
                         values: &x,
                     };
                     let mut feats = Vec::new();
-                    let (r, shape) = super::super::resolve(d, true, row, &mut feats);
+                    let r = super::super::resolve(d, true, row, &mut feats);
+                    let shape = RowShape::of_row(d, row, feats.len());
                     assert_eq!(shape, RowShape::of(&feats));
                     let want = super::super::scalar::score(&w[..], k, r, &feats);
                     // SAFETY: AVX2 and FMA checked above; `feats` resolved with `d`, and

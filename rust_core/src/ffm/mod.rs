@@ -294,7 +294,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<Feat>) -> R) -> R {
 /// fields in increasing order at equal steps: a feature's blocks for its successive
 /// partners then sit at equal steps, so a pair loop need not look up each partner's field);
 /// `same_x`, whether every feature has the same value (one-hot rows). A kernel given a
-/// row's shape may rely on both; [`resolve`] finds it while it resolves the row.
+/// row's shape may rely on both; [`RowShape::of_row`] finds it from the row's arrays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RowShape {
     pub(crate) step: Option<usize>,
@@ -308,15 +308,51 @@ impl RowShape {
         same_x: false,
     };
 
-    /// The shape of `feats`, in one pass over them (the reference [`resolve`]'s is tested
-    /// against).
+    /// A row of fewer than two features: no pairs, so any loop scores it.
+    const NO_PAIRS: RowShape = RowShape {
+        step: None,
+        same_x: true,
+    };
+
+    /// The shape of the `kept` features [`resolve`] kept of `row` (`d`'s layout), from the
+    /// row's own field and value arrays: fields at equal steps `df > 0` from the first, and
+    /// one value, over all its features, which is the kept ones' shape when every feature is
+    /// kept. Folds without an early exit, which the compiler turns into vector compares: a
+    /// few instructions per row (the kernels used to find it with a pass over the resolved
+    /// features).
+    #[inline(always)]
+    fn of_row(d: Dims, row: Row<'_>, kept: usize) -> RowShape {
+        if kept < 2 {
+            return RowShape::NO_PAIRS;
+        }
+        let (fields, values) = (row.fields, row.values);
+        let (f0, df) = match fields {
+            [a, b, ..] if b > a => (*a, b - a),
+            _ => (0, 0),
+        };
+        let x0 = values.first().map_or(0, |x| x.to_bits());
+        let even = df > 0
+            && (fields.iter().zip(0u32..)).fold(true, |even, (&f, i)| {
+                even & (f == f0.wrapping_add(i.wrapping_mul(df)))
+            });
+        RowShape {
+            // Every feature kept: the fields went up by `df` (no wrap: all are below
+            // `d.fields`), so their offsets by `df * slot`.
+            step: (even && kept == fields.len()).then_some(df as usize * d.slot),
+            // The same value over all features is the same over the kept ones; otherwise
+            // `false`, which every loop accepts, even if the kept ones happen to agree.
+            same_x: values
+                .iter()
+                .fold(true, |same, x| same & (x.to_bits() == x0)),
+        }
+    }
+
+    /// The shape of `feats`, in one pass over them (the reference [`RowShape::of_row`] is
+    /// tested against).
     #[cfg(test)]
     pub(crate) fn of(feats: &[Feat]) -> RowShape {
         let [f0, f1, ..] = feats else {
-            return RowShape {
-                step: None,
-                same_x: true,
-            };
+            return RowShape::NO_PAIRS;
         };
         let step = f1.foff.wrapping_sub(f0.foff);
         let (mut even, mut same_x) = (f1.foff > f0.foff, true);
@@ -332,18 +368,16 @@ impl RowShape {
 }
 
 /// Fills `out` with the row's kept features and returns the pair scale `r`
-/// (`1 / sum x^2` over kept features under normalisation, else 1) and their [`RowShape`].
+/// (`1 / sum x^2` over kept features under normalisation, else 1).
 ///
 /// Every feature's blocks lie below `d.end()`: the kernels rely on it (with a weight array
 /// of at least that length, checked by [`check_len`]) to skip per-access bounds checks.
 ///
 /// Every feature is written at the next free place, which moves on only past a kept one:
 /// no branch and no length update per feature (`resolve_v1`'s `push` had both), and the
-/// same features and scale, bit for bit. The shape comes from two folds over the row's
-/// field and value arrays, which the compiler turns into vector compares (the kernels used
-/// to find it with a pass over the resolved features).
+/// same features and scale, bit for bit.
 #[inline(always)]
-fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> (f32, RowShape) {
+fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> f32 {
     let n = row.fields.len();
     let (fields, indices, values) = (row.fields, &row.indices[..n], &row.values[..n]);
     out.clear();
@@ -367,38 +401,7 @@ fn resolve(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> (f32,
     }
     // SAFETY: the first `kept` places were written above, one kept feature each.
     unsafe { out.set_len(kept) };
-    // Fields at equal steps `df > 0` from the first, and one value, over all the features
-    // (the shape of the kept ones when every feature is kept). Folds without an early exit,
-    // which the compiler turns into vector compares: a few instructions per row.
-    let (f0, df) = match fields {
-        [a, b, ..] if b > a => (*a, b - a),
-        _ => (0, 0),
-    };
-    let x0 = values.first().map_or(0, |x| x.to_bits());
-    let even = df > 0
-        && (fields.iter().zip(0u32..)).fold(true, |even, (&f, i)| {
-            even & (f == f0.wrapping_add(i.wrapping_mul(df)))
-        });
-    let same_x = values
-        .iter()
-        .fold(true, |same, x| same & (x.to_bits() == x0));
-    let shape = if kept < 2 {
-        // No pairs: any loop scores such a row; this is what `RowShape::of` says.
-        RowShape {
-            step: None,
-            same_x: true,
-        }
-    } else {
-        RowShape {
-            // Every feature kept: the fields went up by `df` (no wrap: all are below
-            // `d.fields`), so their offsets by `df * slot`.
-            step: (even && kept == n).then_some(df as usize * d.slot),
-            // The same value over all features is the same over the kept ones; otherwise
-            // `false`, which every loop accepts, even if the kept ones happen to agree.
-            same_x,
-        }
-    };
-    (pair_scale(normalize, s), shape)
+    pair_scale(normalize, s)
 }
 
 /// [`resolve`] as format version 1's code did it, one `push` per kept feature: the `legacy`
@@ -423,6 +426,24 @@ fn resolve_v1(d: Dims, normalize: bool, row: Row<'_>, out: &mut Vec<Feat>) -> f3
         }
     }
     pair_scale(normalize, s)
+}
+
+/// A row resolved for scoring with `kernel`: its pair scale and its shape. The legacy kernel
+/// resolves as format version 1 did ([`resolve_v1`]) and uses no shape.
+#[inline(always)]
+fn resolve_to_score(
+    legacy: bool,
+    d: Dims,
+    normalize: bool,
+    row: Row<'_>,
+    out: &mut Vec<Feat>,
+) -> (f32, RowShape) {
+    if legacy {
+        (resolve_v1(d, normalize, row, out), RowShape::GENERAL)
+    } else {
+        let r = resolve(d, normalize, row, out);
+        (r, RowShape::of_row(d, row, out.len()))
+    }
 }
 
 /// `1 / sum x^2` under normalisation (when the sum is positive), else 1.
@@ -477,14 +498,8 @@ pub fn score_with<S: Read + ?Sized>(kernel: Kernel, s: &S, shape: &Shape, row: R
     let d = shape.dims();
     check_len(s, d);
     with_scratch(|feats| {
-        let (r, row_shape) = if kernel == Kernel::Legacy {
-            (
-                resolve_v1(d, shape.normalize, row, feats),
-                RowShape::GENERAL,
-            )
-        } else {
-            resolve(d, shape.normalize, row, feats)
-        };
+        let legacy = kernel == Kernel::Legacy;
+        let (r, row_shape) = resolve_to_score(legacy, d, shape.normalize, row, feats);
         // A lone row has no successor to overlap with, but its own misses can overlap each
         // other: ask for all its blocks at once instead of one pair at a time.
         prefetch_feats(s, d, feats);
@@ -531,17 +546,9 @@ fn score_batch_with<S: Read + ?Sized, const V1: bool>(
     let rows = data.num_rows();
     let mut ring: [(Vec<Feat>, (f32, RowShape)); AHEAD + 1] =
         std::array::from_fn(|_| (Vec::new(), (1.0, RowShape::GENERAL)));
-    let burst = V1;
     let prepare = |i: usize, (feats, r): &mut (Vec<Feat>, (f32, RowShape))| {
-        *r = if V1 {
-            (
-                resolve_v1(d, shape.normalize, data.row(i), feats),
-                RowShape::GENERAL,
-            )
-        } else {
-            resolve(d, shape.normalize, data.row(i), feats)
-        };
-        if burst || i < AHEAD {
+        *r = resolve_to_score(V1, d, shape.normalize, data.row(i), feats);
+        if V1 || i < AHEAD {
             prefetch_feats(s, d, feats);
         }
     };
@@ -553,7 +560,7 @@ fn score_batch_with<S: Read + ?Sized, const V1: bool>(
             prepare(i + AHEAD, &mut ring[(i + AHEAD) % (AHEAD + 1)]);
         }
         let (feats, r) = &ring[i % (AHEAD + 1)];
-        let ahead = if burst || i + AHEAD >= rows {
+        let ahead = if V1 || i + AHEAD >= rows {
             Ahead::NONE
         } else {
             Ahead::new(d, &ring[(i + AHEAD) % (AHEAD + 1)].0)
@@ -1053,11 +1060,11 @@ impl TrainPass<'_> {
             std::mem::swap(&mut self.feats, &mut self.next);
             self.next_r
         } else {
-            resolve(d, nz, row, &mut self.feats).0
+            resolve(d, nz, row, &mut self.feats)
         };
         self.next.clear();
         self.next_key = next.map(|next| {
-            self.next_r = resolve(d, nz, next, &mut self.next).0;
+            self.next_r = resolve(d, nz, next, &mut self.next);
             RowKey::of(next)
         });
         let ahead = if state.prefetch {
@@ -1620,7 +1627,8 @@ mod tests {
                     values,
                 };
                 let (mut new, mut v1) = (vec![Feat::default(); 9], Vec::new());
-                let (r, shape) = resolve(d, normalize, row, &mut new);
+                let r = resolve(d, normalize, row, &mut new);
+                let shape = RowShape::of_row(d, row, new.len());
                 // The kept features' shape; or, when some were skipped, one the kernels
                 // may rely on (nothing claimed that `RowShape::of` does not).
                 let want = RowShape::of(&new);
