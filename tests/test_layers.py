@@ -5,6 +5,8 @@ inside functions, so a cycle cannot hide behind `noqa: PLC0415`."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,28 @@ def test_the_check_sees_a_wrong_way_import(tmp_path: Path) -> None:
     module = tmp_path / "reloader.py"
     module.write_text("def f():\n    from control.registry import open_registry\n")
     assert imported_packages(module) == {(2, "control")}
+
+
+def test_importing_every_pyserver_module_loads_no_control_module() -> None:
+    """What a production host installs (`bidscore[serve]`) runs without `control`: imported
+    in a fresh interpreter, no pyserver module brings it in, by any route."""
+    modules = sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for path in (REPO / "pyserver").rglob("*.py")
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'control'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == "[]"
+    assert len(modules) > 20  # the walk found the package
